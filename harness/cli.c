@@ -1,0 +1,243 @@
+#include "harness/cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define CLI_MAX_OPTIONS 64
+
+enum { GLOBAL_HELP = 1, GLOBAL_VERSION, GLOBAL_LOG_LEVEL };
+
+static const cli_option global_options[] = {
+	{ GLOBAL_HELP, "help", 'h', NULL, "Show this help and exit.", NULL },
+	{ GLOBAL_VERSION, "version", 'V', NULL, "Show the version and exit.", NULL },
+	{ GLOBAL_LOG_LEVEL, "log-level", 0, "LEVEL",
+	  "Log messages up to LEVEL: error, warn, info or debug.", "info" },
+	CLI_OPTIONS_END,
+};
+
+static const cli_command global_command = {
+	"policylag", "policylag [--log-level LEVEL] COMMAND [ARGS]", NULL, NULL, global_options,
+	NULL, NULL,
+};
+
+static size_t count_options(const cli_option *options)
+{
+	size_t n = 0;
+
+	while (options != NULL && options[n].id != 0)
+		n++;
+	return n;
+}
+
+static void print_options(const cli_option *options, int with_help)
+{
+	char left[64];
+
+	if (with_help)
+		printf("  -h, --help%*sShow this help and exit.\n", 20, "");
+	for (size_t i = 0; options != NULL && options[i].id != 0; i++) {
+		const cli_option *o = &options[i];
+
+		if (o->short_name != 0)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->long_name,
+				 o->value_name ? " " : "", o->value_name ? o->value_name : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->long_name,
+				 o->value_name ? " " : "", o->value_name ? o->value_name : "");
+		printf("  %-28s %s", left, o->help);
+		if (o->default_text != NULL)
+			printf(" (default: %s)", o->default_text);
+		printf("\n");
+	}
+}
+
+void cli_print_command_help(const cli_command *cmd)
+{
+	printf("Usage: policylag %s\n\n", cmd->synopsis);
+	if (cmd->description != NULL)
+		printf("%s\n\n", cmd->description);
+	else if (cmd->summary != NULL)
+		printf("%s\n\n", cmd->summary);
+	printf("Options:\n");
+	print_options(cmd->options, 1);
+	if (cmd->examples != NULL)
+		printf("\nExamples:\n%s", cmd->examples);
+	printf("\nExit status: 0 success, 1 an expectation failed, 2 usage or profile error,\n"
+	       "3 runtime failure.\n");
+}
+
+void cli_print_main_help(void)
+{
+	printf("Usage: %s\n\n", global_command.synopsis);
+	printf("Measures how long an AWS IoT Core policy change takes to reach MQTT clients,\n"
+	       "with many clients at once, against AWS IoT or the embedded simulator.\n\n");
+	printf("Commands:\n");
+	for (size_t i = 0; cli_commands[i] != NULL; i++)
+		printf("  %-12s %s\n", cli_commands[i]->name, cli_commands[i]->summary);
+	if (cli_commands[0] == NULL)
+		printf("  (none yet in this build)\n");
+	printf("\nGlobal options (before COMMAND):\n");
+	print_options(global_options + 1, 1);
+	printf("\nRun 'policylag COMMAND --help' for the options of one command.\n");
+	printf("\nExit status:\n"
+	       "  0  success\n"
+	       "  1  the run finished but an expectation in the profile failed\n"
+	       "  2  usage error or invalid profile\n"
+	       "  3  runtime failure (network, files, simulator, worker processes)\n");
+}
+
+const cli_command *cli_find_command(const char *name)
+{
+	for (size_t i = 0; cli_commands[i] != NULL; i++)
+		if (strcmp(cli_commands[i]->name, name) == 0)
+			return cli_commands[i];
+	return NULL;
+}
+
+int cli_usage_error(const cli_command *cmd, const char *message)
+{
+	fprintf(stderr, "policylag: %s\n", message);
+	if (cmd != NULL && cmd != &global_command)
+		fprintf(stderr, "Run 'policylag %s --help' for usage.\n", cmd->name);
+	else
+		fprintf(stderr, "Run 'policylag --help' for usage.\n");
+	return PL_EXIT_USAGE;
+}
+
+/* Builds the getopt_long tables for options plus --help. */
+static void build_getopt(const cli_option *options, struct option *longs, char *shorts,
+			 size_t shorts_len)
+{
+	size_t n = 0;
+	size_t s = 0;
+
+	shorts[s++] = '+'; /* stop at the first operand, so subcommands get their own options */
+	shorts[s++] = ':'; /* report a missing value as ':' */
+	longs[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	shorts[s++] = 'h';
+	for (size_t i = 0; options != NULL && options[i].id != 0; i++) {
+		const cli_option *o = &options[i];
+
+		longs[n++] = (struct option){ o->long_name,
+					      o->value_name ? required_argument : no_argument, NULL,
+					      256 + o->id };
+		if (o->short_name != 0 && s + 3 < shorts_len) {
+			shorts[s++] = o->short_name;
+			if (o->value_name)
+				shorts[s++] = ':';
+		}
+	}
+	longs[n] = (struct option){ NULL, 0, NULL, 0 };
+	shorts[s] = '\0';
+}
+
+static const cli_option *find_short(const cli_option *options, int c)
+{
+	for (size_t i = 0; options != NULL && options[i].id != 0; i++)
+		if (options[i].short_name == c)
+			return &options[i];
+	return NULL;
+}
+
+pl_err cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn on_option,
+		 void *ctx, int *first_operand, int *help_shown, pl_errmsg *e)
+{
+	struct option longs[CLI_MAX_OPTIONS + 2];
+	char shorts[3 * CLI_MAX_OPTIONS + 4];
+	int c;
+
+	if (count_options(cmd->options) > CLI_MAX_OPTIONS)
+		return pl_errmsg_set(e, PL_ERR_INTERNAL, "too many options for '%s'", cmd->name);
+	build_getopt(cmd->options, longs, shorts, sizeof(shorts));
+	*help_shown = 0;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+		const cli_option *o;
+		pl_err rc;
+
+		if (c == 'h') {
+			cli_print_command_help(cmd);
+			*help_shown = 1;
+			return PL_OK;
+		}
+		if (c == ':')
+			return pl_errmsg_set(e, PL_ERR_INVALID, "option '%s' requires a value",
+					     argv[optind - 1]);
+		if (c == '?')
+			return pl_errmsg_set(e, PL_ERR_INVALID, "unknown option '%s'",
+					     argv[optind - 1]);
+		if (c >= 256)
+			rc = on_option(ctx, c - 256, optarg, e);
+		else if ((o = find_short(cmd->options, c)) != NULL)
+			rc = on_option(ctx, o->id, optarg, e);
+		else
+			return pl_errmsg_set(e, PL_ERR_INTERNAL, "unhandled option '%c'", c);
+		if (rc != PL_OK)
+			return rc;
+	}
+	*first_operand = optind;
+	return PL_OK;
+}
+
+static pl_err on_global_option(void *ctx, int id, const char *value, pl_errmsg *e)
+{
+	int *version = ctx;
+	pl_log_level level;
+	pl_err rc;
+
+	switch (id) {
+	case GLOBAL_HELP:
+		cli_print_main_help();
+		*version = 2;
+		return PL_OK;
+	case GLOBAL_VERSION:
+		*version = 1;
+		return PL_OK;
+	case GLOBAL_LOG_LEVEL:
+		rc = pl_log_level_parse(value, &level, e);
+		if (rc == PL_OK)
+			pl_log_set_level(level);
+		return rc;
+	default:
+		return pl_errmsg_set(e, PL_ERR_INTERNAL, "unhandled global option %d", id);
+	}
+}
+
+int cli_main(int argc, char **argv)
+{
+	const cli_command *cmd;
+	pl_errmsg e = { "" };
+	int first = 1;
+	int shown = 0;
+	int version = 0;
+	char message[PL_ERRMSG_MAX + 64];
+
+	/* --help is handled by the generic 'h' path, which prints command help; the
+	 * global table is printed by cli_print_main_help instead. */
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		cli_print_main_help();
+		return PL_EXIT_OK;
+	}
+	if (cli_parse(&global_command, argc, argv, on_global_option, &version, &first, &shown,
+		      &e) != PL_OK)
+		return cli_usage_error(&global_command, e.msg);
+	if (version == 1) {
+		printf("policylag %s\n", POLICYLAG_VERSION);
+		return PL_EXIT_OK;
+	}
+	if (version == 2 || shown)
+		return PL_EXIT_OK;
+	if (first >= argc)
+		return cli_usage_error(&global_command, "missing command");
+	cmd = cli_find_command(argv[first]);
+	if (cmd == NULL) {
+		snprintf(message, sizeof(message), "unknown command '%s'", argv[first]);
+		return cli_usage_error(&global_command, message);
+	}
+	return cmd->run(cmd, argc - first, argv + first);
+}

@@ -1,0 +1,10 @@
+/*
+ * Subcommand descriptors, one per harness/cmd_<name>.c, for example
+ * "extern const cli_command cmd_sim;". Each is listed in commands.c.
+ */
+#ifndef PL_COMMANDS_H
+#define PL_COMMANDS_H
+
+#include "harness/cli.h"
+
+#endif
