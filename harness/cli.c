@@ -38,7 +38,7 @@ static void print_options(const cli_option *options, int with_help)
 	char left[64];
 
 	if (with_help)
-		printf("  -h, --help%*sShow this help and exit.\n", 20, "");
+		printf("  %-28s %s\n", "-h, --help", "Show this help and exit.");
 	for (size_t i = 0; options != NULL && options[i].id != 0; i++) {
 		const cli_option *o = &options[i];
 
