@@ -291,6 +291,8 @@ tmqtt_outcome tmqtt_connect(tmqtt **out, const tmqtt_options *o, int *code)
 	if (!c)
 		return TMQTT_ERROR;
 	opts = c->version == 5 ? &co5 : &co;
+	/* The default version makes paho retry a failed 3.1.1 CONNECT as 3.1. */
+	opts->MQTTVersion = c->version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	ssl.trustStore = o->ca_path;
 	ssl.keyStore = o->cert_path;
 	ssl.privateKey = o->key_path;
