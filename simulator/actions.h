@@ -71,7 +71,7 @@ pl_err sim_action_queue_push(sim_action_queue *q, sim_action *a);
  * Calls fn for each action whose delay has passed, in push order among
  * actions that are due, then frees it. fn must not push onto the same queue
  * (the lock is not held while fn runs, but the drained batch is fixed before
- * the first call). Returns the number of actions handed to fn. Thread-safe.
+XX the number of actions handed to fn. Thread-safe.
  */
 size_t sim_action_queue_drain(sim_action_queue *q,
 			      void (*fn)(void *ctx, const sim_action *a), void *ctx);
