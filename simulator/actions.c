@@ -9,11 +9,11 @@
 
 /* A ring of slots; each slot remembers when its action becomes due. */
 typedef struct queued_action {
-	sim_action action;
+	sim_broker_action action;
 	int64_t due_ns;
 } queued_action;
 
-struct sim_action_queue {
+struct sim_broker_queue {
 	pthread_mutex_t lock;
 	queued_action *slots;
 	size_t capacity;
@@ -21,7 +21,7 @@ struct sim_action_queue {
 	uint64_t dropped;
 };
 
-void sim_action_clear(sim_action *a)
+void sim_broker_action_clear(sim_broker_action *a)
 {
 	if (a == NULL)
 		return;
@@ -33,9 +33,9 @@ void sim_action_clear(sim_action *a)
 	memset(a, 0, sizeof(*a));
 }
 
-pl_err sim_action_queue_create(sim_action_queue **out, size_t capacity)
+pl_err sim_broker_queue_create(sim_broker_queue **out, size_t capacity)
 {
-	sim_action_queue *q;
+	sim_broker_queue *q;
 
 	assert(capacity >= 1);
 	q = calloc(1, sizeof(*q));
@@ -52,18 +52,18 @@ pl_err sim_action_queue_create(sim_action_queue **out, size_t capacity)
 	return PL_OK;
 }
 
-void sim_action_queue_free(sim_action_queue *q)
+void sim_broker_queue_free(sim_broker_queue *q)
 {
 	if (q == NULL)
 		return;
 	for (size_t i = 0; i < q->length; i++)
-		sim_action_clear(&q->slots[i].action);
+		sim_broker_action_clear(&q->slots[i].action);
 	pthread_mutex_destroy(&q->lock);
 	free(q->slots);
 	free(q);
 }
 
-pl_err sim_action_queue_push(sim_action_queue *q, sim_action *a)
+pl_err sim_broker_queue_push(sim_broker_queue *q, sim_broker_action *a)
 {
 	pl_err err = PL_OK;
 
@@ -85,7 +85,7 @@ pl_err sim_action_queue_push(sim_action_queue *q, sim_action *a)
  * Moves the due actions out of the queue into batch (keeping the order of the
  * rest) so that fn can run without the lock held. Returns how many moved.
  */
-static size_t take_due(sim_action_queue *q, queued_action *batch, size_t max)
+static size_t take_due(sim_broker_queue *q, queued_action *batch, size_t max)
 {
 	int64_t now = pl_mono_ns();
 	size_t taken = 0, kept = 0;
@@ -100,8 +100,8 @@ static size_t take_due(sim_action_queue *q, queued_action *batch, size_t max)
 	return taken;
 }
 
-size_t sim_action_queue_drain(sim_action_queue *q,
-			      void (*fn)(void *ctx, const sim_action *a), void *ctx)
+size_t sim_broker_queue_drain(sim_broker_queue *q,
+			      void (*fn)(void *ctx, const sim_broker_action *a), void *ctx)
 {
 	queued_action batch[64];
 	size_t total = 0, n;
@@ -113,14 +113,14 @@ size_t sim_action_queue_drain(sim_action_queue *q,
 		pthread_mutex_unlock(&q->lock);
 		for (size_t i = 0; i < n; i++) {
 			fn(ctx, &batch[i].action);
-			sim_action_clear(&batch[i].action);
+			sim_broker_action_clear(&batch[i].action);
 		}
 		total += n;
 	} while (n == sizeof(batch) / sizeof(batch[0]));
 	return total;
 }
 
-uint64_t sim_action_queue_dropped(sim_action_queue *q)
+uint64_t sim_broker_queue_dropped(sim_broker_queue *q)
 {
 	uint64_t n;
 
@@ -130,7 +130,7 @@ uint64_t sim_action_queue_dropped(sim_action_queue *q)
 	return n;
 }
 
-size_t sim_action_queue_length(sim_action_queue *q)
+size_t sim_broker_queue_length(sim_broker_queue *q)
 {
 	size_t n;
 
