@@ -43,8 +43,9 @@ void sim_api_config_free(sim_api_config *cfg);
  *   api_account_id        12-digit account id in ARNs (123456789012)
  *   api_ground_truth_file JSON-lines file of snapshot refreshes (unset: 404)
  *   api_throttle          on|off: the per-operation token buckets (on)
- *   api_throttle_<Operation>  TPS for one operation, "0" turns that bucket off
- *                         (AWS's defaults, for example api_throttle_AttachPolicy 15)
+ *   api_throttle_<Operation>  RATE[/BURST]: tokens per second and bucket size
+ *                         for one operation; "0" turns that bucket off. Defaults
+ *                         are AWS's quotas with BURST = RATE (AttachPolicy 15)
  *   api_throttle_status   400|429: HTTP status of a control-plane ThrottlingException (400)
  *   api_cert_disconnect_delay  duration before a non-ACTIVE certificate's
  *                         connections are dropped, e.g. "90s" (0)
@@ -52,6 +53,11 @@ void sim_api_config_free(sim_api_config *cfg);
  *   api_max_body          largest request body in bytes (131072)
  *   api_queue             capacity of the broker action queue (4096)
  *   api_endpoint          address DescribeEndpoint returns (127.0.0.1)
+ *   api_ca_cert, api_ca_key  the simulator CA that signs CreateKeysAndCertificate
+ *                         and CreateCertificateFromCsr certificates (unset: those
+ *                         operations fail with InternalFailureException)
+ *   api_trust_dir         directory (mosquitto "capath") where registered
+ *                         certificates are written under OpenSSL hash names (unset: not written)
  */
 pl_err sim_api_config_option(sim_api_config *cfg, const char *key, const char *value,
 			     pl_errmsg *e);
@@ -66,7 +72,13 @@ pl_err sim_api_start(sim_api **out, const sim_api_config *cfg, sim_state *state,
 		     pl_errmsg *e);
 
 /* The TCP port the API listens on (the chosen one when api_port was 0). */
-uint16_t sim_api_port(const sim_api *api);
+uint16_t sim_api_listen_port(const sim_api *api);
+
+/*
+ * Requests refused by the throttle so far for one operation ("AttachPolicy")
+ * or, with NULL, for all of them. Thread-safe.
+ */
+uint64_t sim_api_throttled(sim_api *api, const char *operation);
 
 /*
  * Hands every due queued action to fn and frees it afterwards. Broker thread
