@@ -46,9 +46,9 @@ static void document_error(api_response *res, pl_err err, const pl_errmsg *e)
 		api_store_error(res, err, e, "ResourceAlreadyExistsException");
 }
 
-static sim_policy *find_policy(sim_api *api, api_response *res, const char *name)
+static sim_policy_rec *find_policy(sim_api *api, api_response *res, const char *name)
 {
-	sim_policy *p = sim_state_policy_find(api->state, name);
+	sim_policy_rec *p = sim_state_policy_find(api->state, name);
 
 	if (p == NULL)
 		api_error(res, 404, "ResourceNotFoundException", "Policy not found (name=%s)", name);
@@ -59,7 +59,7 @@ void api_create_policy(sim_api *api, const api_request *req, api_response *res)
 {
 	const char *name = req->segments[1], *doc;
 	json_t *body;
-	sim_policy *p;
+	sim_policy_rec *p;
 	pl_errmsg e;
 	pl_err err;
 
@@ -87,7 +87,7 @@ out:
 	json_decref(body);
 }
 
-static json_t *policy_json(const sim_policy *p)
+static json_t *policy_json(const sim_policy_rec *p)
 {
 	const sim_policy_version *v = &p->versions[p->default_index];
 
@@ -100,7 +100,7 @@ static json_t *policy_json(const sim_policy *p)
 void api_get_policy(sim_api *api, const api_request *req, api_response *res)
 {
 	const char *name = req->segments[1];
-	sim_policy *p;
+	sim_policy_rec *p;
 
 	if (!api_check_policy_name(res, name))
 		return;
@@ -122,7 +122,7 @@ void api_list_policies(sim_api *api, const api_request *req, api_response *res)
 	sim_state_lock(api->state);
 	total = sim_state_policy_count(api->state);
 	for (i = start; i < total && i < start + size; i++) {
-		sim_policy *p = sim_state_policy_at(api->state, i);
+		sim_policy_rec *p = sim_state_policy_at(api->state, i);
 		json_array_append_new(list, json_pack("{s:s,s:s}", "policyName", p->name,
 						      "policyArn", p->arn));
 	}
@@ -180,7 +180,7 @@ void api_create_policy_version(sim_api *api, const api_request *req, api_respons
 		goto out;
 	}
 	if (api_save(api, res)) {
-		sim_policy *p = sim_state_policy_find(api->state, name);
+		sim_policy_rec *p = sim_state_policy_find(api->state, name);
 		api_json(res, json_pack("{s:s,s:s,s:s,s:b}", "policyArn", p->arn, "policyDocument",
 					sim_doc_text(v->doc), "policyVersionId", v->id,
 					"isDefaultVersion", set_default));
@@ -213,7 +213,7 @@ void api_set_default_policy_version(sim_api *api, const api_request *req, api_re
 void api_list_policy_versions(sim_api *api, const api_request *req, api_response *res)
 {
 	const char *name = req->segments[1];
-	sim_policy *p;
+	sim_policy_rec *p;
 
 	if (!api_check_policy_name(res, name))
 		return;
@@ -231,7 +231,7 @@ void api_list_policy_versions(sim_api *api, const api_request *req, api_response
 	sim_state_unlock(api->state);
 }
 
-static sim_policy_version *find_version(api_response *res, sim_policy *p, const char *vid)
+static sim_policy_version *find_version(api_response *res, sim_policy_rec *p, const char *vid)
 {
 	sim_policy_version *v = sim_state_policy_version_find(p, vid);
 
@@ -244,7 +244,7 @@ static sim_policy_version *find_version(api_response *res, sim_policy *p, const 
 void api_get_policy_version(sim_api *api, const api_request *req, api_response *res)
 {
 	const char *name = req->segments[1], *vid = req->segments[3];
-	sim_policy *p;
+	sim_policy_rec *p;
 	sim_policy_version *v;
 
 	if (!api_check_policy_name(res, name) || !api_check_version_id(res, vid))
@@ -265,7 +265,7 @@ void api_get_policy_version(sim_api *api, const api_request *req, api_response *
 void api_delete_policy_version(sim_api *api, const api_request *req, api_response *res)
 {
 	const char *name = req->segments[1], *vid = req->segments[3];
-	sim_policy *p;
+	sim_policy_rec *p;
 	pl_errmsg e;
 	pl_err err;
 
