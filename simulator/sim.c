@@ -306,14 +306,37 @@ int sim_running(sim *s)
 	return 1;
 }
 
+/* The last line of the broker log that names the plugin, for start errors. */
+static void plugin_error(const sim *s, char *buf, size_t len)
+{
+	char line[512];
+	FILE *f = fopen(s->log_path, "r");
+
+	buf[0] = '\0';
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, "policylag_sim: ");
+		if (at) {
+			snprintf(buf, len, "%s", at);
+			buf[strcspn(buf, "\n")] = '\0';
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
 static pl_err wait_ready(sim *s, int64_t timeout_ns, pl_errmsg *e)
 {
+	char why[512];
+
 	int64_t deadline = pl_mono_ns() + timeout_ns;
 
 	while (pl_mono_ns() < deadline) {
-		if (!sim_running(s))
+		if (!sim_running(s)) {
+			plugin_error(s, why, sizeof(why));
 			return pl_errmsg_set(e, PL_ERR_CHILD,
-					     "mosquitto exited during start-up; see %s", s->log_path);
+					     "mosquitto exited during start-up: %s (see %s)",
+					     why[0] ? why : "no plugin error logged", s->log_path);
+		}
 		if (port_accepts(s->mqtt_port) && (s->api_port <= 0 || port_accepts(s->api_port)))
 			return PL_OK;
 		pl_sleep_ns(20 * PL_NS_PER_MS);
