@@ -227,7 +227,7 @@ static pl_err compile_condition(const char *op_name, const char *key, json_t *va
 	if (err == PL_OK)
 		err = compile_values(c, values, table, e);
 	if (err != PL_OK)
-		pl_errmsg_prefix(e, "%s.%s", op_name, key);
+		sim_errmsg_path(e, "%s.%s", op_name, key);
 	return err;
 }
 

@@ -202,6 +202,13 @@ int sim_conditions_hold(const sim_statement *s, const char *const *vals,
 pl_err sim_conditions_compile(json_t *cond, sim_statement *s, sim_var_table *table,
 			      pl_errmsg *e);
 
+/*
+ * Prepends a field path segment to the message in e: joined with '.' when
+ * the message already starts with a field path ("Action: ..." becomes
+ * "Statement[0].Action: ..."), otherwise with ": ". No-op when e is NULL.
+ */
+void sim_errmsg_path(pl_errmsg *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Returns the bit mask of sim_action values that an Action pattern matches. */
 uint32_t sim_action_mask(const char *pattern);
 
