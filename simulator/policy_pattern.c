@@ -333,6 +333,7 @@ int sim_pattern_match(const sim_pattern *p, const char *const *vals, const char 
 {
 	size_t ti = 0, off = 0, si = 0;
 	size_t star_ti = SIZE_MAX, star_si = 0;
+	size_t var_ti = SIZE_MAX, var_len = 0; /* length of the variable token at var_ti */
 
 	for (;;) {
 		if (ti < p->count) {
@@ -351,8 +352,16 @@ int sim_pattern_match(const sim_pattern *p, const char *const *vals, const char 
 					continue;
 				}
 			} else {
-				const char *lit = t->kind == SIM_TOKEN_VAR ? vals[t->var] : p->text + t->off;
-				size_t len = t->kind == SIM_TOKEN_VAR ? strlen(lit) : t->len;
+				const char *lit = p->text + t->off;
+				size_t len = t->len;
+				if (t->kind == SIM_TOKEN_VAR) {
+					lit = vals[t->var];
+					if (var_ti != ti) {
+						var_ti = ti;
+						var_len = strlen(lit);
+					}
+					len = var_len;
+				}
 				if (off == len) {
 					ti++;
 					off = 0;
