@@ -259,7 +259,9 @@ sim_decision sim_policy_evaluate(const sim_policy *const *set, size_t count, sim
 				 const char *name, const sim_auth_context *ctx)
 {
 	assert((unsigned)action < SIM_ACTION__COUNT);
-	assert(ctx && ctx->region && ctx->account);
+	assert(ctx);
+	assert(ctx->region);
+	assert(ctx->account);
 	request_arn arn;
 	if (request_arn_build(&arn, action, name ? name : "", ctx) != 0)
 		return SIM_DECISION_IMPLICIT_DENY;
@@ -273,7 +275,10 @@ sim_decision sim_policy_explain(const sim_policy *const *set, size_t count, sim_
 				sim_policy_explanation *out)
 {
 	assert((unsigned)action < SIM_ACTION__COUNT);
-	assert(ctx && ctx->region && ctx->account && out);
+	assert(ctx);
+	assert(ctx->region);
+	assert(ctx->account);
+	assert(out);
 	request_arn arn;
 	if (request_arn_build(&arn, action, name ? name : "", ctx) != 0) {
 		memset(out, 0, sizeof(*out));

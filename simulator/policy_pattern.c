@@ -87,6 +87,12 @@ static pl_err parse_thing_var(const char *name, size_t len, sim_var *v)
 	return PL_OK;
 }
 
+/*
+ * NOTE: iot:ConnectAttributes, iot:LastWillTopic and the certificate
+ * variables outside Subject and Issuer (serial number, validity,
+ * subject alternative names) parse as SIM_VAR_UNKNOWN: they never
+ * resolve, so conditions on them see an absent key.
+ */
 pl_err sim_var_parse(const char *name, size_t len, sim_var *out, pl_errmsg *e)
 {
 	memset(out, 0, sizeof(*out));

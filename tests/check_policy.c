@@ -443,9 +443,9 @@ START_TEST(test_policy_evaluate_table)
 		      _i, sim_action_name(c->action), c->name ? c->name : "(none)",
 		      sim_decision_name(got), sim_decision_name(c->expected), c->policies[0]);
 
-	sim_policy_explanation why;
+	sim_policy_explanation explanation;
 	sim_decision explained = sim_policy_explain((const sim_policy *const *)set, count,
-						    c->action, c->name, &ctx, &why);
+						    c->action, c->name, &ctx, &explanation);
 	ck_assert_msg(explained == got, "row %d: explain gives %s, evaluate %s", _i,
 		      sim_decision_name(explained), sim_decision_name(got));
 	for (size_t i = 0; i < count; i++)
@@ -731,17 +731,17 @@ START_TEST(test_policy_explain_implicit_deny)
 					      "topicfilter/my/${iot:ClientId}/topic")));
 	const sim_policy *set[] = { p };
 	sim_auth_context ctx = make_ctx(CTX_DEFAULT);
-	sim_policy_explanation why;
+	sim_policy_explanation explanation;
 
 	sim_decision d = sim_policy_explain(set, 1, SIM_ACTION_SUBSCRIBE, "my/dev-002/topic", &ctx,
-					    &why);
+					    &explanation);
 	ck_assert_int_eq(d, IMPLICIT);
-	ck_assert_int_eq(why.decision, IMPLICIT);
-	ck_assert_int_eq(why.policy_index, -1);
-	ck_assert_int_eq(why.statement_index, -1);
-	ck_assert_str_eq(why.resource, ARN "topicfilter/my/dev-002/topic");
-	ck_assert_ptr_nonnull(strstr(why.detail, ARN "topicfilter/my/dev-001/topic"));
-	ck_assert_ptr_nonnull(strstr(why.detail, "resource does not match"));
+	ck_assert_int_eq(explanation.decision, IMPLICIT);
+	ck_assert_int_eq(explanation.policy_index, -1);
+	ck_assert_int_eq(explanation.statement_index, -1);
+	ck_assert_str_eq(explanation.resource, ARN "topicfilter/my/dev-002/topic");
+	ck_assert_ptr_nonnull(strstr(explanation.detail, ARN "topicfilter/my/dev-001/topic"));
+	ck_assert_ptr_nonnull(strstr(explanation.detail, "resource does not match"));
 	sim_policy_free(p);
 }
 END_TEST
@@ -754,18 +754,18 @@ START_TEST(test_policy_explain_explicit_deny)
 					   "topic/secret/*'}"));
 	const sim_policy *set[] = { allow, deny };
 	sim_auth_context ctx = make_ctx(CTX_DEFAULT);
-	sim_policy_explanation why;
+	sim_policy_explanation explanation;
 
-	ck_assert_int_eq(sim_policy_explain(set, 2, SIM_ACTION_PUBLISH, "secret/x", &ctx, &why),
+	ck_assert_int_eq(sim_policy_explain(set, 2, SIM_ACTION_PUBLISH, "secret/x", &ctx, &explanation),
 			 EXPLICIT);
-	ck_assert_int_eq(why.policy_index, 1);
-	ck_assert_int_eq(why.statement_index, 1);
-	ck_assert_ptr_nonnull(strstr(why.detail, "(no-secret) Deny"));
-	ck_assert_ptr_nonnull(strstr(why.detail, ARN "topic/secret/*"));
+	ck_assert_int_eq(explanation.policy_index, 1);
+	ck_assert_int_eq(explanation.statement_index, 1);
+	ck_assert_ptr_nonnull(strstr(explanation.detail, "(no-secret) Deny"));
+	ck_assert_ptr_nonnull(strstr(explanation.detail, ARN "topic/secret/*"));
 
-	ck_assert_int_eq(sim_policy_explain(set, 2, SIM_ACTION_PUBLISH, "open", &ctx, &why), ALLOWED);
-	ck_assert_int_eq(why.policy_index, 0);
-	ck_assert_int_eq(why.statement_index, 0);
+	ck_assert_int_eq(sim_policy_explain(set, 2, SIM_ACTION_PUBLISH, "open", &ctx, &explanation), ALLOWED);
+	ck_assert_int_eq(explanation.policy_index, 0);
+	ck_assert_int_eq(explanation.statement_index, 0);
 	sim_policy_free(allow);
 	sim_policy_free(deny);
 }
@@ -777,15 +777,15 @@ START_TEST(test_policy_explain_unresolved_variable)
 					      "topic/${iot:Connection.Thing.ThingName}/x")));
 	const sim_policy *set[] = { p };
 	sim_auth_context ctx = make_ctx(CTX_DEFAULT);
-	sim_policy_explanation why;
+	sim_policy_explanation explanation;
 
-	ck_assert_int_eq(sim_policy_explain(set, 1, SIM_ACTION_PUBLISH, "t/x", &ctx, &why), IMPLICIT);
-	ck_assert_ptr_nonnull(strstr(why.detail, "${iot:Connection.Thing.ThingName}"));
-	ck_assert_ptr_nonnull(strstr(why.detail, "a policy variable has no value"));
+	ck_assert_int_eq(sim_policy_explain(set, 1, SIM_ACTION_PUBLISH, "t/x", &ctx, &explanation), IMPLICIT);
+	ck_assert_ptr_nonnull(strstr(explanation.detail, "${iot:Connection.Thing.ThingName}"));
+	ck_assert_ptr_nonnull(strstr(explanation.detail, "a policy variable has no value"));
 
-	ck_assert_int_eq(sim_policy_explain(set, 1, SIM_ACTION_CONNECT, "dev-001", &ctx, &why),
+	ck_assert_int_eq(sim_policy_explain(set, 1, SIM_ACTION_CONNECT, "dev-001", &ctx, &explanation),
 			 IMPLICIT);
-	ck_assert_ptr_nonnull(strstr(why.detail, "no statement covers iot:Connect"));
+	ck_assert_ptr_nonnull(strstr(explanation.detail, "no statement covers iot:Connect"));
 	sim_policy_free(p);
 }
 END_TEST
