@@ -66,6 +66,7 @@ typedef enum ctx_kind {
 	CTX_THING,    /* client dev-001 attached to thing dev-001 of type sensor, color=blue */
 	CTX_THING_NO_TYPE, /* thing dev-001 without a thing type */
 	CTX_STAR,     /* client id "dev*" */
+	CTX_STAR_THING, /* client id "dev*", thing dev-001 */
 	CTX_PLUS,     /* client id "+" */
 	CTX_QMARK,    /* client id "a?c" */
 	CTX_UTF8,     /* client id "dév 1" */
@@ -97,6 +98,10 @@ static sim_auth_context make_ctx(ctx_kind kind)
 		break;
 	case CTX_STAR:
 		ctx.client_id = "dev*";
+		break;
+	case CTX_STAR_THING:
+		ctx.client_id = "dev*";
+		ctx.thing_name = "dev-001";
 		break;
 	case CTX_PLUS:
 		ctx.client_id = "+";
@@ -369,6 +374,22 @@ static const eval_case eval_cases[] = {
 	{ { DOC(ALLOW_IF("iot:Connect", "client/*",
 			 "{'StringEquals':{'iot:ClientId':'${iot:Connection.Thing.ThingName}'}}")) },
 	  SIM_ACTION_CONNECT, "dev-001", CTX_DEFAULT, IMPLICIT },
+	/* A variable in a StringLike value is literal too: "dev*" does not cover "dev-001". */
+	{ { DOC(ALLOW_IF("iot:Connect", "client/*",
+			 "{'StringLike':{'iot:Connection.Thing.ThingName':'${iot:ClientId}'}}")) },
+	  SIM_ACTION_CONNECT, "dev*", CTX_STAR_THING, IMPLICIT },
+	{ { DOC(ALLOW_IF("iot:Connect", "client/*",
+			 "{'StringLike':{'iot:Connection.Thing.ThingName':'${iot:ClientId}*'}}")) },
+	  SIM_ACTION_CONNECT, "dev*", CTX_STAR_THING, IMPLICIT },
+	/* Engine choice: an unresolvable variable in a condition value makes a Deny inert. */
+	{ { DOC(ALLOW("iot:*", "*") ",{'Effect':'Deny','Action':'iot:Connect','Resource':'*',"
+				    "'Condition':{'StringNotEquals':{'iot:ClientId':"
+				    "'${iot:Connection.Thing.ThingName}'}}}") },
+	  SIM_ACTION_CONNECT, "dev-001", CTX_DEFAULT, ALLOWED },
+	{ { DOC(ALLOW("iot:*", "*") ",{'Effect':'Deny','Action':'iot:Connect','Resource':'*',"
+				    "'Condition':{'StringNotEquals':{'iot:ClientId':"
+				    "'${iot:Connection.Thing.ThingName}'}}}") },
+	  SIM_ACTION_CONNECT, "dev*", CTX_STAR_THING, EXPLICIT },
 	/* Several operators and keys must all hold. */
 	{ { DOC(ALLOW_IF("iot:Connect", "client/*",
 			 "{'StringLike':{'iot:ClientId':'dev-*'},"
