@@ -4,6 +4,7 @@
  * keys.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -281,13 +282,33 @@ void sim_statement_clear(sim_statement *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * Parses a client address into addr and returns its family, or -1. An
+ * IPv4-mapped IPv6 address ("::ffff:192.0.2.1", as a dual-stack listener
+ * reports IPv4 clients) becomes the IPv4 address the client really has.
+ */
+static int parse_address(const char *text, unsigned char *addr)
+{
+	if (!strchr(text, ':'))
+		return inet_pton(AF_INET, text, addr) == 1 ? AF_INET : -1;
+	struct in6_addr v6;
+	if (inet_pton(AF_INET6, text, &v6) != 1)
+		return -1;
+	if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+		memcpy(addr, v6.s6_addr + 12, 4);
+		return AF_INET;
+	}
+	memcpy(addr, v6.s6_addr, 16);
+	return AF_INET6;
+}
+
 /* Returns whether one value of the key matches any of the condition's values. */
 static int any_value_matches(const sim_condition *c, const char *value, const char *const *vals)
 {
 	if (c->op == SIM_COND_IP_ADDRESS) {
 		unsigned char addr[16];
-		int family = strchr(value, ':') ? AF_INET6 : AF_INET;
-		if (inet_pton(family, value, addr) != 1)
+		int family = parse_address(value, addr);
+		if (family < 0)
 			return 0;
 		for (size_t i = 0; i < c->value_count; i++) {
 			if (cidr_contains(&c->cidrs[i], family, addr))

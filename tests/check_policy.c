@@ -72,6 +72,7 @@ typedef enum ctx_kind {
 	CTX_UTF8,     /* client id "dév 1" */
 	CTX_NO_IP,    /* client dev-001, no source address */
 	CTX_IPV6,     /* client dev-001 from 2001:db8::5 */
+	CTX_MAPPED,   /* client dev-001 from ::ffff:192.0.2.10 */
 } ctx_kind;
 
 static const sim_thing_attribute thing_attributes[] = { { "color", "blue" } };
@@ -117,6 +118,9 @@ static sim_auth_context make_ctx(ctx_kind kind)
 		break;
 	case CTX_IPV6:
 		ctx.source_ip = "2001:db8::5";
+		break;
+	case CTX_MAPPED:
+		ctx.source_ip = "::ffff:192.0.2.10";
 		break;
 	}
 	return ctx;
@@ -426,6 +430,9 @@ static const eval_case eval_cases[] = {
 	  SIM_ACTION_CONNECT, "dev-001", CTX_IPV6, ALLOWED },
 	{ { DOC(ALLOW_IF("iot:Connect", "client/*", "{'IpAddress':{'aws:SourceIp':'0.0.0.0/0'}}")) },
 	  SIM_ACTION_CONNECT, "dev-001", CTX_IPV6, IMPLICIT },
+	/* Engine choice: an IPv4-mapped IPv6 address is matched as the IPv4 address. */
+	{ { DOC(ALLOW_IF("iot:Connect", "client/*", "{'IpAddress':{'aws:SourceIp':'192.0.2.0/24'}}")) },
+	  SIM_ACTION_CONNECT, "dev-001", CTX_MAPPED, ALLOWED },
 	/* IAM: an absent key makes a condition false, but a negated operator true. */
 	{ { DOC(ALLOW_IF("iot:Connect", "client/*", "{'IpAddress':{'aws:SourceIp':'0.0.0.0/0'}}")) },
 	  SIM_ACTION_CONNECT, "dev-001", CTX_NO_IP, IMPLICIT },
