@@ -60,6 +60,15 @@ tmqtt_outcome tmqtt_subscribe_many(tmqtt *c, const char *const *filters, int cou
 tmqtt_outcome tmqtt_publish(tmqtt *c, const char *topic, const char *payload, int qos,
 			    int retain, int *code);
 
+/*
+ * Queues a publish without waiting for anything (for load generation);
+ * returns 0 when paho accepted it.
+ */
+int tmqtt_publish_nowait(tmqtt *c, const char *topic, const void *payload, int len, int qos);
+
+/* Total number of messages received on all topics. */
+long tmqtt_received_total(tmqtt *c);
+
 /* Waits up to timeout_ns for a message on topic; returns 1 when one came. */
 int tmqtt_wait_message(tmqtt *c, const char *topic, int64_t timeout_ns);
 
