@@ -213,6 +213,9 @@ static pl_err write_config(const sim *s, const sim_options *o, const char *plugi
 	fprintf(f, "set_tcp_nodelay true\n");
 	/* AWS IoT Core grants at most QoS 1 (MQTT 5 CONNACK Maximum QoS 1). */
 	fprintf(f, "max_qos 1\n");
+	/* AWS uses 1200 s for a keep-alive of 0 or above 1200 s. mosquitto
+	 * 2.0.11 applies this to MQTT 5 clients only (Server Keep Alive). */
+	fprintf(f, "max_keepalive 1200\n");
 	fprintf(f, "plugin %s\n", plugin_path);
 	write_opt(f, "state_dir", s->state_dir);
 	write_opt(f, "propagation", o->propagation ? o->propagation : "uniform:360s-480s");
