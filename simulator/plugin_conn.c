@@ -301,7 +301,7 @@ void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now)
 {
 	if (p->cfg.propagation.kind == SIM_PROP_IMMEDIATE) {
 		sim_snapshot *snap;
-		/* Every check sees the store as it is; only changes are logged. */
+		/* Every check uses the store as it is, and only changes are logged. */
 		if (sim_state_snapshot_take(p->state, c->cert_id, c->client_id, &snap) != PL_OK)
 			return;
 		if (!sim_snapshot_same_policies(c->snapshot, snap) && conn_use_snapshot(c, snap) == 0)

@@ -130,7 +130,7 @@ START_TEST(test_sim_propagation_grant)
 	pl_sleep_ns(RELOAD_WAIT);
 	fresh = subscriber(&dev_grant, "grant-new", "g/#");
 	publish(pub, "g/b");
-	/* A new connection sees the grant at once. */
+	/* A new connection is authorized with the grant at once. */
 	ck_assert_int_eq(tmqtt_wait_message(fresh, "g/b", 2 * SECOND), 1);
 	/* The established one still has its connect-time snapshot. */
 	ck_assert_int_eq(tmqtt_message_count(old, "g/b"), 0);

@@ -26,8 +26,8 @@ typedef struct tmqtt_options {
 
 /* What a call saw. */
 typedef enum tmqtt_outcome {
-	TMQTT_OK,        /* the broker answered; see *code */
-	TMQTT_REFUSED,   /* the broker answered with a failure code; see *code */
+	TMQTT_OK,        /* the broker acknowledged; see *code */
+	TMQTT_REFUSED,   /* the broker acknowledged with a failure code; see *code */
 	TMQTT_CLOSED,    /* the connection was closed without an answer */
 	TMQTT_TIMEOUT,   /* no answer and the connection still open */
 	TMQTT_ERROR,     /* local failure (bad arguments, paho error) */
