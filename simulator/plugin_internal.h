@@ -70,6 +70,7 @@ typedef struct plugin_conn {
 	int64_t sub_burst_tick;          /* tick number of the last SUBSCRIBE check */
 	int64_t sub_burst_count;
 	int authorized;                  /* passed CONNECT */
+	int kicked;                      /* disconnected by the plugin */
 } plugin_conn;
 
 typedef struct plugin_cache_entry plugin_cache_entry;
