@@ -17,12 +17,17 @@
 #define SECOND 1000000000LL
 
 static tsim fx;
-static tsim_device dev_pub, dev_sub, dev_off;
+static tsim_device dev_pub, dev_sub, dev_off, dev_swap;
 static char access_key[64], secret_key[128];
 
 static const char *const policy_full =
 	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"iot:*\","
 	"\"Resource\":\"*\"}]}";
+
+/* Before the rule runs: publish the request, receive the response. */
+static const char *const policy_swap_before =
+	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+	"[\"iot:Connect\",\"iot:Publish\",\"iot:Subscribe\",\"iot:Receive\"],\"Resource\":\"*\"}]}";
 
 static const char *const policy_no_receive =
 	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
@@ -60,6 +65,14 @@ static void setup(void)
 	tsim_attach(&fx, "full", &dev_pub);
 	tsim_attach(&fx, "narrow", &dev_sub);
 	tsim_attach(&fx, "full", &dev_off);
+	tsim_device_create(&fx, "swap", &dev_swap);
+	tsim_policy_put(&fx, "swap-before", policy_swap_before);
+	tsim_policy_put(&fx, "swap-after", policy_full);
+	tsim_attach(&fx, "swap-before", &dev_swap);
+	tsim_option(&fx, "rule_topic", "swap/req");
+	tsim_option(&fx, "rule_attach", "swap-after");
+	tsim_option(&fx, "rule_detach", "swap-before");
+	tsim_option(&fx, "rule_response_topic", "swap/res/${clientid}");
 	fx.options.propagation = "ttl:60s";
 	tsim_option(&fx, "connect_rate_per_client", "off");
 	tsim_start(&fx);
@@ -172,6 +185,20 @@ START_TEST(test_sim_api_data_plane_publish)
 }
 END_TEST
 
+START_TEST(test_sim_api_topic_rule_swaps)
+{
+	tmqtt *c = connect_ok(&dev_swap, "swapper");
+	int code;
+
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_subscribe(c, "swap/res/#", 1, &code)), "ok");
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_publish(c, "swap/req", "{}", 1, 0, &code)), "ok");
+	ck_assert_int_eq(tmqtt_wait_message(c, "swap/res/swapper", 2 * SECOND), 1);
+	/* The rule saved the swap: the certificate now has swap-after only. */
+	ck_assert_int_eq(tsim_count_lines(&fx, "state.json", "\"swap-before\""), 1);
+	tmqtt_free(c);
+}
+END_TEST
+
 static Suite *sim_api_suite(void)
 {
 	Suite *s = suite_create("sim_api");
@@ -182,6 +209,7 @@ static Suite *sim_api_suite(void)
 	tcase_add_test(tc, test_sim_api_propagation_change);
 	tcase_add_test(tc, test_sim_api_inactive_cert_disconnected);
 	tcase_add_test(tc, test_sim_api_data_plane_publish);
+	tcase_add_test(tc, test_sim_api_topic_rule_swaps);
 	suite_add_tcase(s, tc);
 	return s;
 }
