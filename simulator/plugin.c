@@ -94,6 +94,7 @@ static const struct {
 	{ MOSQ_EVT_ACL_CHECK, plugin_on_acl_check },
 	{ MOSQ_EVT_DISCONNECT, plugin_on_disconnect },
 	{ MOSQ_EVT_TICK, plugin_on_tick },
+	{ MOSQ_EVT_MESSAGE, plugin_on_message },
 };
 
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))

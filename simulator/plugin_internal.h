@@ -92,6 +92,7 @@ typedef struct plugin {
 	plugin_config cfg;
 	sim_state *state;
 	void *api;                       /* sim_api * when the API is built in */
+	void *rules;                     /* sim_rules * when rule_* options are given */
 	plugin_conn **table;             /* hash of connections by client pointer */
 	size_t table_size;
 	plugin_conn *conns;              /* list head */
@@ -148,5 +149,6 @@ int plugin_on_tick(int event, void *event_data, void *userdata);
 void plugin_schedule_cert_kick(plugin *p, const char *cert_id, int64_t delay_ns);
 pl_err plugin_api_start(plugin *p, struct mosquitto_opt *opts, int opt_count, pl_errmsg *e);
 void plugin_api_stop(plugin *p);
+int plugin_on_message(int event, void *event_data, void *userdata);
 
 #endif
