@@ -666,8 +666,8 @@ START_TEST(test_api_sim_ground_truth)
 	json_t *j;
 
 	ck_assert_ptr_nonnull(f);
-	fputs("{\"client_id\":\"a\",\"t_ns\":100}\n{\"client_id\":\"b\",\"t_ns\":200}\n"
-	      "{\"client_id\":\"a\",\"t_ns\":300}\n{\"client_id\":\"a\",\"t_n",
+	fputs("{\"clientId\":\"a\",\"monoNs\":100}\n{\"clientId\":\"b\",\"monoNs\":200}\n"
+	      "{\"clientId\":\"a\",\"monoNs\":300}\n{\"clientId\":\"a\",\"mono",
 	      f);
 	fclose(f);
 	ck_assert_int_eq(call("GET", "/_sim/ground-truth?clientId=a&since_ns=150", NULL, &r), 200);
