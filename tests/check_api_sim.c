@@ -7,6 +7,9 @@
  * registered without a CA is trusted by the running broker.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -50,6 +53,7 @@ static void start_sim(const char *const *extra)
 	for (size_t i = 0; extra != NULL && extra[i] != NULL; i += 2)
 		tsim_option(&ts, extra[i], extra[i + 1]);
 	tsim_option(&ts, "api_cert_disconnect_delay", "0");
+	tsim_option(&ts, "api_throttle", "off");
 	tsim_start(&ts);
 	fx.port = (uint16_t)sim_api_port(ts.sim);
 	snprintf(creds, sizeof(creds), "%s/credentials", ts.dir);
@@ -283,6 +287,55 @@ START_TEST(test_api_sim_registered_certificate_trusted)
 }
 END_TEST
 
+#define BURST 80
+#define KILL_AFTER 25
+
+static atomic_int acked_count;
+static atomic_int burst_done;
+
+static void *kill_broker(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&acked_count) < KILL_AFTER && !atomic_load(&burst_done))
+		usleep(1000);
+	kill(sim_pid(ts.sim), SIGKILL);
+	return NULL;
+}
+
+START_TEST(test_api_sim_kill9_broker_keeps_acknowledged)
+{
+	int acked[BURST] = {0};
+	char path[64];
+	pl_errmsg e;
+	pthread_t t;
+	reply r;
+
+	atomic_store(&acked_count, 0);
+	atomic_store(&burst_done, 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, kill_broker, NULL), 0);
+	for (int i = 0; i < BURST; i++) {
+		snprintf(path, sizeof(path), "/policies/burst%d", i);
+		if (call_status("POST", path, DOC_ALLOW("iot:Connect")) == 200) {
+			acked[i] = 1;
+			atomic_fetch_add(&acked_count, 1);
+		}
+	}
+	atomic_store(&burst_done, 1);
+	pthread_join(t, NULL);
+	ck_assert_int_ge(atomic_load(&acked_count), KILL_AFTER);
+	ck_assert_int_lt(atomic_load(&acked_count), BURST);
+	sim_free(ts.sim);
+	ts.sim = NULL;
+	ck_assert_msg(sim_start(&ts.sim, &ts.options, &e) == PL_OK, "%s", e.msg);
+	fx.port = (uint16_t)sim_api_port(ts.sim);
+	for (int i = 0; i < BURST; i++) {
+		snprintf(path, sizeof(path), "/policies/burst%d", i);
+		if (acked[i])
+			ck_assert_msg(call("GET", path, NULL, &r) == 200, "%s lost: %ld %s", path, r.status, r.body ? r.body : "");
+	}
+}
+END_TEST
+
 static Suite *api_sim_suite(void)
 {
 	Suite *s = suite_create("api_sim");
@@ -296,6 +349,7 @@ static Suite *api_sim_suite(void)
 	tcase_add_test(tc, test_api_sim_delete_connection);
 	tcase_add_test(tc, test_api_sim_rule_reproduces_experiment);
 	tcase_add_test(tc, test_api_sim_registered_certificate_trusted);
+	tcase_add_test(tc, test_api_sim_kill9_broker_keeps_acknowledged);
 	suite_add_tcase(s, tc);
 	return s;
 }
