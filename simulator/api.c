@@ -321,9 +321,13 @@ static void handle(sim_api *api, struct MHD_Connection *conn, const char *method
 			  "The request path or query is malformed");
 	else
 		dispatch(api, &req, res);
+	/* Client errors are routine (validation, throttling), so only server errors warn. */
 	if (res->error_type != NULL && res->status >= 500)
 		PL_WARN("api", "%s %s: %u %s", method, req.raw_path ? req.raw_path : "?",
 			res->status, res->error_type);
+	else if (res->error_type != NULL)
+		PL_DEBUG("api", "%s %s: %u %s", method, req.raw_path ? req.raw_path : "?",
+			 res->status, res->error_type);
 	request_free(&req);
 }
 
