@@ -37,8 +37,8 @@ static int have_ca(sim_api *api, api_response *res)
 }
 
 /*
- * Adds pem to the store and saves; on success *out is the new record. The
- * lock must be held. A certificate already registered is a 409.
+ * Adds pem to the store and saves it. Returns the new record, or NULL with
+ * the error set (409 for a certificate already registered). Lock held.
  */
 static sim_cert *add_cert(sim_api *api, api_response *res, const char *pem, int active,
 			  const char *ca_id)
