@@ -354,6 +354,8 @@ void api_delete_certificate(sim_api *api, const api_request *req, api_response *
 	}
 	if (force)
 		err = detach_all(api, c, &e);
+	/* NOTE: a file this certificate left in the trust directory stays; the
+	 * plugin rejects the deleted certificate at CONNECT. */
 	if (err == PL_OK)
 		err = sim_state_cert_delete(api->state, id, &e);
 	if (err != PL_OK)
