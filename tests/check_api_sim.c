@@ -287,6 +287,79 @@ START_TEST(test_api_sim_registered_certificate_trusted)
 }
 END_TEST
 
+/* Makes thing "dev" with dev's certificate as principal, in group "fleet". */
+static void make_thing_in_group(void)
+{
+	char header[512];
+	reply r;
+
+	ck_assert_int_eq(call_status("POST", "/things/dev", NULL), 200);
+	snprintf(header, sizeof(header), "x-amzn-principal: %s", dev.cert_arn);
+	ck_assert_int_eq(call_full("PUT", "/things/dev/principals", "", 0, "iot", NULL, header, &r),
+			 200);
+	reply_free(&r);
+	ck_assert_int_eq(call_status("POST", "/thing-groups/fleet", NULL), 200);
+	ck_assert_int_eq(call_status("PUT", "/thing-groups/addThingToThingGroup",
+				     "{\"thingGroupName\":\"fleet\",\"thingName\":\"dev\"}"),
+			 200);
+}
+
+START_TEST(test_api_sim_thing_group_policy)
+{
+	tmqtt *thing, *other;
+
+	make_thing_in_group();
+	ck_assert_int_eq(call_status("PUT", "/target-policies/B",
+				     "{\"target\":\"" ARN "thinggroup/fleet\"}"),
+			 200);
+	/* AWS applies a thing group's policies only when the client id is the thing's name. */
+	thing = connect_subscribed("dev");
+	other = connect_subscribed("other");
+	api_publish_res();
+	ck_assert_int_eq(tmqtt_wait_message(thing, "hoge/res", 5 * SECOND), 1);
+	ck_assert_int_eq(tmqtt_wait_message(other, "hoge/res", SECOND), 0);
+	tmqtt_free(other);
+	tmqtt_free(thing);
+}
+END_TEST
+
+/* Subscribe and receive on hoge/<thing name> only. */
+#define DOC_THING_TOPIC                                                                    \
+	"{\"policyDocument\":\"{\\\"Version\\\":\\\"2012-10-17\\\",\\\"Statement\\\":["        \
+	"{\\\"Effect\\\":\\\"Allow\\\",\\\"Action\\\":\\\"iot:Subscribe\\\",\\\"Resource\\\":" \
+	"\\\"" ARN "topicfilter/hoge/${iot:Connection.Thing.ThingName}\\\"},"                     \
+	"{\\\"Effect\\\":\\\"Allow\\\",\\\"Action\\\":\\\"iot:Receive\\\",\\\"Resource\\\":"   \
+	"\\\"" ARN "topic/hoge/${iot:Connection.Thing.ThingName}\\\"}]}\"}"
+
+START_TEST(test_api_sim_thing_name_variable)
+{
+	tmqtt_options o = tsim_client_options(&ts, &dev, "other", 4);
+	tmqtt *thing, *other = NULL;
+	char body[256];
+	int code = -1;
+	tmqtt_outcome outcome;
+	reply r;
+
+	make_thing_in_group();
+	ck_assert_int_eq(call_status("POST", "/policies/C", DOC_THING_TOPIC), 200);
+	snprintf(body, sizeof(body), "{\"target\":\"%s\"}", dev.cert_arn);
+	ck_assert_int_eq(call_status("PUT", "/target-policies/C", body), 200);
+	thing = connect_subscribed("dev");
+	ck_assert_int_eq(tmqtt_subscribe(thing, "hoge/dev", 1, &code), TMQTT_OK);
+	ck_assert_int_eq(code, 1);
+	/* A client id that is not the thing's name resolves no thing variable. */
+	ck_assert_int_eq(tmqtt_connect(&other, &o, &code), TMQTT_OK);
+	outcome = tmqtt_subscribe(other, "hoge/dev", 1, &code);
+	ck_assert(outcome != TMQTT_OK || code == 0x80);
+	ck_assert_int_eq(call_full("POST", "/topics/hoge%2Fdev", "x", 1, "iotdata", NULL, NULL, &r),
+			 200);
+	reply_free(&r);
+	ck_assert_int_eq(tmqtt_wait_message(thing, "hoge/dev", 5 * SECOND), 1);
+	tmqtt_free(other);
+	tmqtt_free(thing);
+}
+END_TEST
+
 #define BURST 80
 #define KILL_AFTER 25
 
@@ -349,6 +422,8 @@ static Suite *api_sim_suite(void)
 	tcase_add_test(tc, test_api_sim_delete_connection);
 	tcase_add_test(tc, test_api_sim_rule_reproduces_experiment);
 	tcase_add_test(tc, test_api_sim_registered_certificate_trusted);
+	tcase_add_test(tc, test_api_sim_thing_group_policy);
+	tcase_add_test(tc, test_api_sim_thing_name_variable);
 	tcase_add_test(tc, test_api_sim_kill9_broker_keeps_acknowledged);
 	suite_add_tcase(s, tc);
 	return s;
