@@ -104,6 +104,7 @@ static void plugin_free(plugin *p)
 	plugin_api_stop(p);
 	plugin_logs_close(p);
 	plugin_conns_free(p);
+	plugin_cache_free(p);
 	sim_quota_table_free(p->client_connect_table);
 	sim_state_free(p->state);
 	plugin_config_free(&p->cfg);
@@ -127,6 +128,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_INVAL;
 	}
 	for (size_t i = 0; i < CALLBACK_COUNT; i++) {
+		/* Without a topic rule the MESSAGE event has nothing to do. */
+		if (callbacks[i].event == MOSQ_EVT_MESSAGE && !p->rules)
+			continue;
 		if (mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].fn,
 						NULL, p) != MOSQ_ERR_SUCCESS) {
 			for (size_t j = 0; j < i; j++)
@@ -170,7 +174,9 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	if (!p)
 		return MOSQ_ERR_SUCCESS;
 	for (size_t i = 0; i < CALLBACK_COUNT; i++)
-		mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].fn, NULL);
+		if (callbacks[i].event != MOSQ_EVT_MESSAGE || p->rules)
+			mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].fn,
+						      NULL);
 	log_counters(p);
 	plugin_free(p);
 	return MOSQ_ERR_SUCCESS;

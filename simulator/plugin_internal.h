@@ -70,15 +70,10 @@ typedef struct plugin_conn {
 	int64_t sub_burst_tick;          /* tick number of the last SUBSCRIBE check */
 	int64_t sub_burst_count;
 	int authorized;                  /* passed CONNECT */
+	int kicked;                      /* disconnected by the plugin */
 } plugin_conn;
 
-/* A disconnect of every connection of one certificate, due at due_ns. */
-typedef struct plugin_cert_kick {
-	char cert_id[SIM_CERT_ID_LEN + 1];
-	int64_t due_ns;
-} plugin_cert_kick;
-
-#define PLUGIN_MAX_CERT_KICKS 256
+typedef struct plugin_cache_entry plugin_cache_entry;
 
 typedef struct plugin_counters {
 	uint64_t connects, connect_denied, unknown_cert, inactive_cert;
@@ -91,19 +86,18 @@ typedef struct plugin {
 	mosquitto_plugin_id_t *id;
 	plugin_config cfg;
 	sim_state *state;
-	void *api;                       /* sim_api * when the API is built in */
-	void *rules;                     /* sim_rules * when rule_* options are given */
+	struct sim_api *api;             /* NULL without api_* options */
+	struct sim_rules *rules;         /* NULL without a rule_topic */
 	plugin_conn **table;             /* hash of connections by client pointer */
 	size_t table_size;
 	plugin_conn *conns;              /* list head */
 	size_t conn_count;
 	uint64_t next_conn_id;
 	int64_t next_scan_ns;            /* earliest refresh deadline */
+	plugin_cache_entry **cache;      /* principal cache, connect_fresh_snapshot false */
 	uint64_t rng;
 	sim_quota_bucket account_connect_bucket;
 	sim_quota_table *client_connect_table;
-	plugin_cert_kick kicks[PLUGIN_MAX_CERT_KICKS];
-	size_t kick_count;
 	int64_t tick_number;
 	FILE *ground_truth;
 	FILE *denials;
@@ -124,6 +118,7 @@ plugin_conn *plugin_conn_find(plugin *p, const struct mosquitto *client);
 pl_err plugin_conn_add(plugin *p, struct mosquitto *client, plugin_conn **out);
 void plugin_conn_remove(plugin *p, plugin_conn *c);
 void plugin_conns_free(plugin *p);
+void plugin_cache_free(plugin *p);
 pl_err plugin_conn_snapshot(plugin *p, plugin_conn *c, const char *reason);
 void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now);
 void plugin_refresh_due(plugin *p, int64_t now);
@@ -146,9 +141,8 @@ void plugin_logs_flush(plugin *p);
 
 /* plugin_actions.c */
 int plugin_on_tick(int event, void *event_data, void *userdata);
-void plugin_schedule_cert_kick(plugin *p, const char *cert_id, int64_t delay_ns);
+int plugin_on_message(int event, void *event_data, void *userdata);
 pl_err plugin_api_start(plugin *p, struct mosquitto_opt *opts, int opt_count, pl_errmsg *e);
 void plugin_api_stop(plugin *p);
-int plugin_on_message(int event, void *event_data, void *userdata);
 
 #endif

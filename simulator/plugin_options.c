@@ -145,7 +145,7 @@ pl_err plugin_config_option(plugin *p, const char *key, const char *value, pl_er
 {
 	pl_err rc;
 
-	/* Options of the HTTP API and of the topic rule are parsed by their modules. */
+	/* Options of the HTTP API and the topic rule are parsed by those modules. */
 	if (strncmp(key, "api_", 4) == 0 || strncmp(key, "rule_", 5) == 0)
 		return PL_OK;
 	rc = parse_option(&p->cfg, key, value, e);
