@@ -191,7 +191,7 @@ static pl_err write_config(const sim *s, const sim_options *o, const char *plugi
 			   pl_errmsg *e)
 {
 	struct passwd *pw = getpwuid(getuid());
-	char port[16];
+	char port[16], trust_dir[PATH_MAX + 16];
 	FILE *f = fopen(s->conf_path, "w");
 
 	if (!f)
@@ -232,6 +232,9 @@ static pl_err write_config(const sim *s, const sim_options *o, const char *plugi
 		write_opt(f, "api_ca_cert", s->ca_path);
 		write_opt(f, "api_ca_key", s->ca_key_path);
 		write_opt(f, "api_ground_truth_file", s->ground_truth_path);
+		/* Where RegisterCertificateWithoutCA writes for the capath above. */
+		snprintf(trust_dir, sizeof(trust_dir), "%s/trusted", s->state_dir);
+		write_opt(f, "api_trust_dir", trust_dir);
 	}
 	for (int i = 0; i < o->extra_count; i++)
 		write_opt(f, o->extra[i].key, o->extra[i].value);

@@ -518,6 +518,10 @@ START_TEST(test_api_things)
 	ck_assert_int_eq(strlen(field(j, "thingId")), 36);
 	json_decref(j);
 	reply_free(&r);
+	/* Same configuration again succeeds; a different one is a conflict. */
+	ck_assert_int_eq(call_status("POST", "/things/dev-1",
+				     "{\"attributePayload\":{\"attributes\":{\"room\":\"7\"}}}"),
+			 200);
 	expect_error("POST", "/things/dev-1", NULL, 409, "ResourceAlreadyExistsException");
 	expect_error("POST", "/things/bad%20name", NULL, 400, "InvalidRequestException");
 	snprintf(header, sizeof(header), "x-amzn-principal: " ARN_PREFIX "cert/%s", cert);
@@ -555,6 +559,7 @@ START_TEST(test_api_thing_groups)
 	ck_assert_str_eq(field(j, "thingGroupArn"), ARN_PREFIX "thinggroup/fleet");
 	json_decref(j);
 	reply_free(&r);
+	ck_assert_int_eq(call_status("POST", "/thing-groups/fleet", NULL), 200);
 	ck_assert_int_eq(call_status("PUT", "/thing-groups/addThingToThingGroup",
 				     "{\"thingGroupName\":\"fleet\",\"thingName\":\"dev-1\"}"),
 			 200);
