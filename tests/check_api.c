@@ -152,6 +152,24 @@ START_TEST(test_api_create_policy_malformed)
 }
 END_TEST
 
+START_TEST(test_api_create_policy_too_large)
+{
+	/* AWS: at most 2048 characters, whitespace excluded. */
+	char body[4096];
+	char resource[2100];
+
+	memset(resource, 'a', sizeof(resource) - 1);
+	resource[sizeof(resource) - 1] = '\0';
+	snprintf(body, sizeof(body),
+		 "{\"policyDocument\":\"{\\\"Version\\\":\\\"2012-10-17\\\",\\\"Statement\\\":[{"
+		 "\\\"Effect\\\":\\\"Allow\\\",\\\"Action\\\":\\\"iot:Connect\\\","
+		 "\\\"Resource\\\":\\\"%s\\\"}]}\"}",
+		 resource);
+	expect_error("POST", "/policies/p1", body, 400, "MalformedPolicyException");
+	expect_error("GET", "/policies/p1", NULL, 404, "ResourceNotFoundException");
+}
+END_TEST
+
 START_TEST(test_api_get_policy)
 {
 	reply r;
@@ -727,6 +745,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, test_api_create_policy_duplicate);
 	tcase_add_test(tc, test_api_create_policy_bad_name);
 	tcase_add_test(tc, test_api_create_policy_malformed);
+	tcase_add_test(tc, test_api_create_policy_too_large);
 	tcase_add_test(tc, test_api_get_policy);
 	tcase_add_test(tc, test_api_list_policies);
 	tcase_add_test(tc, test_api_policy_version_default);
