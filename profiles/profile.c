@@ -224,9 +224,10 @@ void profile_free(profile *p)
 	free(impl);
 }
 
-static void record_env_error(void *ctx, const ptree *node, const char *message)
+static void record_env_error(void *ctx, const ptree *node, const char *path,
+			     const char *message)
 {
-	loader_error(ctx, node, "%s", message);
+	loader_error(ctx, node, "%s: %s", path, message);
 }
 
 /* Sort key: file positions in order, overrides and whole-profile issues last. */
@@ -292,8 +293,11 @@ static void resolve(loader *l, ptree *root, const profile_load_opts *opts)
 	for (size_t i = 0; i < opts->override_count; i++) {
 		pl_errmsg e;
 
-		if (ptree_apply_override(root, opts->overrides[i], &e) != PL_OK)
-			loader_error_code(l, PL_ERR_INVALID, NULL, "%s", e.msg);
+		if (ptree_apply_override(root, opts->overrides[i], &e) == PL_OK)
+			continue;
+		add_plain_error(l->issues, e.msg);
+		if (l->first_code == PL_OK)
+			l->first_code = PL_ERR_INVALID;
 	}
 	ptree_substitute_env(root, record_env_error, l);
 	schema_set_defaults(l, &schema_root, p);
@@ -386,7 +390,7 @@ pl_err profile_read_file(const char *path, size_t max, char **out, size_t *len, 
 
 	if (f == NULL)
 		return pl_errmsg_set(e, errno == ENOENT ? PL_ERR_NOT_FOUND : PL_ERR_IO,
-				     "cannot read '%s': %s", path, strerror(errno));
+				     "cannot open '%s': %s", path, strerror(errno));
 	buf = malloc(max + 1);
 	if (buf == NULL) {
 		rc = PL_ERR_NOMEM;
@@ -413,15 +417,26 @@ close_file:
 }
 
 /* Returns the folder part of path ("." when it has none). */
+/* Returns the absolute folder of path, so that resolved policy paths are absolute. */
 static char *folder_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');
+	char *folder;
+	char *absolute;
 
 	if (slash == NULL)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
+		folder = strdup(".");
+	else if (slash == path)
+		folder = strdup("/");
+	else
+		folder = strndup(path, (size_t)(slash - path));
+	if (folder == NULL)
+		return NULL;
+	absolute = realpath(folder, NULL);
+	if (absolute == NULL)
+		return folder;
+	free(folder);
+	return absolute;
 }
 
 pl_err profile_load(profile **out, const char *path, const profile_load_opts *opts,

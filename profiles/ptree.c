@@ -441,9 +441,10 @@ free_path:
 }
 
 typedef struct env_ctx {
-	void (*on_error)(void *ctx, const ptree *node, const char *message);
+	void (*on_error)(void *ctx, const ptree *node, const char *path, const char *message);
 	void *ctx;
 	size_t errors;
+	char path[256];  /* dotted key path of the node being substituted */
 } env_ctx;
 
 /* Appends n bytes to a growing buffer. */
@@ -514,7 +515,7 @@ static void substitute_scalar(env_ctx *c, ptree *t)
 			snprintf(message, sizeof(message),
 				 "environment variable '%s' is not set (referenced as ${env:%s})", name,
 				 name);
-			c->on_error(c->ctx, t, message);
+			c->on_error(c->ctx, t, c->path, message);
 			c->errors++;
 			value = "";
 		}
@@ -532,25 +533,39 @@ static void substitute_scalar(env_ctx *c, ptree *t)
 	return;
 oom:
 	free(out);
-	c->on_error(c->ctx, t, "out of memory while substituting environment variables");
+	c->on_error(c->ctx, t, c->path, "out of memory while substituting environment variables");
 	c->errors++;
 }
 
 static void substitute_tree(env_ctx *c, ptree *t)
 {
+	size_t len = strlen(c->path);
+
 	if (t->type == PTREE_SCALAR) {
 		substitute_scalar(c, t);
 		return;
 	}
-	for (size_t i = 0; i < t->count; i++)
+	for (size_t i = 0; i < t->count; i++) {
+		const ptree *name = t->type == PTREE_SEQ ? ptree_get(t->items[i], "name") : NULL;
+
+		if (t->type == PTREE_MAP)
+			snprintf(c->path + len, sizeof(c->path) - len, "%s%s", len ? "." : "",
+				 t->keys[i]->value);
+		else if (name != NULL && name->type == PTREE_SCALAR)
+			snprintf(c->path + len, sizeof(c->path) - len, ".%s", name->value);
+		else
+			snprintf(c->path + len, sizeof(c->path) - len, ".%zu", i);
 		substitute_tree(c, t->items[i]);
+		c->path[len] = '\0';
+	}
 }
 
 size_t ptree_substitute_env(ptree *root,
-			    void (*on_error)(void *ctx, const ptree *node, const char *message),
+			    void (*on_error)(void *ctx, const ptree *node, const char *path,
+					     const char *message),
 			    void *ctx)
 {
-	env_ctx c = { on_error, ctx, 0 };
+	env_ctx c = { on_error, ctx, 0, "" };
 
 	substitute_tree(&c, root);
 	return c.errors;

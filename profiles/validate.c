@@ -181,6 +181,9 @@ static void check_swap_topics(loader *l, const ptree *root)
 				     "swap.trigger_topic: applies only to swap.kind trigger-topic");
 		return;
 	}
+	if (p->probe.kind != PROFILE_PROBE_PROBER)
+		loader_error(l, at(root, "probe.kind"),
+			     "probe.kind: a trigger-topic swap answers each trigger on the probe topic, so probe.kind must be prober");
 	if (p->swap.trigger_topic[0] == '\0') {
 		loader_error(l, at(root, "swap"),
 			     "swap.trigger_topic: required for swap.kind trigger-topic: the topic each device publishes to so that the rule swaps its policies");
@@ -194,9 +197,6 @@ static void check_swap_topics(loader *l, const ptree *root)
 		loader_error(l, at(root, "swap.response_topic"),
 			     "swap.response_topic: the rule's response is the probe, so it must equal probe.topic ('%s'); leave it empty",
 			     p->probe.topic);
-	if (p->probe.kind != PROFILE_PROBE_PROBER)
-		loader_error(l, at(root, "probe.kind"),
-			     "probe.kind: a trigger-topic swap answers each trigger on the probe topic, so probe.kind must be prober");
 }
 
 /* Publishes per second on one device connection: probes sent and received, plus triggers. */
