@@ -7,4 +7,8 @@
 
 #include "harness/cli.h"
 
+extern const cli_command cmd_report;
+extern const cli_command cmd_compare;
+extern const cli_command cmd_merge;
+
 #endif
