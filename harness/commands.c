@@ -8,5 +8,6 @@
 
 const cli_command *const cli_commands[] = {
 	&cmd_report,
+	&cmd_compare,
 	NULL,
 };

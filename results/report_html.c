@@ -31,7 +31,8 @@ static const char css[] =
 	".verdict{font-size:18px;background:#eef5fb;border-left:5px solid #0072B2;padding:12px 16px}"
 	".fail{color:#b00020;font-weight:600}.pass{color:#1b7a3a;font-weight:600}"
 	"table{border-collapse:collapse;margin:8px 0;font-size:13px}"
-	"th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}"
+	"th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top;white-space:nowrap}"
+	"td.w{white-space:normal}"
 	"th{background:#f3f3f3}td.l,th.l{text-align:left}"
 	".chart{width:100%;max-width:760px;height:auto;display:block}"
 	".grid{stroke:#e3e3e3;stroke-width:1}.frame{fill:none;stroke:#888}"
@@ -58,11 +59,11 @@ static void put_estimate(FILE *f, const stats_estimate *est)
 {
 	put_seconds(f, est->value);
 	if (!isnan(est->value)) {
-		fputs(" <span class=\"note\">(", f);
+		fputs("<br><span class=\"note\">", f);
 		put_seconds(f, est->lo);
 		fputs(" &ndash; ", f);
 		put_seconds(f, est->hi);
-		fputs(")</span>", f);
+		fputs("</span>", f);
 	}
 }
 
@@ -82,7 +83,7 @@ static void write_verdict(FILE *f, const summary *s)
 		const summary_check *c = &s->checks[i];
 		fputs("<tr><td class=\"l\"><code>", f);
 		report_html_escape(f, c->text);
-		fprintf(f, "</code></td><td class=\"l %s\">%s</td><td class=\"l\">",
+		fprintf(f, "</code></td><td class=\"l %s\">%s</td><td class=\"l w\">",
 			c->result.passed ? "pass" : "fail", c->result.passed ? "passed" : "FAILED");
 		report_html_escape(f, c->result.message);
 		fputs("</td></tr>\n", f);
@@ -93,10 +94,11 @@ static void write_verdict(FILE *f, const summary *s)
 static void write_group_row(FILE *f, const summary_group *g)
 {
 	const stats_group *st = &g->stats;
+	const double plain[] = { st->min, st->mean, st->max };
 
 	fputs("<tr><td class=\"l\">", f);
 	report_html_escape(f, g->name);
-	fputs("</td><td class=\"l\">", f);
+	fputs("</td><td class=\"l w\">", f);
 	report_html_escape(f, g->strategy);
 	fprintf(f, "</td><td>%zu</td><td>%zu</td><td>%zu</td>", st->n, st->n_effect, st->n_censored);
 	for (size_t q = 0; q < STATS_NQUANTILES; q++) {
@@ -104,32 +106,51 @@ static void write_group_row(FILE *f, const summary_group *g)
 		put_estimate(f, &st->quantile[q]);
 		fputs("</td>", f);
 	}
-	const double plain[] = { st->min, st->mean, st->max, g->truth_error_mean };
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 3; i++) {
 		fputs("<td>", f);
 		put_seconds(f, plain[i]);
 		fputs("</td>", f);
 	}
-	fprintf(f, "<td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
-		   "</td></tr>\n",
-		g->connects, g->connect_failures, g->throttled, g->errors);
+	fputs("</tr>\n", f);
+}
+
+static void write_activity_row(FILE *f, const summary_group *g)
+{
+	fputs("<tr><td class=\"l\">", f);
+	report_html_escape(f, g->name);
+	fprintf(f, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
+		   "</td><td>%" PRIu64 "</td><td>%zu</td><td>",
+		g->attempts, g->connects, g->connect_failures, g->throttled, g->errors, g->n_truth);
+	put_seconds(f, g->truth_error_mean);
+	fputs("</td><td>", f);
+	put_seconds(f, g->truth_error_max);
+	fputs("</td></tr>\n", f);
 }
 
 static void write_groups(FILE *f, const summary *s)
 {
 	fprintf(f, "<h2>Groups</h2>\n<p class=\"note\">Time from the policy swap to its effect. "
-		   "Quantiles are Kaplan-Meier estimates with %.0f%% Brookmeyer-Crowley intervals in "
-		   "brackets; min, mean and max are over devices that saw the change; censored devices "
+		   "Quantiles are Kaplan-Meier estimates with %.0f%% Brookmeyer-Crowley intervals "
+		   "below them; min, mean and max are over devices that saw the change; censored devices "
 		   "did not see it before the observation timeout. \"unknown\": the curve never reaches "
 		   "that quantile.</p>\n",
 		s->level * 100);
 	fputs("<table><tr><th class=\"l\">group</th><th class=\"l\">strategy</th><th>devices</th>"
 	      "<th>effective</th><th>censored</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th>"
-	      "<th>min</th><th>mean</th><th>max</th><th>mean |truth error|</th><th>connects</th>"
-	      "<th>connect failures</th><th>throttled</th><th>errors</th></tr>\n",
+	      "<th>min</th><th>mean</th><th>max</th></tr>\n",
 	      f);
 	for (size_t i = 0; i < s->ngroups; i++)
 		write_group_row(f, &s->groups[i]);
+	fputs("</table>\n<p class=\"note\">Device activity, summed over the devices of each group. "
+	      "The truth error is the measured effect time minus the time the simulator's policy "
+	      "cache really refreshed (simulator runs only).</p>\n",
+	      f);
+	fputs("<table><tr><th class=\"l\">group</th><th>attempts</th><th>connects</th>"
+	      "<th>connect failures</th><th>throttled</th><th>errors</th><th>rows with truth</th>"
+	      "<th>mean |truth error|</th><th>max |truth error|</th></tr>\n",
+	      f);
+	for (size_t i = 0; i < s->ngroups; i++)
+		write_activity_row(f, &s->groups[i]);
 	fputs("</table>\n", f);
 }
 
@@ -155,7 +176,7 @@ static void write_pairs(FILE *f, const summary *s)
 		fprintf(f, "<td>U %.6g, %s%s</td><td>", pair->cmp.mann_whitney.u, p,
 			pair->cmp.mann_whitney.exact ? " (exact)" : "");
 		put_estimate(f, &pair->cmp.shift);
-		fprintf(f, "</td><td>%.3f</td><td class=\"l\">", pair->cmp.cliff_delta);
+		fprintf(f, "</td><td>%.3f</td><td class=\"l w\">", pair->cmp.cliff_delta);
 		report_html_escape(f, pair->verdict);
 		fputs("</td></tr>\n", f);
 	}
