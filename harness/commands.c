@@ -9,5 +9,6 @@
 const cli_command *const cli_commands[] = {
 	&cmd_report,
 	&cmd_compare,
+	&cmd_merge,
 	NULL,
 };
