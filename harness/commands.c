@@ -8,5 +8,8 @@
 
 const cli_command *const cli_commands[] = {
 	&cmd_validate,
+	&cmd_report,
+	&cmd_compare,
+	&cmd_merge,
 	NULL,
 };
