@@ -4,10 +4,11 @@
  * A share is a count ("120") or a percentage of fleet.devices ("37.5%",
  * up to 6 decimals). Groups without a share split what the others leave
  * equally. Percentages and equal splits rarely give whole devices, so they
- * are apportioned by the largest remainder method: each group first gets
- * the whole part of its exact quota, then the devices left over go one at
- * a time to the groups with the largest fractional parts (the earlier group
- * on a tie). Every device belongs to exactly one group, in profile order.
+ * are apportioned by the largest remainder method. Each group first gets
+ * the whole part of its exact quota. The devices left over then go one at
+ * a time to the groups with the largest fractional parts, the earlier group
+ * first on a tie. Every device belongs to exactly one group, in profile
+ * order.
  */
 #include <math.h>
 #include <stdio.h>

@@ -416,7 +416,6 @@ close_file:
 	return rc;
 }
 
-/* Returns the folder part of path ("." when it has none). */
 /* Returns the absolute folder of path, so that resolved policy paths are absolute. */
 static char *folder_of(const char *path)
 {

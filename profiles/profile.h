@@ -225,7 +225,7 @@ typedef struct profile_timing {
 
 typedef struct profile_expectation {
 	char *text;                  /* as written, e.g. "reconnect.p99 < 30s" */
-	struct expect_expr *expr;    /* parsed (results/expect.h); NULL until that parser is linked */
+	struct expect_expr *expr;    /* parsed with results/expect.h; owned by the profile */
 	profile_pos pos;             /* where the string starts in the profile */
 } profile_expectation;
 

@@ -336,7 +336,7 @@ static pl_err map_put(ptree *t, const char *key, ptree *value, const char *origi
 static pl_err parse_override_value(ptree **out, const char *value, const char *override,
 				   pl_errmsg *e)
 {
-	pl_errmsg inner;
+	pl_errmsg inner = { "" };
 	pl_err rc;
 
 	if (value[0] == '\0') {
@@ -465,7 +465,7 @@ static int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_
 	return 0;
 }
 
-/* Returns the length of the "${env:NAME}" reference at s, or 0 if s holds none. */
+/* Returns the length of the "${env:NAME}" reference at s, or 0 if s does not start with one. */
 static size_t env_reference(const char *s, char *name, size_t name_len)
 {
 	const char *close;

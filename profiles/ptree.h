@@ -30,7 +30,6 @@ struct ptree {
 	unsigned line;          /* 1-based; 0 for nodes made by an override */
 	unsigned column;
 	const char *origin;     /* the override text ("probe.interval=1s") or NULL for the file */
-	int used;               /* set by the schema walk; unused map keys are unknown keys */
 };
 
 /*

@@ -657,6 +657,36 @@ START_TEST(test_profile_expectation_unknown_group)
 }
 END_TEST
 
+START_TEST(test_profile_expectation_syntax_error)
+{
+	load_result r;
+	char *text = with_lines("expect:\n  - keep.p99 ~ 1m\n");
+
+	load(&r, text);
+	/* A plain scalar at column 5; the operator is expected 9 bytes in. */
+	ck_assert_msg(starts_with(r.e.msg, "t.yaml:14:14: expect: invalid expectation 'keep.p99 ~ 1m': expected a comparison operator"),
+		      "got: %s", r.e.msg);
+	done(&r);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_profile_expectations_parsed)
+{
+	load_result r;
+	char *text = with_lines("expect: [\"keep.p99 < 30s\", \"compare(re, keep).p < 0.001\"]\n");
+
+	load(&r, text);
+	ck_assert_ptr_nonnull(r.p);
+	ck_assert_uint_eq(r.p->expect_count, 2);
+	ck_assert_ptr_nonnull(r.p->expect[0].expr);
+	ck_assert_ptr_nonnull(r.p->expect[1].expr);
+	ck_assert_uint_eq(r.p->expect[1].pos.line, 13);
+	done(&r);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_profile_resolved_round_trip)
 {
 	load_result r;
@@ -872,6 +902,8 @@ static Suite *profile_suite(void)
 	tcase_add_test(checks, test_profile_grant_that_changes_nothing);
 	tcase_add_test(checks, test_profile_policy_version_needs_one_each);
 	tcase_add_test(checks, test_profile_expectation_unknown_group);
+	tcase_add_test(checks, test_profile_expectation_syntax_error);
+	tcase_add_test(checks, test_profile_expectations_parsed);
 	suite_add_tcase(s, checks);
 
 	tcase_add_test(output, test_profile_resolved_round_trip);
