@@ -3,9 +3,11 @@
  * something else than policy propagation (throttling, shared topics,
  * policies that change nothing). Each check reports at the key it names.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "profiles/internal.h"
@@ -255,6 +257,26 @@ static void check_swap(loader *l, const ptree *root)
 			     "fleet.certificates: shared, but a trigger-topic swap changes the policies of the triggering device's certificate: the first trigger would swap every device at once and the other devices' swap times would be wrong; use per-device certificates or swap.kind attach-detach");
 }
 
+/* Rates the run drives that the simulator's quotas would throttle. */
+static void check_simulator_quotas(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const profile_quotas *q = &p->target.simulator.quotas;
+	double swap_quota = p->swap.kind == PROFILE_SWAP_POLICY_VERSION ? q->policy_write
+									: q->attach_detach_policy;
+
+	if (q->connect_per_account > 0.0 && p->fleet.connect_rate > q->connect_per_account)
+		loader_warning(l, at(root, "fleet.connect_rate"),
+			       "fleet.connect_rate: above the simulator's connect_per_account quota (%g/s), so connects will be throttled",
+			       q->connect_per_account);
+	if (swap_quota > 0.0 && p->swap.rate > swap_quota && profile_swap_calls(p) > 1)
+		loader_warning(l, at(root, "swap.rate"),
+			       "swap.rate: above the simulator's %s quota (%g/s), so swap calls will be throttled and retried",
+			       p->swap.kind == PROFILE_SWAP_POLICY_VERSION ? "policy_write"
+									   : "attach_detach_policy",
+			       swap_quota);
+}
+
 static void check_target(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
@@ -268,19 +290,19 @@ static void check_target(loader *l, const ptree *root)
 		if (p->target.aws.root_ca[0] == '\0')
 			loader_error(l, at(root, "target"),
 				     "target.aws.root_ca: required for target.kind aws: the path of the Amazon root CA (AmazonRootCA1.pem)");
+		else if (access(p->target.aws.root_ca, R_OK) != 0)
+			loader_error(l, at(root, "target.aws.root_ca"),
+				     "target.aws.root_ca: cannot read '%s': %s", p->target.aws.root_ca,
+				     strerror(errno));
 		return;
 	}
+	check_simulator_quotas(l, root);
 	schema_format_duration(p->timing.observe_timeout_ns, observe, sizeof(observe));
 	schema_format_duration(sim->propagation.max_ns, longest, sizeof(longest));
 	if (p->timing.observe_timeout_ns <= sim->propagation.max_ns)
 		loader_warning(l, at(root, "timing.observe_timeout"),
 			       "timing.observe_timeout: %s is not longer than the simulator's longest propagation delay (%s), so some keep-connection devices will be censored",
 			       observe, longest);
-	if (sim->quotas.connect_per_account > 0.0 &&
-	    p->fleet.connect_rate > sim->quotas.connect_per_account)
-		loader_warning(l, at(root, "fleet.connect_rate"),
-			       "fleet.connect_rate: above the simulator's connect_per_account quota (%g/s), so connects will be throttled",
-			       sim->quotas.connect_per_account);
 }
 
 static void check_client_ids(loader *l, const ptree *root)

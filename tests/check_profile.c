@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -817,6 +818,69 @@ START_TEST(test_profile_seed_matches_background)
 }
 END_TEST
 
+/* Runs "policylag validate ARGS 2>&1" and returns its exit status; output goes to out. */
+static int run_validate(const char *args, char *out, size_t len)
+{
+	const char *bin = getenv("POLICYLAG_BIN");
+	char command[PATH_MAX * 3];
+	size_t used = 0;
+	FILE *pipe;
+	int status;
+
+	ck_assert_msg(bin != NULL, "POLICYLAG_BIN is not set (run through make check)");
+	snprintf(command, sizeof(command), "cd '%s' && '%s' validate %s 2>&1", profiles_dir, bin,
+		 args);
+	pipe = popen(command, "r");
+	ck_assert_ptr_nonnull(pipe);
+	while (used + 1 < len) {
+		size_t n = fread(out + used, 1, len - 1 - used, pipe);
+
+		if (n == 0)
+			break;
+		used += n;
+	}
+	out[used] = '\0';
+	status = pclose(pipe);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(test_profile_validate_command_valid)
+{
+	char out[8192];
+
+	ck_assert_int_eq(run_validate("seed-verification.yaml", out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "seed-verification.yaml: valid") != NULL, "output: %s", out);
+	ck_assert_ptr_nonnull(strstr(out, "keep"));
+	ck_assert_ptr_nonnull(strstr(out, "run time:"));
+}
+END_TEST
+
+START_TEST(test_profile_validate_command_errors)
+{
+	char out[8192];
+
+	/* Two bad overrides: both are reported and the exit status is 2. */
+	ck_assert_int_eq(run_validate("revoke.yaml --set probe.interval=10q --set fleet.devices=0", out,
+				      sizeof(out)),
+			 2);
+	ck_assert_msg(strstr(out, "--set probe.interval=10q: probe.interval: invalid duration") != NULL,
+		      "output: %s", out);
+	ck_assert_msg(strstr(out, "--set fleet.devices=0: fleet.devices: integer '0' is out of range") != NULL,
+		      "output: %s", out);
+	ck_assert_ptr_nonnull(strstr(out, "revoke.yaml: 2 errors"));
+}
+END_TEST
+
+START_TEST(test_profile_validate_command_resolved)
+{
+	char out[16384];
+
+	ck_assert_int_eq(run_validate("--resolved policy-version.yaml", out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "observe_timeout: 90s"));
+	ck_assert_ptr_nonnull(strstr(out, "sha256: \""));
+}
+END_TEST
+
 typedef struct docs_check {
 	const char *docs;
 	char missing[2048];
@@ -913,6 +977,9 @@ static Suite *profile_suite(void)
 	tcase_add_test(output, test_profile_shipped_profiles_validate);
 	tcase_add_test(output, test_profile_seed_matches_background);
 	tcase_add_test(output, test_profile_docs_list_every_key);
+	tcase_add_test(output, test_profile_validate_command_valid);
+	tcase_add_test(output, test_profile_validate_command_errors);
+	tcase_add_test(output, test_profile_validate_command_resolved);
 	suite_add_tcase(s, output);
 	return s;
 }
