@@ -40,13 +40,14 @@ static profile_issue *new_issue(profile_issues *issues)
 }
 
 /* Records an error whose message already has its position (syntax errors, unreadable files). */
-static void add_plain_error(profile_issues *issues, const char *message)
+static void add_plain_error(profile_issues *issues, pl_err code, const char *message)
 {
 	profile_issue *issue = new_issue(issues);
 
 	if (issue == NULL)
 		return;
 	issue->severity = PROFILE_SEVERITY_ERROR;
+	issue->code = code;
 	snprintf(issue->message, sizeof(issue->message), "%s", message);
 	issues->errors++;
 }
@@ -63,6 +64,7 @@ static void add_issue(loader *l, profile_severity severity, pl_err code, const p
 		return;
 	}
 	issue->severity = severity;
+	issue->code = code;
 	vsnprintf(text, sizeof(text), fmt, ap);
 	if (node == NULL)
 		snprintf(issue->message, sizeof(issue->message), "%s: %s", l->name, text);
@@ -80,8 +82,6 @@ static void add_issue(loader *l, profile_severity severity, pl_err code, const p
 		return;
 	}
 	issues->errors++;
-	if (l->first_code == PL_OK)
-		l->first_code = code;
 }
 
 void loader_error(loader *l, const ptree *node, const char *fmt, ...)
@@ -295,9 +295,7 @@ static void resolve(loader *l, ptree *root, const profile_load_opts *opts)
 
 		if (ptree_apply_override(root, opts->overrides[i], &e) == PL_OK)
 			continue;
-		add_plain_error(l->issues, e.msg);
-		if (l->first_code == PL_OK)
-			l->first_code = PL_ERR_INVALID;
+		add_plain_error(l->issues, PL_ERR_INVALID, e.msg);
 	}
 	ptree_substitute_env(root, record_env_error, l);
 	schema_set_defaults(l, &schema_root, p);
@@ -318,16 +316,18 @@ static void free_compiled(sim_policy **compiled, size_t count)
 }
 
 /* Moves the first error into e and returns the load's result code. */
-static pl_err finish(loader *l, pl_errmsg *e)
+static pl_err finish(loader *l, size_t first_issue, pl_errmsg *e)
 {
 	if (l->oom) {
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "%s: out of memory while loading the profile",
 				     l->name);
 	}
-	for (size_t i = 0; i < l->issues->count; i++) {
-		if (l->issues->items[i].severity == PROFILE_SEVERITY_ERROR)
-			return pl_errmsg_set(e, l->first_code ? l->first_code : PL_ERR_INVALID, "%s",
-					     l->issues->items[i].message);
+	for (size_t i = first_issue; i < l->issues->count; i++) {
+		const profile_issue *issue = &l->issues->items[i];
+
+		if (issue->severity == PROFILE_SEVERITY_ERROR)
+			return pl_errmsg_set(e, issue->code ? issue->code : PL_ERR_INVALID, "%s",
+					     issue->message);
 	}
 	return PL_OK;
 }
@@ -359,13 +359,13 @@ pl_err profile_load_text(profile **out, const char *text, size_t len, const char
 	}
 	rc = ptree_parse(&root, text, len, name, &l.first);
 	if (rc != PL_OK) {
-		add_plain_error(l.issues, l.first.msg);
+		add_plain_error(l.issues, rc, l.first.msg);
 		pl_errmsg_set(e, rc, "%s", l.first.msg);
 		goto free_profile;
 	}
 	resolve(&l, root, opts);
 	sort_issues(l.issues, first_issue);
-	rc = finish(&l, e);
+	rc = finish(&l, first_issue, e);
 	free_compiled(l.before_compiled, l.impl->pub.before_count);
 	free_compiled(l.after_compiled, l.impl->pub.after_count);
 	ptree_free(root);
@@ -450,7 +450,7 @@ pl_err profile_load(profile **out, const char *path, const profile_load_opts *op
 	rc = profile_read_file(path, PROFILE_MAX_BYTES, &text, &len, e);
 	if (rc != PL_OK) {
 		if (opts != NULL && opts->issues != NULL)
-			add_plain_error(opts->issues, e ? e->msg : "cannot read the profile");
+			add_plain_error(opts->issues, PL_ERR_IO, e ? e->msg : "cannot read the profile");
 		return rc == PL_ERR_NOT_FOUND ? PL_ERR_IO : rc;
 	}
 	dir = folder_of(path);
@@ -462,6 +462,15 @@ pl_err profile_load(profile **out, const char *path, const profile_load_opts *op
 	free(dir);
 	free(text);
 	return rc;
+}
+
+const profile_group *profile_find_group(const profile *p, const char *name)
+{
+	for (size_t i = 0; i < p->group_count; i++) {
+		if (strcmp(p->groups[i].name, name) == 0)
+			return &p->groups[i];
+	}
+	return NULL;
 }
 
 const profile_group *profile_group_of(const profile *p, int64_t index)

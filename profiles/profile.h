@@ -259,6 +259,7 @@ typedef struct profile_issue {
 	profile_severity severity;
 	char message[PL_ERRMSG_MAX]; /* "file:line:column: ..." or "--set k=v: ..." */
 	profile_pos pos;             /* 0/0 for overrides and whole-profile issues */
+	pl_err code;                 /* PL_ERR_IO for unreadable files, PL_ERR_PARSE, PL_ERR_INVALID */
 } profile_issue;
 
 /* Every error and warning found while loading, in file order. Caller-owned. */
@@ -333,6 +334,9 @@ int64_t profile_expected_duration(const profile *p);
  * swap.
  */
 int64_t profile_swap_calls(const profile *p);
+
+/* The group named name, or NULL. */
+const profile_group *profile_find_group(const profile *p, const char *name);
 
 /* The group that device index belongs to, or NULL when index is out of range. */
 const profile_group *profile_group_of(const profile *p, int64_t index);

@@ -66,6 +66,62 @@ static pl_err append_item(ptree *t, ptree *key, ptree *item)
 
 static ptree *build_node(build_ctx *c, yaml_node_t *n, int depth);
 
+/* Moves the entries of one "<<" source map into t, skipping keys t already has. */
+static int merge_one(ptree *t, ptree *source)
+{
+	for (size_t i = 0; i < source->count; i++) {
+		if (ptree_get(t, source->keys[i]->value) != NULL)
+			continue;
+		if (append_item(t, source->keys[i], source->items[i]) != PL_OK)
+			return -1;
+		source->keys[i] = NULL;
+		source->items[i] = NULL;
+	}
+	return 0;
+}
+
+/*
+ * Applies YAML merge keys ("<<: *defaults" or "<<: [*a, *b]"): the merged
+ * maps' keys are added unless the map sets them itself, and earlier
+ * sources win over later ones.
+ */
+static int merge_keys(build_ctx *c, ptree *t)
+{
+	size_t i = 0;
+
+	while (i < t->count) {
+		ptree *key = t->keys[i];
+		ptree *value = t->items[i];
+		int failed = 0;
+
+		if (!key->plain || strcmp(key->value, "<<") != 0) {
+			i++;
+			continue;
+		}
+		/* Take the entry out first, so that its own keys do not block the merge. */
+		memmove(&t->keys[i], &t->keys[i + 1], (t->count - i - 1) * sizeof(*t->keys));
+		memmove(&t->items[i], &t->items[i + 1], (t->count - i - 1) * sizeof(*t->items));
+		t->count--;
+		if (value->type == PTREE_MAP) {
+			failed = merge_one(t, value);
+		} else if (value->type == PTREE_SEQ) {
+			for (size_t j = 0; j < value->count && !failed; j++)
+				failed = value->items[j]->type != PTREE_MAP ||
+					 merge_one(t, value->items[j]) != 0;
+		} else {
+			failed = 1;
+		}
+		if (failed && c->e != NULL && c->e->msg[0] == '\0')
+			pl_errmsg_set(c->e, PL_ERR_PARSE, "%s:%u:%u: invalid merge key: '<<' takes a map or a list of maps",
+				      c->name, key->line, key->column);
+		ptree_free(key);
+		ptree_free(value);
+		if (failed)
+			return -1;
+	}
+	return 0;
+}
+
 static pl_err build_error(build_ctx *c, const yaml_node_t *n, pl_err code, const char *why)
 {
 	return pl_errmsg_set(c->e, code, "%s:%zu:%zu: %s", c->name, n->start_mark.line + 1,
@@ -119,7 +175,7 @@ static int build_children(build_ctx *c, ptree *t, yaml_node_t *n, int depth)
 			return -1;
 		}
 	}
-	return 0;
+	return merge_keys(c, t);
 }
 
 static ptree *build_node(build_ctx *c, yaml_node_t *n, int depth)

@@ -341,6 +341,9 @@ static void check_keys(loader *l, const section *s, const char *path, const ptre
 		char where[160];
 
 		if (schema_find(s, key->value) == NULL) {
+			/* Top-level "x-..." keys hold YAML anchors for reuse and are ignored. */
+			if (s == &schema_root && strncmp(key->value, "x-", 2) == 0)
+				continue;
 			report_unknown_key(l, s, path, key);
 			continue;
 		}
@@ -623,9 +626,14 @@ void schema_decode(loader *l, const section *s, const char *path, const ptree *m
 {
 	if (map == NULL || ptree_is_null(map))
 		return;
+	if (map->type != PTREE_MAP && path[0] == '\0') {
+		loader_error(l, map, "expected a map of keys at the top level (name, target, fleet, groups, ...), not a %s",
+			     map->type == PTREE_SEQ ? "list" : "single value");
+		return;
+	}
 	if (map->type != PTREE_MAP) {
-		loader_error(l, map, "%s: expected a map of keys (%s: {key: value, ...})",
-			     path[0] ? path : "profile", path[0] ? path : "name");
+		loader_error(l, map, "%s: expected a map of keys, not a %s", path,
+			     map->type == PTREE_SEQ ? "list" : "single value");
 		return;
 	}
 	check_keys(l, s, path, map);

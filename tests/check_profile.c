@@ -688,6 +688,68 @@ START_TEST(test_profile_expectations_parsed)
 }
 END_TEST
 
+START_TEST(test_profile_extension_key_for_anchors)
+{
+	load_result r;
+	const char *text =
+		"x-common: &common {strategy: reconnect-per-attempt, attempt_interval: 20s, qos: 0}\n"
+		"fleet: {devices: 4}\n"
+		"groups:\n"
+		"  - {<<: *common, name: a, qos: 1}\n"
+		"  - {<<: *common, name: b}\n"
+		"policies: {before: [policies/probe-no-receive.json], after: [policies/probe-full.json]}\n";
+
+	load(&r, text);
+	ck_assert_msg(r.p != NULL, "%s", r.e.msg);
+	ck_assert_int_eq(r.p->groups[0].qos, 1);
+	ck_assert_int_eq(r.p->groups[1].qos, 0);
+	ck_assert_int_eq(r.p->groups[1].attempt_interval_ns, 20 * PL_NS_PER_S);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_merge_key_needs_map)
+{
+	load_result r;
+
+	load(&r, "fleet:\n  <<: 5\n");
+	ck_assert_int_eq(r.rc, PL_ERR_PARSE);
+	ck_assert_str_eq(r.e.msg, "t.yaml:2:3: invalid merge key: '<<' takes a map or a list of maps");
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_merge_keys_applied)
+{
+	load_result r;
+	const char *text =
+		"fleet: {devices: 4}\n"
+		"groups:\n"
+		"  - &first {name: a, strategy: reconnect-per-attempt, attempt_interval: 20s, qos: 0}\n"
+		"  - {<<: *first, name: b, qos: 1}\n"
+		"policies: {before: [policies/probe-no-receive.json], after: [policies/probe-full.json]}\n";
+
+	load(&r, text);
+	ck_assert_msg(r.p != NULL, "%s", r.e.msg);
+	ck_assert_str_eq(r.p->groups[1].name, "b");
+	ck_assert_int_eq(r.p->groups[1].strategy, PROFILE_STRATEGY_RECONNECT_PER_ATTEMPT);
+	ck_assert_int_eq(r.p->groups[1].attempt_interval_ns, 20 * PL_NS_PER_S);
+	ck_assert_int_eq(r.p->groups[1].qos, 1);
+	ck_assert_int_eq(r.p->groups[0].qos, 0);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_top_level_list_rejected)
+{
+	load_result r;
+
+	load(&r, "- a\n- b\n");
+	ck_assert_str_eq(r.e.msg, "t.yaml:1:1: expected a map of keys at the top level (name, target, fleet, groups, ...), not a list");
+	done(&r);
+}
+END_TEST
+
 START_TEST(test_profile_resolved_round_trip)
 {
 	load_result r;
@@ -943,6 +1005,8 @@ static Suite *profile_suite(void)
 	tcase_add_test(errors, test_profile_share_count_above_fleet);
 	tcase_add_test(errors, test_profile_duplicate_key);
 	tcase_add_test(errors, test_profile_every_error_reported);
+	tcase_add_test(errors, test_profile_merge_key_needs_map);
+	tcase_add_test(errors, test_profile_top_level_list_rejected);
 	suite_add_tcase(s, errors);
 
 	tcase_add_test(resolve, test_profile_defaults_filled_in);
@@ -954,6 +1018,8 @@ static Suite *profile_suite(void)
 	tcase_add_test(resolve, test_profile_env_substituted_and_hidden);
 	tcase_add_test(resolve, test_profile_literal_secret_rejected);
 	tcase_add_test(resolve, test_profile_env_escape);
+	tcase_add_test(resolve, test_profile_merge_keys_applied);
+	tcase_add_test(resolve, test_profile_extension_key_for_anchors);
 	suite_add_tcase(s, resolve);
 
 	tcase_add_test(checks, test_profile_window_not_shorter_than_interval);
