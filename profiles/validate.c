@@ -18,6 +18,7 @@
 #define AWS_CLIENT_ID_MAX_BYTES 128
 #define AWS_PUBLISH_PER_CONNECTION 100.0
 #define AWS_CONNECT_PER_CLIENT_ID 1.0
+#define AWS_PUBLISH_PER_ACCOUNT 20000.0
 #define AWS_KEEP_ALIVE_MIN (30 * PL_NS_PER_S)
 #define AWS_KEEP_ALIVE_MAX (1200 * PL_NS_PER_S)
 /* Probe rates above this leave too little room under the 100/s per-connection quota. */
@@ -235,6 +236,40 @@ static void check_probe_rate(loader *l, const ptree *root)
 			     "probe.shared_topic: echo probes on one shared topic reach every device; use a per-device topic or probe.kind prober");
 }
 
+/*
+ * Publishes per second over the fleet while probing: inbound (sent by
+ * devices or the prober, plus triggers) and outbound (delivered to devices).
+ */
+static void fleet_publish_rates(const profile *p, double *inbound, double *outbound)
+{
+	double per_device = 1e9 / (double)p->probe.interval_ns;
+	double devices = (double)p->fleet.devices;
+
+	*outbound = devices * per_device;
+	*inbound = p->probe.shared_topic ? per_device : devices * per_device;
+	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC)
+		*inbound += devices * per_device;
+}
+
+static void check_account_rates(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const profile_quotas *q = &p->target.simulator.quotas;
+	int simulator = p->target.kind == PROFILE_TARGET_SIMULATOR;
+	double inbound_quota = simulator ? q->inbound_publish_per_account : AWS_PUBLISH_PER_ACCOUNT;
+	double outbound_quota = simulator ? q->outbound_publish_per_account : AWS_PUBLISH_PER_ACCOUNT;
+	double inbound;
+	double outbound;
+
+	fleet_publish_rates(p, &inbound, &outbound);
+	if ((inbound_quota > 0.0 && inbound > inbound_quota) ||
+	    (outbound_quota > 0.0 && outbound > outbound_quota))
+		loader_warning(l, at(root, "probe.interval"),
+			       "probe.interval: %lld devices probing at this interval publish about %.0f/s and receive about %.0f/s, above the account quotas (%.0f/s in, %.0f/s out), so probes will be throttled",
+			       (long long)p->fleet.devices, inbound, outbound, inbound_quota,
+			       outbound_quota);
+}
+
 static void check_swap(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
@@ -305,6 +340,15 @@ static void check_target(loader *l, const ptree *root)
 			       observe, longest);
 }
 
+static void check_inventory(loader *l, const ptree *root)
+{
+	const char *inventory = l->impl->pub.fleet.inventory;
+
+	if (inventory[0] != '\0' && access(inventory, R_OK) != 0)
+		loader_error(l, at(root, "fleet.inventory"), "fleet.inventory: cannot read '%s': %s",
+			     inventory, strerror(errno));
+}
+
 static void check_client_ids(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
@@ -331,9 +375,11 @@ void profile_validate(loader *l, const ptree *root)
 	check_probe_topic(l, root);
 	check_swap_topics(l, root);
 	check_probe_rate(l, root);
+	check_account_rates(l, root);
 	check_swap(l, root);
 	check_target(l, root);
 	check_client_ids(l, root);
+	check_inventory(l, root);
 	policy_effect_check(l, root);
 }
 

@@ -750,6 +750,37 @@ START_TEST(test_profile_top_level_list_rejected)
 }
 END_TEST
 
+START_TEST(test_profile_account_rate_warning)
+{
+	load_result r;
+	/* 10 devices echoing every 100 ms publish 100/s, above an inbound quota of 50/s. */
+	const char *sets[] = { "probe.interval=100ms",
+			       "target.simulator.quotas.inbound_publish_per_account=50/s" };
+	const char *message;
+
+	load_with(&r, base_profile, sets, 2);
+	ck_assert_msg(r.p != NULL, "%s", r.e.msg);
+	ck_assert_uint_eq(r.issues.errors, 0);
+	message = find_issue(&r, "above the account quotas (50/s in, 20000/s out)");
+	ck_assert_ptr_nonnull(message);
+	ck_assert_int_eq(r.issues.items[0].severity, PROFILE_SEVERITY_WARNING);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_inventory_must_exist)
+{
+	load_result r;
+	const char *sets[] = { "fleet.inventory=no-such-inventory.json" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_msg(starts_with(r.e.msg, "--set fleet.inventory=no-such-inventory.json: fleet.inventory: cannot read '"),
+		      "got: %s", r.e.msg);
+	ck_assert_ptr_nonnull(strstr(r.e.msg, "/profiles/no-such-inventory.json': No such file or directory"));
+	done(&r);
+}
+END_TEST
+
 START_TEST(test_profile_resolved_round_trip)
 {
 	load_result r;
@@ -1034,6 +1065,8 @@ static Suite *profile_suite(void)
 	tcase_add_test(checks, test_profile_expectation_unknown_group);
 	tcase_add_test(checks, test_profile_expectation_syntax_error);
 	tcase_add_test(checks, test_profile_expectations_parsed);
+	tcase_add_test(checks, test_profile_account_rate_warning);
+	tcase_add_test(checks, test_profile_inventory_must_exist);
 	suite_add_tcase(s, checks);
 
 	tcase_add_test(output, test_profile_resolved_round_trip);
