@@ -278,7 +278,8 @@ typedef struct profile_load_opts {
 	const char *const *overrides; /* "key=value" strings, applied in order after the file */
 	size_t override_count;
 	profile_issues *issues;       /* optional: receives every error and warning */
-	int skip_policy_files;        /* nonzero: do not read or check policy documents */
+	int skip_policy_files;        /* nonzero: do not read or check policy documents (the
+				       * hash then differs, because it covers their SHA-256) */
 } profile_load_opts;
 
 /*
