@@ -294,6 +294,45 @@ START_TEST(test_profile_bad_override_group_name)
 }
 END_TEST
 
+START_TEST(test_profile_bad_override_below_value)
+{
+	load_result r;
+	const char *sets[] = { "policies.before.0.file=x.json" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_str_eq(r.e.msg,
+			 "--set policies.before.0.file=x.json: cannot set a key below 'policies/probe-no-receive.json', which is a single value");
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_bad_override_empty_segment)
+{
+	load_result r;
+	const char *sets[] = { "probe..interval=1s" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_str_eq(r.e.msg, "--set probe..interval=1s: empty key segment");
+	ck_assert_uint_eq(r.issues.errors, 1);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_bad_group_no_cascade)
+{
+	load_result r;
+	char *text = with_lines("expect: [\"keep.p99 < 30s\", \"re.p99 < 30s\"]\n");
+	const char *sets[] = { "groups.0=5" };
+
+	load_with(&r, text, sets, 1);
+	ck_assert_uint_eq(r.issues.errors, 1);
+	ck_assert_str_eq(r.e.msg,
+			 "--set groups.0=5: groups.0: expected a map of group keys (name, share, strategy, ...)");
+	done(&r);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_profile_unset_env_var)
 {
 	load_result r;
@@ -1031,6 +1070,9 @@ static Suite *profile_suite(void)
 	tcase_add_test(errors, test_profile_bad_override_unknown_key);
 	tcase_add_test(errors, test_profile_bad_override_syntax);
 	tcase_add_test(errors, test_profile_bad_override_group_name);
+	tcase_add_test(errors, test_profile_bad_override_below_value);
+	tcase_add_test(errors, test_profile_bad_override_empty_segment);
+	tcase_add_test(errors, test_profile_bad_group_no_cascade);
 	tcase_add_test(errors, test_profile_unset_env_var);
 	tcase_add_test(errors, test_profile_shares_not_adding_up);
 	tcase_add_test(errors, test_profile_share_count_above_fleet);
