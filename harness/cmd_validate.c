@@ -242,6 +242,8 @@ static int run_validate(const cli_command *self, int argc, char **argv)
 		status = print_resolved(p);
 	else if (!args.quiet)
 		print_summary(p);
+	if (!args.quiet && !args.resolved && issues.warnings > 0)
+		printf("  %-10s %zu, listed on stderr\n", "warnings:", issues.warnings);
 	profile_free(p);
 	profile_issues_clear(&issues);
 	return status;
