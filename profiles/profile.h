@@ -37,11 +37,16 @@ typedef enum profile_target_kind {
 	PROFILE_TARGET_AWS,           /* real AWS IoT Core */
 } profile_target_kind;
 
-/* How long a policy change takes to reach an established connection's cache. */
+/*
+ * How often an established connection refreshes its snapshot of its
+ * principal's policies; a change is seen at the next refresh. These are the
+ * simulator's propagation models (simulator/propagation.h).
+ */
 typedef enum profile_propagation_kind {
-	PROFILE_PROPAGATION_IMMEDIATE = 0, /* "immediate": no delay */
-	PROFILE_PROPAGATION_FIXED,         /* "fixed:30s": always min_ns */
-	PROFILE_PROPAGATION_UNIFORM,       /* "uniform:6m-8m": uniform in [min_ns, max_ns] */
+	PROFILE_PROPAGATION_IMMEDIATE = 0, /* "immediate": every check sees the current policies */
+	PROFILE_PROPAGATION_FIXED,         /* "ttl:30s": refresh every min_ns */
+	PROFILE_PROPAGATION_UNIFORM,       /* "uniform:6m-8m": each period uniform in [min_ns, max_ns] */
+	PROFILE_PROPAGATION_TTL = PROFILE_PROPAGATION_FIXED,
 } profile_propagation_kind;
 
 typedef struct profile_propagation {
@@ -50,10 +55,10 @@ typedef struct profile_propagation {
 	int64_t max_ns; /* equal to min_ns unless uniform */
 } profile_propagation;
 
-/* When each connection's policy snapshot refreshes within the propagation delay. */
+/* Where a connection's first refresh period starts ("refresh_phase"). */
 typedef enum profile_phase {
-	PROFILE_PHASE_CONNECT = 0, /* refresh schedule counted from the connection's CONNECT */
-	PROFILE_PHASE_RANDOM,      /* each connection gets a random offset in the delay */
+	PROFILE_PHASE_CONNECT = 0, /* at the connection's CONNECT */
+	PROFILE_PHASE_RANDOM,      /* at a random point within the first period */
 } profile_phase;
 
 /* MQTT 3.1.1 reaction to a denied SUBSCRIBE (AWS's current behaviour is unconfirmed). */

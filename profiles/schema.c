@@ -77,8 +77,8 @@ static SECTION(schema_quotas, "target.simulator.quotas", quota_rows);
 
 static const field simulator_rows[] = {
 	ROW("propagation", FIELD_PROPAGATION, profile_simulator, propagation, "uniform:6m-8m", 0, 0),
-	ENUM_ROW("phase", profile_simulator, phase, "random", phases, NULL),
-	ROW("fresh_snapshot_on_connect", FIELD_BOOL, profile_simulator, fresh_snapshot_on_connect,
+	ENUM_ROW("refresh_phase", profile_simulator, phase, "connect", phases, NULL),
+	ROW("connect_fresh_snapshot", FIELD_BOOL, profile_simulator, fresh_snapshot_on_connect,
 	    "true", 0, 0),
 	ENUM_ROW("subscribe_denied_mqtt311", profile_simulator, subscribe_denied_mqtt311,
 		 "disconnect", subscribe_denied, NULL),
@@ -398,7 +398,7 @@ static pl_err parse_rate(const char *text, int allow_off, double *out, pl_errmsg
 			     "invalid rate '%s': unknown unit '%s' (expected /s, /m or /h)", text, slash);
 }
 
-/* Parses "immediate", "fixed:D" or "uniform:D1-D2". */
+/* Parses "immediate", "ttl:D" or "uniform:D1-D2", the simulator's propagation models. */
 static pl_err parse_propagation(const char *text, profile_propagation *out, pl_errmsg *e)
 {
 	char buf[128];
@@ -410,9 +410,9 @@ static pl_err parse_propagation(const char *text, profile_propagation *out, pl_e
 		*out = p;
 		return PL_OK;
 	}
-	if (strncmp(text, "fixed:", 6) == 0) {
-		p.kind = PROFILE_PROPAGATION_FIXED;
-		rc = pl_parse_duration(text + 6, 0, 24 * HOUR, &p.min_ns, e);
+	if (strncmp(text, "ttl:", 4) == 0) {
+		p.kind = PROFILE_PROPAGATION_TTL;
+		rc = pl_parse_duration(text + 4, MS, 24 * HOUR, &p.min_ns, e);
 		p.max_ns = p.min_ns;
 	} else if (strncmp(text, "uniform:", 8) == 0 && strlen(text + 8) < sizeof(buf)) {
 		snprintf(buf, sizeof(buf), "%s", text + 8);
@@ -423,16 +423,16 @@ static pl_err parse_propagation(const char *text, profile_propagation *out, pl_e
 					     text);
 		*dash = '\0';
 		p.kind = PROFILE_PROPAGATION_UNIFORM;
-		rc = pl_parse_duration(buf, 0, 24 * HOUR, &p.min_ns, e);
+		rc = pl_parse_duration(buf, MS, 24 * HOUR, &p.min_ns, e);
 		if (rc == PL_OK)
-			rc = pl_parse_duration(dash + 1, 0, 24 * HOUR, &p.max_ns, e);
+			rc = pl_parse_duration(dash + 1, MS, 24 * HOUR, &p.max_ns, e);
 		if (rc == PL_OK && p.max_ns < p.min_ns)
 			return pl_errmsg_set(e, PL_ERR_RANGE,
 					     "invalid propagation '%s': the maximum is below the minimum",
 					     text);
 	} else {
 		return pl_errmsg_set(e, PL_ERR_INVALID,
-				     "invalid propagation '%s': expected immediate, fixed:DURATION or uniform:MIN-MAX",
+				     "invalid propagation '%s': expected immediate, ttl:DURATION or uniform:MIN-MAX",
 				     text);
 	}
 	if (rc != PL_OK)

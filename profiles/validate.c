@@ -336,7 +336,7 @@ static void check_target(loader *l, const ptree *root)
 	schema_format_duration(sim->propagation.max_ns, longest, sizeof(longest));
 	if (p->timing.observe_timeout_ns <= sim->propagation.max_ns)
 		loader_warning(l, at(root, "timing.observe_timeout"),
-			       "timing.observe_timeout: %s is not longer than the simulator's longest propagation delay (%s), so some keep-connection devices will be censored",
+			       "timing.observe_timeout: %s is not longer than the simulator's longest policy refresh period (%s), so some keep-connection devices will be censored",
 			       observe, longest);
 }
 

@@ -85,7 +85,7 @@ static void put_propagation(FILE *out, const profile_propagation *p)
 	if (p->kind == PROFILE_PROPAGATION_IMMEDIATE)
 		snprintf(text, sizeof(text), "immediate");
 	else if (p->kind == PROFILE_PROPAGATION_FIXED)
-		snprintf(text, sizeof(text), "fixed:%s", low);
+		snprintf(text, sizeof(text), "ttl:%s", low);
 	else
 		snprintf(text, sizeof(text), "uniform:%s-%s", low, high);
 	put_quoted(out, text);

@@ -466,7 +466,7 @@ END_TEST
 START_TEST(test_profile_override_creates_section)
 {
 	load_result r;
-	const char *sets[] = { "target.simulator.propagation=fixed:30s" };
+	const char *sets[] = { "target.simulator.propagation=ttl:30s" };
 
 	load_with(&r, base_profile, sets, 1);
 	ck_assert_ptr_nonnull(r.p);
