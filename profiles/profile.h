@@ -63,23 +63,30 @@ typedef enum profile_phase {
 
 /* MQTT 3.1.1 reaction to a denied SUBSCRIBE (AWS's current behaviour is unconfirmed). */
 typedef enum profile_subscribe_denied {
-	PROFILE_SUBSCRIBE_DENIED_DISCONNECT = 0, /* close the connection */
-	PROFILE_SUBSCRIBE_DENIED_SUBACK,         /* SUBACK 0x80 for that filter */
+	PROFILE_SUBSCRIBE_DENIED_DISCONNECT = 0, /* "disconnect": close the connection */
+	PROFILE_SUBSCRIBE_DENIED_SUBACK,         /* "suback_failure": SUBACK 0x80 for that filter */
 } profile_subscribe_denied;
+
+/* MQTT 5 reaction to a denied QoS 0 PUBLISH (AWS's behaviour is unconfirmed). */
+typedef enum profile_qos0_denied {
+	PROFILE_QOS0_DENIED_DROP = 0,   /* "drop": discard it silently */
+	PROFILE_QOS0_DENIED_DISCONNECT, /* "disconnect": DISCONNECT with reason 0x87 */
+} profile_qos0_denied;
 
 /*
  * Simulator quotas, AWS's defaults unless set. Rates are per second and 0
- * switches the quota off; counts are 0 for off.
+ * switches the quota off; counts are 0 for off. The profile keys are the
+ * simulator's option names (connect_rate_per_account, ...).
  */
 typedef struct profile_quotas {
-	double connect_per_account;           /* 500/s */
-	double connect_per_client_id;         /* 1/s */
-	double publish_per_connection;        /* 100/s, inbound plus outbound */
-	double inbound_publish_per_account;   /* 20000/s */
-	double outbound_publish_per_account;  /* 20000/s */
-	double subscribe_per_account;         /* 500/s, counts filters */
+	double connect_per_account;           /* connect_rate_per_account, 500/s */
+	double connect_per_client_id;         /* connect_rate_per_client, 1/s */
+	double publish_per_connection;        /* publish_rate_per_connection, 100/s, in plus out */
+	double inbound_publish_per_account;   /* AWS's 20000/s; no key, the simulator has no such quota */
+	double outbound_publish_per_account;  /* AWS's 20000/s; no key, as above */
+	double subscribe_per_account;         /* AWS's 500/s; no key, as above */
 	int64_t subscriptions_per_connection; /* 50 */
-	int64_t filters_per_subscribe;        /* 8 */
+	int64_t filters_per_subscribe;        /* subscriptions_per_request, 8 */
 	double attach_detach_policy;          /* 15/s: AttachPolicy, DetachPolicy */
 	double policy_write;                  /* 10/s: CreatePolicy(Version), SetDefault..., Delete... */
 	double create_keys_and_certificate;   /* 10/s */
@@ -98,6 +105,7 @@ typedef struct profile_simulator {
 	uint64_t seed;                        /* random seed for delays; 0 = chosen at start */
 	char *region;                         /* region in ARNs the simulator evaluates */
 	char *account;                        /* 12-digit account id in those ARNs */
+	profile_qos0_denied publish_qos0_denied_mqtt5;
 } profile_simulator;
 
 typedef struct profile_aws {

@@ -18,7 +18,6 @@
 #define AWS_CLIENT_ID_MAX_BYTES 128
 #define AWS_PUBLISH_PER_CONNECTION 100.0
 #define AWS_CONNECT_PER_CLIENT_ID 1.0
-#define AWS_PUBLISH_PER_ACCOUNT 20000.0
 #define AWS_KEEP_ALIVE_MIN (30 * PL_NS_PER_S)
 #define AWS_KEEP_ALIVE_MAX (1200 * PL_NS_PER_S)
 /* Probe rates above this leave too little room under the 100/s per-connection quota. */
@@ -255,9 +254,8 @@ static void check_account_rates(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
 	const profile_quotas *q = &p->target.simulator.quotas;
-	int simulator = p->target.kind == PROFILE_TARGET_SIMULATOR;
-	double inbound_quota = simulator ? q->inbound_publish_per_account : AWS_PUBLISH_PER_ACCOUNT;
-	double outbound_quota = simulator ? q->outbound_publish_per_account : AWS_PUBLISH_PER_ACCOUNT;
+	double inbound_quota = q->inbound_publish_per_account;
+	double outbound_quota = q->outbound_publish_per_account;
 	double inbound;
 	double outbound;
 
@@ -265,7 +263,7 @@ static void check_account_rates(loader *l, const ptree *root)
 	if ((inbound_quota > 0.0 && inbound > inbound_quota) ||
 	    (outbound_quota > 0.0 && outbound > outbound_quota))
 		loader_warning(l, at(root, "probe.interval"),
-			       "probe.interval: %lld devices probing at this interval publish about %.0f/s and receive about %.0f/s, above the account quotas (%.0f/s in, %.0f/s out), so probes will be throttled",
+			       "probe.interval: %lld devices probing at this interval publish about %.0f/s and receive about %.0f/s, above AWS's account quotas (%.0f/s in, %.0f/s out), so probes will be throttled",
 			       (long long)p->fleet.devices, inbound, outbound, inbound_quota,
 			       outbound_quota);
 }
@@ -302,7 +300,7 @@ static void check_simulator_quotas(loader *l, const ptree *root)
 
 	if (q->connect_per_account > 0.0 && p->fleet.connect_rate > q->connect_per_account)
 		loader_warning(l, at(root, "fleet.connect_rate"),
-			       "fleet.connect_rate: above the simulator's connect_per_account quota (%g/s), so connects will be throttled",
+			       "fleet.connect_rate: above the simulator's connect_rate_per_account quota (%g/s), so connects will be throttled",
 			       q->connect_per_account);
 	if (swap_quota > 0.0 && p->swap.rate > swap_quota && profile_swap_calls(p) > 1)
 		loader_warning(l, at(root, "swap.rate"),

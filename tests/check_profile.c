@@ -792,15 +792,14 @@ END_TEST
 START_TEST(test_profile_account_rate_warning)
 {
 	load_result r;
-	/* 10 devices echoing every 100 ms publish 100/s, above an inbound quota of 50/s. */
-	const char *sets[] = { "probe.interval=100ms",
-			       "target.simulator.quotas.inbound_publish_per_account=50/s" };
+	/* 1000 devices echoing every 20 ms publish 50,000/s, above AWS's 20,000/s. */
+	const char *sets[] = { "probe.interval=20ms", "fleet.devices=1000" };
 	const char *message;
 
 	load_with(&r, base_profile, sets, 2);
 	ck_assert_msg(r.p != NULL, "%s", r.e.msg);
 	ck_assert_uint_eq(r.issues.errors, 0);
-	message = find_issue(&r, "above the account quotas (50/s in, 20000/s out)");
+	message = find_issue(&r, "publish about 50000/s and receive about 50000/s, above AWS's account quotas (20000/s in, 20000/s out)");
 	ck_assert_ptr_nonnull(message);
 	ck_assert_int_eq(r.issues.items[0].severity, PROFILE_SEVERITY_WARNING);
 	done(&r);
