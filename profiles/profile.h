@@ -372,6 +372,28 @@ pl_err profile_client_id(const profile *p, int64_t index, int64_t attempt, char 
 pl_err profile_expand_topic(const char *template_text, const char *device, const char *client_id,
 			    char *buf, size_t len);
 
+/* One simulator plugin option ("plugin_opt_<key> <value>"), in the simulator's syntax. */
+typedef struct profile_sim_option {
+	char key[64];
+	char value[128];
+} profile_sim_option;
+
+#define PROFILE_SIM_OPTIONS_MAX 32
+
+/*
+ * Fills out (room for max entries, PROFILE_SIM_OPTIONS_MAX is always
+ * enough) with the simulator plugin options that target.simulator sets:
+ * the reactions to denials, the MQTT quotas, region and account, the seed,
+ * and the control-plane throttles (api_throttle_<Operation>,
+ * api_throttle_status). Pass each to sim_options_add. propagation,
+ * refresh_phase and connect_fresh_snapshot are sim_options fields instead;
+ * profile_propagation_text formats the first. Returns the number of entries.
+ */
+size_t profile_simulator_options(const profile *p, profile_sim_option *out, size_t max);
+
+/* Formats target.simulator.propagation as the simulator parses it ("uniform:20s-40s"). */
+void profile_propagation_text(const profile_propagation *prop, char *buf, size_t len);
+
 /* Names for the enums, as written in profiles ("keep-connection", "attach-detach", ...). */
 const char *profile_strategy_name(profile_strategy s);
 const char *profile_swap_kind_name(profile_swap_kind k);

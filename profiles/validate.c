@@ -290,6 +290,20 @@ static void check_swap(loader *l, const ptree *root)
 			     "fleet.certificates: shared, but a trigger-topic swap changes the policies of the triggering device's certificate: the first trigger would swap every device at once and the other devices' swap times would be wrong; use per-device certificates or swap.kind attach-detach");
 }
 
+static void check_simulator_account(loader *l, const ptree *root)
+{
+	const profile_simulator *sim = &l->impl->pub.target.simulator;
+	size_t digits = strspn(sim->account, "0123456789");
+
+	if (digits != 12 || sim->account[digits] != '\0')
+		loader_error(l, at(root, "target.simulator.account"),
+			     "target.simulator.account: '%s' is not an AWS account id: expected 12 digits",
+			     sim->account);
+	if (sim->region[0] == '\0')
+		loader_error(l, at(root, "target.simulator.region"),
+			     "target.simulator.region: missing region, for example us-east-1");
+}
+
 /* Rates the run drives that the simulator's quotas would throttle. */
 static void check_simulator_quotas(loader *l, const ptree *root)
 {
@@ -330,6 +344,7 @@ static void check_target(loader *l, const ptree *root)
 		return;
 	}
 	check_simulator_quotas(l, root);
+	check_simulator_account(l, root);
 	schema_format_duration(p->timing.observe_timeout_ns, observe, sizeof(observe));
 	schema_format_duration(sim->propagation.max_ns, longest, sizeof(longest));
 	if (p->timing.observe_timeout_ns <= sim->propagation.max_ns)
