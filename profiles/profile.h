@@ -140,7 +140,7 @@ typedef struct profile_fleet {
 	int64_t devices;             /* total over all groups */
 	profile_certificates certificates;
 	profile_provisioning provisioning;
-	char *inventory;             /* absolute path of an existing fleet, or "" to create one */
+	char *inventory;             /* absolute path of the fleet directory, "" = fleets/<name> */
 	char *client_id_prefix;      /* device i is "<prefix><i, 6 digits>" */
 	double connect_rate;         /* CONNECTs per second over the fleet */
 	int64_t worker_devices;      /* devices per worker process */

@@ -353,15 +353,6 @@ static void check_target(loader *l, const ptree *root)
 			       observe, longest);
 }
 
-static void check_inventory(loader *l, const ptree *root)
-{
-	const char *inventory = l->impl->pub.fleet.inventory;
-
-	if (inventory[0] != '\0' && access(inventory, R_OK) != 0)
-		loader_error(l, at(root, "fleet.inventory"), "fleet.inventory: cannot read '%s': %s",
-			     inventory, strerror(errno));
-}
-
 static void check_client_ids(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
@@ -392,7 +383,6 @@ void profile_validate(loader *l, const ptree *root)
 	check_swap(l, root);
 	check_target(l, root);
 	check_client_ids(l, root);
-	check_inventory(l, root);
 	policy_effect_check(l, root);
 }
 

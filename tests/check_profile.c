@@ -806,19 +806,6 @@ START_TEST(test_profile_account_rate_warning)
 }
 END_TEST
 
-START_TEST(test_profile_inventory_must_exist)
-{
-	load_result r;
-	const char *sets[] = { "fleet.inventory=no-such-inventory.json" };
-
-	load_with(&r, base_profile, sets, 1);
-	ck_assert_msg(starts_with(r.e.msg, "--set fleet.inventory=no-such-inventory.json: fleet.inventory: cannot read '"),
-		      "got: %s", r.e.msg);
-	ck_assert_ptr_nonnull(strstr(r.e.msg, "/profiles/no-such-inventory.json': No such file or directory"));
-	done(&r);
-}
-END_TEST
-
 START_TEST(test_profile_resolved_round_trip)
 {
 	load_result r;
@@ -1162,7 +1149,6 @@ static Suite *profile_suite(void)
 	tcase_add_test(checks, test_profile_expectation_syntax_error);
 	tcase_add_test(checks, test_profile_expectations_parsed);
 	tcase_add_test(checks, test_profile_account_rate_warning);
-	tcase_add_test(checks, test_profile_inventory_must_exist);
 	suite_add_tcase(s, checks);
 
 	tcase_add_test(output, test_profile_resolved_round_trip);
