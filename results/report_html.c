@@ -309,13 +309,6 @@ static void write_histogram(FILE *f, const summary *s)
 	free(counts);
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Start of each swap: the earliest t_swap_start_ns among its rows. Swap
  * indexes beyond the table fall back to the row's own t_swap_ns.
@@ -353,33 +346,37 @@ static double effect_since_swap(const run_sample *r, const int64_t *start)
 	return (double)(r->t_effect_ns - origin) / (double)PL_NS_PER_S;
 }
 
-/* Sorted times since the swap of group g's effects; returns the count. */
-static size_t group_effect_times(const summary *s, size_t g, const int64_t *start, double *out)
+/*
+ * Cumulative effects of group g at the CURVE_POINTS + 1 times x_max * k /
+ * CURVE_POINTS: a histogram of the effect times, summed up (no sorting).
+ */
+static void group_effect_curve(const summary *s, size_t g, const int64_t *start, double x_max,
+			       double *y)
 {
 	const run_samples *rs = s->samples;
-	size_t n = 0;
 
+	memset(y, 0, (CURVE_POINTS + 1) * sizeof(*y));
 	for (size_t i = 0; i < rs->nrows; i++) {
 		if (rs->rows[i].group != g)
 			continue;
 		double t = effect_since_swap(&rs->rows[i], start);
-		if (!isnan(t))
-			out[n++] = t;
+		if (isnan(t))
+			continue;
+		/* An effect at t counts from the first sample time >= t. */
+		double pos = x_max > 0 ? ceil(t / x_max * CURVE_POINTS) : 0;
+		y[pos < 0 ? 0 : pos > CURVE_POINTS ? CURVE_POINTS : (size_t)pos] += 1;
 	}
-	qsort(out, n, sizeof(*out), compare_doubles);
-	return n;
+	for (size_t k = 1; k <= CURVE_POINTS; k++)
+		y[k] += y[k - 1];
 }
 
 static void write_effects_chart(FILE *f, const summary *s)
 {
 	const run_samples *rs = s->samples;
 	int64_t start[SWAP_INDEX_MAX];
-	double *times = malloc((rs->nrows ? rs->nrows : 1) * sizeof(double));
 	double x[CURVE_POINTS + 1], y[CURVE_POINTS + 1], x_max = 0, y_max = 1;
 	report_svg p;
 
-	if (times == NULL)
-		return;
 	swap_starts(rs, start);
 	for (size_t i = 0; i < rs->nrows; i++) {
 		double t = effect_since_swap(&rs->rows[i], start);
@@ -393,13 +390,9 @@ static void write_effects_chart(FILE *f, const summary *s)
 	report_svg_begin(&p, f, "Cumulative effects since the swap started", 0, x_max, 0, y_max,
 			 "time since the swap started (s)", "devices that saw the change");
 	for (size_t g = 0; g < device_group_count(s); g++) {
-		size_t n = group_effect_times(s, g, start, times), j = 0;
-		for (size_t k = 0; k <= CURVE_POINTS; k++) {
+		for (size_t k = 0; k <= CURVE_POINTS; k++)
 			x[k] = x_max * (double)k / CURVE_POINTS;
-			while (j < n && times[j] <= x[k])
-				j++;
-			y[k] = (double)j;
-		}
+		group_effect_curve(s, g, start, x_max, y);
 		report_svg_line(&p, x, y, CURVE_POINTS + 1, 1, color(g), 0);
 		report_svg_legend(&p, s->groups[g].name, color(g), 0);
 	}
@@ -408,7 +401,6 @@ static void write_effects_chart(FILE *f, const summary *s)
 	      "so the time the swap itself takes to roll out is included; the latency charts above "
 	      "count from each device's own swap time.</p>\n",
 	      f);
-	free(times);
 }
 
 /* Event rate series drawn in the per-second chart. */

@@ -109,7 +109,7 @@ static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl
 	if (err == PL_OK)
 		err = stats_km_create(&g->km, g->sample, s->level, e);
 	if (err == PL_OK)
-		err = stats_group_describe(g->sample, s->level, &g->stats, e);
+		stats_group_describe(g->sample, g->km, &g->stats);
 free_buffers:
 	free(values);
 	free(censored);
