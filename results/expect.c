@@ -281,7 +281,8 @@ pl_err expect_parse(expect_expr **out, const char *text, size_t *column, pl_errm
 	expect_expr *x;
 	pl_err err;
 
-	assert(out != NULL && text != NULL);
+	assert(out != NULL);
+	assert(text != NULL);
 	*out = NULL;
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
@@ -331,7 +332,11 @@ static double group_value(const summary_group *g, int id)
 	if (id >= M_QUANTILE) {
 		const stats_estimate *q = &st->quantile[(id - M_QUANTILE) / 3];
 		int bound = (id - M_QUANTILE) % 3;
-		return bound == 0 ? q->value : bound == 1 ? q->lo : q->hi;
+		if (bound == 1)
+			return q->lo;
+		if (bound == 2)
+			return q->hi;
+		return q->value;
 	}
 	switch (id) {
 	case M_N: return (double)st->n;

@@ -364,7 +364,8 @@ static void group_effect_curve(const summary *s, size_t g, const int64_t *start,
 			continue;
 		/* An effect at t counts from the first sample time >= t. */
 		double pos = x_max > 0 ? ceil(t / x_max * CURVE_POINTS) : 0;
-		y[pos < 0 ? 0 : pos > CURVE_POINTS ? CURVE_POINTS : (size_t)pos] += 1;
+		pos = fmin(fmax(pos, 0), CURVE_POINTS);
+		y[(size_t)pos] += 1;
 	}
 	for (size_t k = 1; k <= CURVE_POINTS; k++)
 		y[k] += y[k - 1];

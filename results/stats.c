@@ -194,8 +194,12 @@ double stats_normal_quantile(double p)
 				    2.445134137142996e+00, 3.754408661907416e+00 };
 	double q, r, x;
 
+	if (p == 0)
+		return -INFINITY;
+	if (p == 1)
+		return INFINITY;
 	if (!(p > 0 && p < 1))
-		return p == 0 ? -INFINITY : p == 1 ? INFINITY : NAN;
+		return NAN;
 	if (p < 0.02425) {
 		q = sqrt(-2 * log(p));
 		x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
@@ -238,7 +242,8 @@ pl_err stats_km_create(stats_km **out, const stats_sample *s, double level, pl_e
 	double z = stats_normal_quantile(1 - (1 - level) / 2);
 	size_t at_risk = s->n;
 
-	assert(out != NULL && level > 0 && level < 1);
+	assert(out != NULL);
+	assert(level > 0 && level < 1);
 	km = calloc(1, sizeof(*km));
 	if (km == NULL)
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "statistics: out of memory");
@@ -305,7 +310,7 @@ double stats_km_survival(const stats_km *km, double t)
 	return surv;
 }
 
-/* Which curve stats_km_quantile inverts. */
+/* Curve that stats_km_quantile inverts: the estimate or one edge of its band. */
 enum km_curve { KM_ESTIMATE, KM_LOWER, KM_UPPER };
 
 static double km_curve_value(const stats_km_step *st, enum km_curve which)
@@ -323,7 +328,7 @@ static double km_curve_value(const stats_km_step *st, enum km_curve which)
 
 /*
  * Time at which the curve, from step first on, sits at or below target.
- * When it sits exactly on target, the answer is the midpoint to the next
+ * When it sits exactly on target, the result is the midpoint to the next
  * time the curve drops, as in R's quantile.survfit. *index receives the
  * step, or nsteps when the curve never gets there (NaN is returned).
  */
@@ -568,7 +573,11 @@ void stats_mann_whitney_test(const stats_sample *a, const stats_sample *b,
 	if (var <= 0)
 		return; /* every value tied: no information */
 	double diff = out->u - mean;
-	double correction = diff > 0 ? 0.5 : diff < 0 ? -0.5 : 0;
+	double correction = 0;
+	if (diff > 0)
+		correction = 0.5;
+	else if (diff < 0)
+		correction = -0.5;
 	out->z = (diff - correction) / sqrt(var);
 	out->p = fmin(1.0, 2 * fmin(stats_normal_cdf(out->z), stats_normal_cdf(-out->z)));
 }
@@ -622,7 +631,7 @@ static void count_differences_le(const double *a, size_t na, const double *b, si
 	}
 }
 
-/* Rearranges v so that v[k] holds the value of rank k (0-based) in sorted order. */
+/* Rearranges v so that v[k] is the value of rank k (0-based) in sorted order. */
 static void select_rank(double *v, size_t n, size_t k)
 {
 	size_t lo = 0, hi = n - 1;
@@ -671,7 +680,7 @@ static size_t collect_differences(const double *a, size_t na, const double *b, s
 	return n;
 }
 
-/* Bisection state of one order statistic: the answer is in (lo, hi] (ordered keys). */
+/* Bisection state of one order statistic, which lies in (lo, hi] (ordered keys). */
 typedef struct kth_search {
 	uint64_t k, lo, hi;
 	uint64_t count_lo, count_hi; /* differences <= lo and <= hi: count_lo < k <= count_hi */
@@ -698,7 +707,8 @@ static int kth_finish(kth_search *ks, const double *a, size_t na, const double *
 		return 0;
 	size_t n = collect_differences(a, na, b, nb, key_double(ks->lo), key_double(ks->hi), buf);
 	size_t rank = (size_t)(ks->k - ks->count_lo - 1);
-	assert(n == ks->count_hi - ks->count_lo && rank < n);
+	assert(n == ks->count_hi - ks->count_lo);
+	assert(rank < n);
 	select_rank(buf, n, rank);
 	ks->result = buf[rank];
 	free(buf);
