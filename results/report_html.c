@@ -94,7 +94,6 @@ static void write_verdict(FILE *f, const summary *s)
 static void write_group_row(FILE *f, const summary_group *g)
 {
 	const stats_group *st = &g->stats;
-	const double plain[] = { st->min, st->mean, st->max };
 
 	fputs("<tr><td class=\"l\">", f);
 	report_html_escape(f, g->name);
@@ -106,12 +105,13 @@ static void write_group_row(FILE *f, const summary_group *g)
 		put_estimate(f, &st->quantile[q]);
 		fputs("</td>", f);
 	}
-	for (size_t i = 0; i < 3; i++) {
-		fputs("<td>", f);
-		put_seconds(f, plain[i]);
-		fputs("</td>", f);
-	}
-	fputs("</tr>\n", f);
+	fputs("<td>", f);
+	put_seconds(f, st->min);
+	fputs(" / ", f);
+	put_seconds(f, st->mean);
+	fputs("<br>", f);
+	put_seconds(f, st->max);
+	fputs("</td></tr>\n", f);
 }
 
 static void write_activity_row(FILE *f, const summary_group *g)
@@ -137,7 +137,7 @@ static void write_groups(FILE *f, const summary *s)
 		s->level * 100);
 	fputs("<table><tr><th class=\"l\">group</th><th class=\"l\">strategy</th><th>devices</th>"
 	      "<th>effective</th><th>censored</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th>"
-	      "<th>min</th><th>mean</th><th>max</th></tr>\n",
+	      "<th>min / mean<br>max</th></tr>\n",
 	      f);
 	for (size_t i = 0; i < s->ngroups; i++)
 		write_group_row(f, &s->groups[i]);
@@ -162,7 +162,7 @@ static void write_pairs(FILE *f, const summary *s)
 		return;
 	fputs("<h2>Comparisons</h2>\n<table><tr><th class=\"l\">a</th><th class=\"l\">b</th>"
 	      "<th>log-rank</th><th>Mann-Whitney</th><th>shift a &minus; b (Hodges-Lehmann)</th>"
-	      "<th>Cliff's &delta;</th><th class=\"l\">verdict</th></tr>\n",
+	      "<th>Cliff's &delta;</th></tr>\n",
 	      f);
 	for (size_t i = 0; i < s->npairs; i++) {
 		const summary_pair *pair = &s->pairs[i];
@@ -176,11 +176,15 @@ static void write_pairs(FILE *f, const summary *s)
 		fprintf(f, "<td>U %.6g, %s%s</td><td>", pair->cmp.mann_whitney.u, p,
 			pair->cmp.mann_whitney.exact ? " (exact)" : "");
 		put_estimate(f, &pair->cmp.shift);
-		fprintf(f, "</td><td>%.3f</td><td class=\"l w\">", pair->cmp.cliff_delta);
-		report_html_escape(f, pair->verdict);
-		fputs("</td></tr>\n", f);
+		fprintf(f, "</td><td>%.3f</td></tr>\n", pair->cmp.cliff_delta);
 	}
-	fputs("</table>\n", f);
+	fputs("</table>\n<ul>\n", f);
+	for (size_t i = 0; i < s->npairs; i++) {
+		fputs("<li>", f);
+		report_html_escape(f, s->pairs[i].verdict);
+		fputs("</li>\n", f);
+	}
+	fputs("</ul>\n", f);
 }
 
 /* ---- charts ---- */
