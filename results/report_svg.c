@@ -18,7 +18,12 @@ void report_html_escape(FILE *f, const char *text)
 		case '>': fputs("&gt;", f); break;
 		case '"': fputs("&quot;", f); break;
 		case '\'': fputs("&#39;", f); break;
-		default: fputc(*text, f);
+		default:
+			/* XML 1.0 allows no control characters but tab, line feed and carriage return. */
+			if ((unsigned char)*text < 0x20 && *text != '\t' && *text != '\n' && *text != '\r')
+				fputc('?', f);
+			else
+				fputc(*text, f);
 		}
 	}
 }

@@ -40,7 +40,10 @@ void report_svg_marker(report_svg *p, double x, const char *label);
 void report_svg_legend(report_svg *p, const char *label, const char *color, int dashed);
 void report_svg_end(report_svg *p);
 
-/* Writes text with &, <, >, " and ' escaped. */
+/*
+ * Writes text with &, <, >, " and ' escaped, for HTML and XML (junit.xml).
+ * Control characters that XML 1.0 does not allow become '?'.
+ */
 void report_html_escape(FILE *f, const char *text);
 
 #endif
