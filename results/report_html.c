@@ -208,50 +208,82 @@ static double latency_max(const summary *s)
 	return max;
 }
 
+/* Smallest positive value over the device groups, or 0 when there is none. */
+static double latency_min_positive(const summary *s)
+{
+	double min = 0;
+
+	for (size_t i = 0; i < device_group_count(s); i++) {
+		const stats_sample *sm = s->groups[i].sample;
+		for (size_t k = 0; k < stats_sample_count(sm); k++) {
+			double v = stats_sample_value(sm, k);
+			if (v > 0) {
+				if (min == 0 || v < min)
+					min = v;
+				break;
+			}
+		}
+	}
+	return min;
+}
+
+/* Time axis of a Kaplan-Meier chart: [x_min, x_max], linear or logarithmic. */
+typedef struct km_axis {
+	double x_min, x_max;
+	int log_x;
+} km_axis;
+
+/* Sample time k of CURVE_POINTS, evenly spaced on the axis' scale. */
+static double km_grid(const km_axis *axis, size_t k)
+{
+	double frac = (double)k / CURVE_POINTS;
+
+	if (axis->log_x)
+		return axis->x_min * pow(axis->x_max / axis->x_min, frac);
+	return axis->x_min + (axis->x_max - axis->x_min) * frac;
+}
+
 /*
  * Copies a Kaplan-Meier curve into x/surv/lo/hi, starting at (0, 1). A long
  * curve is sampled at CURVE_POINTS evenly spaced times instead, which keeps
  * the page small; the sampled curve still steps at the right pixel.
  */
-static size_t km_points(const stats_km *km, double x_max, double *x, double *surv, double *lo,
-			double *hi)
+static size_t km_points(const stats_km *km, const km_axis *axis, double *x, double *surv,
+			double *lo, double *hi)
 {
-	size_t nsteps = stats_km_nsteps(km), n = 0, j = 0;
+	size_t nsteps = stats_km_nsteps(km), n = 1, j = 0;
 	stats_km_step prev = { .surv = 1, .lo = 1, .hi = 1 };
 
-	x[n] = 0, surv[n] = 1, lo[n] = 1, hi[n] = 1, n++;
-	if (nsteps <= CURVE_POINTS) {
-		for (size_t i = 0; i < nsteps; i++) {
-			const stats_km_step *st = stats_km_step_at(km, i);
-			x[n] = st->t, surv[n] = st->surv, lo[n] = st->lo, hi[n] = st->hi, n++;
+	x[0] = 0;
+	surv[0] = lo[0] = hi[0] = 1;
+	for (size_t k = 0; k < (nsteps <= CURVE_POINTS ? nsteps : CURVE_POINTS + 1); k++) {
+		if (nsteps <= CURVE_POINTS) {
+			prev = *stats_km_step_at(km, k);
+			x[n] = prev.t;
+		} else {
+			x[n] = km_grid(axis, k);
+			while (j < nsteps && stats_km_step_at(km, j)->t <= x[n])
+				prev = *stats_km_step_at(km, j++);
 		}
-		return n;
-	}
-	for (size_t k = 1; k <= CURVE_POINTS; k++) {
-		double t = x_max * (double)k / CURVE_POINTS;
-		while (j < nsteps && stats_km_step_at(km, j)->t <= t)
-			prev = *stats_km_step_at(km, j++);
-		x[n] = t, surv[n] = prev.surv, lo[n] = prev.lo, hi[n] = prev.hi, n++;
+		surv[n] = prev.surv;
+		lo[n] = prev.lo;
+		hi[n] = prev.hi;
+		n++;
 	}
 	return n;
 }
 
-static void write_km_chart(FILE *f, const summary *s)
+static void km_chart(FILE *f, const summary *s, const km_axis *axis, double *buf, size_t cap)
 {
-	double x_max = latency_max(s);
-	size_t cap = CURVE_POINTS + 2;
-	double *buf = malloc(4 * cap * sizeof(double));
-	report_svg p;
+	report_svg p = { .log_x = axis->log_x };
 	char label[SUMMARY_NAME_MAX + 32];
 
-	if (buf == NULL)
-		return;
-	fputs("<h2>Kaplan-Meier: devices not yet on the new policy</h2>\n", f);
-	report_svg_begin(&p, f, "Kaplan-Meier survival curves", 0, x_max, 0, 1,
-			 "time since the swap (s)", "fraction of devices without the change");
+	report_svg_begin(&p, f, "Kaplan-Meier survival curves", axis->x_min, axis->x_max, 0, 1,
+			 axis->log_x ? "time since the swap (s, logarithmic)" : "time since the swap (s)",
+			 "fraction of devices without the change");
 	for (size_t g = 0; g < device_group_count(s); g++) {
 		const stats_km *km = s->groups[g].km;
-		size_t n = km_points(km, x_max, buf, buf + cap, buf + 2 * cap, buf + 3 * cap);
+		size_t n = km_points(km, axis, buf, buf + cap, buf + 2 * cap, buf + 3 * cap);
 		report_svg_band(&p, buf, buf + 2 * cap, buf + 3 * cap, n, color(g));
 		report_svg_line(&p, buf, buf + cap, n, 1, color(g), 0);
 		snprintf(label, sizeof(label), "%s (%zu censored)", s->groups[g].name,
@@ -259,6 +291,27 @@ static void write_km_chart(FILE *f, const summary *s)
 		report_svg_legend(&p, label, color(g), 0);
 	}
 	report_svg_end(&p);
+}
+
+/* Curves that span more than this ratio of times also get a chart with a log time axis. */
+#define KM_LOG_SPAN 20
+
+static void write_km_chart(FILE *f, const summary *s)
+{
+	size_t cap = CURVE_POINTS + 2;
+	double *buf = malloc(4 * cap * sizeof(double));
+	km_axis linear = { 0, latency_max(s), 0 };
+	km_axis logarithmic = { latency_min_positive(s), latency_max(s), 1 };
+
+	if (buf == NULL)
+		return;
+	fputs("<h2>Kaplan-Meier: devices not yet on the new policy</h2>\n", f);
+	km_chart(f, s, &linear, buf, cap);
+	if (logarithmic.x_min > 0 && logarithmic.x_max > KM_LOG_SPAN * logarithmic.x_min) {
+		/* The axis starts at the decade below the first effect, where every curve is 1. */
+		logarithmic.x_min = pow(10, floor(log10(logarithmic.x_min)));
+		km_chart(f, s, &logarithmic, buf, cap);
+	}
 	fprintf(f, "<p class=\"note\">Shaded: pointwise %.0f%% confidence band (Greenwood variance, "
 		   "log scale). A curve that stays above 0 at the right edge means devices never saw the "
 		   "change before the timeout.</p>\n",
@@ -272,7 +325,7 @@ static void write_histogram(FILE *f, const summary *s)
 	size_t ngroups = device_group_count(s);
 	double *counts = calloc(ngroups * HISTOGRAM_BINS + 1, sizeof(double));
 	double x[HISTOGRAM_BINS + 1], y[HISTOGRAM_BINS + 1];
-	report_svg p;
+	report_svg p = { .log_x = 0 };
 
 	if (counts == NULL)
 		return;
@@ -380,7 +433,7 @@ static void write_effects_chart(FILE *f, const summary *s)
 	const run_samples *rs = s->samples;
 	int64_t start[SWAP_INDEX_MAX];
 	double x[CURVE_POINTS + 1], y[CURVE_POINTS + 1], x_max = 0, y_max = 1;
-	report_svg p;
+	report_svg p = { .log_x = 0 };
 
 	swap_starts(rs, start);
 	for (size_t i = 0; i < rs->nrows; i++) {
@@ -437,7 +490,7 @@ static void write_rates_chart(FILE *f, const summary *s)
 	const run_events *ev = s->events;
 	int64_t t0, t1;
 	double rates[NRATES][EVENT_BINS_MAX + 1] = { { 0 } }, x[EVENT_BINS_MAX + 1], y_max = 1;
-	report_svg p;
+	report_svg p = { .log_x = 0 };
 
 	fputs("<h2>Connects, throttles and errors per second</h2>\n", f);
 	if (ev == NULL || ev->count == 0) {
