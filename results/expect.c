@@ -399,34 +399,48 @@ static int compare_holds(double actual, expect_op op, double literal)
 	return 0;
 }
 
-/* Finds the operand's value; returns a reason when there is none. */
-static const char *operand_value(const expect_expr *x, const summary *s, double *out)
+/*
+ * Finds the operand's value. Returns 0, or 1 after writing into why (len
+ * bytes) the reason that there is no value.
+ */
+static int operand_value(const expect_expr *x, const summary *s, double *out, char *why,
+			 size_t len)
 {
-	const summary_group *g;
 	const summary_pair *pair;
+	const summary_group *g;
 	int swapped = 0;
 
 	switch (x->kind) {
 	case OPERAND_GROUP:
 		g = summary_find_group(s, x->group_a);
-		if (g == NULL)
-			return "no such group in the run";
+		if (g == NULL) {
+			snprintf(why, len, "group '%s' not found in the run", x->group_a);
+			return 1;
+		}
 		*out = group_value(g, x->metric->id);
-		return NULL;
+		return 0;
 	case OPERAND_COMPARE:
 		pair = summary_find_pair(s, x->group_a, x->group_b, &swapped);
-		if (pair == NULL)
-			return "no such pair of groups in the run";
+		if (pair == NULL) {
+			snprintf(why, len, "no comparison of '%s' and '%s' in the run (both must be "
+					   "device groups, or the same direction of two groups)",
+				 x->group_a, x->group_b);
+			return 1;
+		}
 		*out = compare_value(pair, swapped, x->metric->id);
-		return NULL;
+		return 0;
 	case OPERAND_THROTTLED:
-		*out = throttle_value(s, x->metric->id);
-		return s->have_events ? NULL : "the run has no events.jsonl";
 	case OPERAND_ERRORS:
-		*out = s->have_events ? (double)s->events_error : NAN;
-		return s->have_events ? NULL : "the run has no events.jsonl";
+		if (!s->have_events) {
+			snprintf(why, len, "the run has no events.jsonl to count from");
+			return 1;
+		}
+		*out = x->kind == OPERAND_ERRORS ? (double)s->events_error
+						 : throttle_value(s, x->metric->id);
+		return 0;
 	}
-	return "unknown operand";
+	snprintf(why, len, "unknown operand");
+	return 1;
 }
 
 static void format_value(char *buf, size_t len, value_kind kind, double v)
@@ -434,7 +448,7 @@ static void format_value(char *buf, size_t len, value_kind kind, double v)
 	if (isnan(v))
 		snprintf(buf, len, "unknown");
 	else if (kind == VALUE_TIME)
-		snprintf(buf, len, "%.6gs", v);
+		snprintf(buf, len, "%.6g s", v);
 	else
 		snprintf(buf, len, "%.6g", v);
 }
@@ -442,24 +456,20 @@ static void format_value(char *buf, size_t len, value_kind kind, double v)
 pl_err expect_evaluate(const expect_expr *x, const summary *s, expect_result *out)
 {
 	char shown[64];
-	const char *lhs;
 	double actual = NAN;
 
 	if (x == NULL || s == NULL || out == NULL)
 		return PL_ERR_INVALID;
 	memset(out, 0, sizeof(*out));
-	lhs = x->text;
-	const char *why = operand_value(x, s, &actual);
-	out->actual = actual;
-	if (why != NULL) {
-		snprintf(out->message, sizeof(out->message), "%s: %s", lhs, why);
+	out->actual = NAN;
+	if (operand_value(x, s, &actual, out->message, sizeof(out->message)))
 		return PL_OK;
-	}
+	out->actual = actual;
 	format_value(shown, sizeof(shown), x->metric->kind, actual);
 	if (isnan(actual)) {
 		snprintf(out->message, sizeof(out->message),
-			 "%s: the value is unknown (not reached by the Kaplan-Meier curve, or no data)",
-			 lhs);
+			 "value unknown: the Kaplan-Meier curve never reaches it (too many censored "
+			 "devices) or the group has no data");
 		return PL_OK;
 	}
 	out->passed = compare_holds(actual, x->op, x->literal);

@@ -30,8 +30,10 @@ void summary_format_seconds(char *buf, size_t len, double seconds)
 		snprintf(buf, len, "%.3g s", seconds);
 	else if (a >= 1e-3)
 		snprintf(buf, len, "%.3g ms", seconds * 1e3);
-	else if (a > 0)
+	else if (a >= 1e-6)
 		snprintf(buf, len, "%.3g us", seconds * 1e6);
+	else if (a > 0)
+		snprintf(buf, len, "%.3g ns", seconds * 1e9);
 	else
 		snprintf(buf, len, "0 s");
 }
