@@ -268,6 +268,40 @@ START_TEST(test_report_bad_row_names_line)
 }
 END_TEST
 
+START_TEST(test_report_bad_event_names_line)
+{
+	char dir[512], path[600];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+	write_text(path, "{\"t_ns\": 1, \"type\": \"connect\"}\n{\"t_ns\": \"soon\", \"type\": \"swap\"}\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_ptr_nonnull(strstr(out, "events.jsonl:2: expected an object with integer \"t_ns\""));
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_missing_run_json)
+{
+	char dir[512], path[600];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/run.json", dir);
+	ck_assert_int_eq(unlink(path), 0);
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_ptr_nonnull(strstr(out, "run.json"));
+	free(out);
+}
+END_TEST
+
 START_TEST(test_report_reads_quoted_fields)
 {
 	char path[512];
@@ -490,6 +524,8 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_writes_outputs);
 	tcase_add_test(tc, test_report_expect_option_passes);
 	tcase_add_test(tc, test_report_bad_row_names_line);
+	tcase_add_test(tc, test_report_bad_event_names_line);
+	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
 	tcase_add_test(tc, test_report_merge_shards);
