@@ -130,12 +130,13 @@ static void skip_space(parser *p)
 		p->pos++;
 }
 
+/* Group names, with ':' for the per-direction groups such as "reconnect:revoke". */
 static int is_name_char(char c)
 {
-	return isalnum((unsigned char)c) || c == '_' || c == '-';
+	return isalnum((unsigned char)c) || c == '_' || c == '-' || c == ':';
 }
 
-/* Reads [A-Za-z0-9_-]+ into buf (what names it in messages). */
+/* Reads [A-Za-z0-9_:-]+ into buf (what names it in messages). */
 static pl_err parse_name(parser *p, char *buf, size_t len, const char *what)
 {
 	size_t start;

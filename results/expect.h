@@ -12,7 +12,9 @@
  *   literal     := number with a duration unit (ns us ms s m h) for time
  *                  metrics, a plain number or a percentage for the others
  *
- * GROUP is a device group name ([A-Za-z0-9_-]+), or "all" for every device.
+ * GROUP is a device group name ([A-Za-z0-9_-]+), "all" for every device, or
+ * "NAME:grant" / "NAME:revoke" for one direction of a group (present when a
+ * run swaps in both directions).
  * METRIC: time metrics p50 p90 p95 p99 min mean max and p50_lo p50_hi (...
  * the confidence limits of each quantile); counts n effective censored
  * connects connect_failures throttled errors; ratio censored_ratio.

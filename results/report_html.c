@@ -489,7 +489,8 @@ static void write_rates_chart(FILE *f, const summary *s)
 {
 	const run_events *ev = s->events;
 	int64_t t0, t1;
-	double rates[NRATES][EVENT_BINS_MAX + 1] = { { 0 } }, x[EVENT_BINS_MAX + 1], y_max = 1;
+	/* Up to EVENT_BINS_MAX + 1 bins, plus the point that closes the last step. */
+	double rates[NRATES][EVENT_BINS_MAX + 2] = { { 0 } }, x[EVENT_BINS_MAX + 2], y_max = 1;
 	report_svg p = { .log_x = 0 };
 
 	fputs("<h2>Connects, throttles and errors per second</h2>\n", f);

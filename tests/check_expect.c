@@ -48,6 +48,7 @@ START_TEST(test_expect_parse_examples)
 	assert_parses("reconnect-per-attempt.p50_hi >= 250ms");
 	assert_parses("errors.total != 3");
 	assert_parses("compare(a,b).shift_hi < -1.5s");
+	assert_parses("compare(keep:revoke, reconnect:revoke).p < 0.01");
 }
 END_TEST
 

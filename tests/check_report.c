@@ -285,6 +285,21 @@ START_TEST(test_report_bad_event_names_line)
 }
 END_TEST
 
+START_TEST(test_report_events_span_600s)
+{
+	/* 600 s of events at 1 s per bin fill every bin of the events chart. */
+	char dir[512], path[600];
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+	write_text(path, "{\"t_ns\": 0, \"type\": \"connect\"}\n"
+			 "{\"t_ns\": 600000000000, \"type\": \"connect\"}\n");
+
+	ck_assert_int_eq(policylag("report", dir, "-q"), 0);
+}
+END_TEST
+
 START_TEST(test_report_missing_run_json)
 {
 	char dir[512], path[600];
@@ -525,6 +540,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_expect_option_passes);
 	tcase_add_test(tc, test_report_bad_row_names_line);
 	tcase_add_test(tc, test_report_bad_event_names_line);
+	tcase_add_test(tc, test_report_events_span_600s);
 	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
