@@ -4,6 +4,7 @@
  */
 #include "results/summary.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -336,6 +337,7 @@ pl_err summary_build_from(summary **out, run_info *info, run_samples *samples,
 	size_t ndevice = 0;
 	pl_err err;
 
+	assert(samples != NULL);
 	*out = NULL;
 	if (s == NULL) {
 		run_info_free(info);

@@ -73,7 +73,7 @@ pl_err summary_build(summary **out, const char *run_dir, const char *const *expe
 		     size_t nexpectations, pl_errmsg *e);
 /*
  * Builds a summary from records already in memory and takes ownership of
- * them (also on error). info and events may be NULL.
+ * them (also on error). samples is required; info and events may be NULL.
  */
 pl_err summary_build_from(summary **out, struct run_info *info, struct run_samples *samples,
 			  struct run_events *events, const char *const *expectations,
