@@ -36,7 +36,7 @@ enum {
 	M_THROTTLED, M_ERRORS, M_MIN, M_MEAN, M_MAX, M_QUANTILE /* + 3 * index + bound */
 };
 enum { C_P, C_LOGRANK_P, C_MW_P, C_CLIFF, C_SHIFT, C_SHIFT_LO, C_SHIFT_HI };
-enum { T_CONNECT, T_SUBSCRIBE, T_PUBLISH, T_TOTAL };
+enum { T_CONNECT, T_SUBSCRIBE, T_PUBLISH, T_CONTROL, T_TOTAL };
 
 static const metric_def group_metrics[] = {
 	{ "n", VALUE_COUNT, M_N },
@@ -76,6 +76,7 @@ static const metric_def throttle_metrics[] = {
 	{ "connect", VALUE_COUNT, T_CONNECT },
 	{ "subscribe", VALUE_COUNT, T_SUBSCRIBE },
 	{ "publish", VALUE_COUNT, T_PUBLISH },
+	{ "control", VALUE_COUNT, T_CONTROL },
 	{ "total", VALUE_COUNT, T_TOTAL },
 	{ NULL, VALUE_COUNT, 0 }
 };
@@ -381,9 +382,11 @@ static double throttle_value(const summary *s, int id)
 	case T_CONNECT: return (double)s->events_throttle_connect;
 	case T_SUBSCRIBE: return (double)s->events_throttle_subscribe;
 	case T_PUBLISH: return (double)s->events_throttle_publish;
+	case T_CONTROL: return (double)s->events_throttle_control;
 	default:
 		return (double)(s->events_throttle_connect + s->events_throttle_subscribe +
-				s->events_throttle_publish + s->events_throttle_other);
+				s->events_throttle_publish + s->events_throttle_control +
+				s->events_throttle_other);
 	}
 }
 

@@ -6,7 +6,8 @@
  *   operand     := GROUP "." METRIC
  *                | "compare(" GROUP "," GROUP ")" "." CMETRIC
  *                | "throttled" "." KIND      (throttle events: connect,
- *                                             subscribe, publish, total)
+ *                                             subscribe, publish, control
+ *                                             (the policy API), total)
  *                | "errors" "." "total"
  *   OP          := "<" | "<=" | ">" | ">=" | "==" | "!="
  *   literal     := number with a duration unit (ns us ms s m h) for time

@@ -540,6 +540,8 @@ static run_throttle_op throttle_op_parse(const char *name)
 		return RUN_OP_SUBSCRIBE;
 	if (strcmp(name, "publish") == 0)
 		return RUN_OP_PUBLISH;
+	if (strcmp(name, "control") == 0)
+		return RUN_OP_CONTROL;
 	return RUN_OP_OTHER;
 }
 

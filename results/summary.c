@@ -319,6 +319,8 @@ static void events_count(summary *s)
 				s->events_throttle_subscribe++;
 			else if (item->op == RUN_OP_PUBLISH)
 				s->events_throttle_publish++;
+			else if (item->op == RUN_OP_CONTROL)
+				s->events_throttle_control++;
 			else
 				s->events_throttle_other++;
 			break;

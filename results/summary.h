@@ -56,7 +56,7 @@ typedef struct summary {
 	int have_events;
 	uint64_t events_connect, events_disconnect, events_swap, events_error;
 	uint64_t events_throttle_connect, events_throttle_subscribe,
-		events_throttle_publish, events_throttle_other;
+		events_throttle_publish, events_throttle_control, events_throttle_other;
 	char verdict[1024];       /* the headline: the strongest pair verdict or a description */
 	struct run_info *run;     /* owned; run.json contents */
 	struct run_samples *samples; /* owned; may be NULL once built */

@@ -69,13 +69,14 @@ static json_t *events_json(const summary *s)
 {
 	if (!s->have_events)
 		return json_null();
-	return json_pack("{s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}",
 			 "connect", (json_int_t)s->events_connect,
 			 "disconnect", (json_int_t)s->events_disconnect,
 			 "swap", (json_int_t)s->events_swap, "error", (json_int_t)s->events_error,
 			 "throttle", "connect", (json_int_t)s->events_throttle_connect,
 			 "subscribe", (json_int_t)s->events_throttle_subscribe,
 			 "publish", (json_int_t)s->events_throttle_publish,
+			 "control", (json_int_t)s->events_throttle_control,
 			 "other", (json_int_t)s->events_throttle_other);
 }
 
