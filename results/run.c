@@ -659,8 +659,8 @@ static pl_err info_string(json_t *root, const char *key, int required, char **ou
 {
 	json_t *v = json_object_get(root, key);
 
-	if (v == NULL && !required)
-		v = json_string("");
+	if ((v == NULL || json_is_null(v)) && !required)
+		v = json_string(""); /* optional strings may be absent or null */
 	else if (!json_is_string(v))
 		return pl_errmsg_set(e, PL_ERR_PARSE, "%s: \"%s\" is %s, expected a string", name,
 				     key, v == NULL ? "missing" : "not a string");
