@@ -369,10 +369,7 @@ static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, p
 				     "%s:%ld: field censored: invalid value '%s', expected 0 or 1",
 				     r->name, r->line_no, cens);
 	row->censored = cens[0] == '1';
-	if (row->latency_ns == RUN_UNKNOWN)
-		return pl_errmsg_set(e, PL_ERR_PARSE, "%s:%ld: field latency_ns: missing value",
-				     r->name, r->line_no);
-	if (row->latency_ns < 0)
+	if (row->latency_ns != RUN_UNKNOWN && row->latency_ns < 0)
 		return pl_errmsg_set(e, PL_ERR_PARSE,
 				     "%s:%ld: field latency_ns: negative value %" PRId64,
 				     r->name, r->line_no, row->latency_ns);

@@ -102,9 +102,13 @@ static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl
 		const run_sample *row = &rs->rows[i];
 		if (!row_matches(row, f))
 			continue;
+		add_counts(g, row, &truth_sum);
+		if (row->latency_ns == RUN_UNKNOWN) {
+			g->n_unmeasured++;
+			continue;
+		}
 		values[n] = (double)row->latency_ns / (double)PL_NS_PER_S;
 		censored[n++] = (unsigned char)row->censored;
-		add_counts(g, row, &truth_sum);
 	}
 	if (g->n_truth > 0)
 		g->truth_error_mean = truth_sum / (double)g->n_truth;

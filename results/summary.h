@@ -27,6 +27,7 @@ typedef struct summary_group {
 	stats_sample *sample;             /* owned; latency in seconds */
 	stats_km *km;                     /* owned */
 	uint64_t attempts, connects, connect_failures, throttled, errors;
+	size_t n_unmeasured;              /* rows without a latency, left out of stats */
 	size_t n_truth;                   /* rows with simulator ground truth */
 	double truth_error_mean, truth_error_max; /* seconds; NaN without truth */
 } summary_group;

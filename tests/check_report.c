@@ -300,6 +300,26 @@ START_TEST(test_report_events_span_600s)
 }
 END_TEST
 
+START_TEST(test_report_counts_unmeasured_rows)
+{
+	/* A device with no latency (never measured) is counted but left out of the statistics. */
+	char dir[512], path[600];
+	FILE *f;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/samples.csv", dir);
+	f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("lost,client-lost,fast,reconnect-per-attempt,grant,0,,0,,,,,0,0,0,3,0,1,,\n", f);
+	fclose(f);
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.unmeasured == 1",
+				   "--expect", "fast.n == 3", "--expect", "fast.connect_failures == 3"),
+			 0);
+}
+END_TEST
+
 START_TEST(test_report_missing_run_json)
 {
 	char dir[512], path[600];
@@ -541,6 +561,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_bad_row_names_line);
 	tcase_add_test(tc, test_report_bad_event_names_line);
 	tcase_add_test(tc, test_report_events_span_600s);
+	tcase_add_test(tc, test_report_counts_unmeasured_rows);
 	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
