@@ -92,6 +92,7 @@ struct expect_expr {
 	operand_kind kind;
 	char group_a[EXPECT_NAME_MAX];
 	char group_b[EXPECT_NAME_MAX];
+	size_t column_a, column_b; /* 0-based offsets of the group names in text */
 	const metric_def *metric;
 	expect_op op;
 	double literal;         /* seconds for time metrics, a fraction for percentages */
@@ -200,15 +201,18 @@ static pl_err parse_operand(parser *p, expect_expr *x)
 
 	if (err != PL_OK)
 		return err;
+	x->column_a = p->pos - strlen(first);
 	skip_space(p);
 	if (strcmp(first, "compare") == 0 && p->text[p->pos] == '(') {
 		x->kind = OPERAND_COMPARE;
 		p->pos++;
 		err = parse_name(p, x->group_a, sizeof(x->group_a), "a group name");
+		x->column_a = p->pos - strlen(x->group_a);
 		if (err == PL_OK)
 			err = expect_char(p, ',', "',' between the two group names");
 		if (err == PL_OK)
 			err = parse_name(p, x->group_b, sizeof(x->group_b), "a second group name");
+		x->column_b = p->pos - strlen(x->group_b);
 		if (err == PL_OK)
 			err = expect_char(p, ')', "')' after the second group name");
 		return err == PL_OK ? parse_metric(p, compare_metrics, &x->metric) : err;
@@ -324,6 +328,26 @@ void expect_free(expect_expr *x)
 const char *expect_text(const expect_expr *x)
 {
 	return x->text;
+}
+
+size_t expect_group_count(const expect_expr *x)
+{
+	switch (x->kind) {
+	case OPERAND_GROUP:
+		return 1;
+	case OPERAND_COMPARE:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+const char *expect_group_name(const expect_expr *x, size_t i, size_t *column)
+{
+	assert(i < expect_group_count(x));
+	if (column != NULL)
+		*column = i == 0 ? x->column_a : x->column_b;
+	return i == 0 ? x->group_a : x->group_b;
 }
 
 /* ---- evaluation ---- */

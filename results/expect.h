@@ -52,6 +52,15 @@ void expect_free(expect_expr *x);
 /* The text as given to expect_parse. */
 const char *expect_text(const expect_expr *x);
 
+/*
+ * Group names the expectation refers to, for the profile loader to check
+ * against the profile: 1 for "G.metric", 2 for "compare(A, B).metric", 0
+ * otherwise. A name may be "all" or end in ":grant" or ":revoke".
+ */
+size_t expect_group_count(const expect_expr *x);
+/* Group i (< expect_group_count) and its 0-based column in the text (column may be NULL). */
+const char *expect_group_name(const expect_expr *x, size_t i, size_t *column);
+
 /* Outcome of one expectation. */
 typedef struct expect_result {
 	int passed;

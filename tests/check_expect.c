@@ -52,6 +52,29 @@ START_TEST(test_expect_parse_examples)
 }
 END_TEST
 
+START_TEST(test_expect_group_names)
+{
+	expect_expr *x = NULL;
+	size_t column = 0;
+
+	ck_assert_int_eq(expect_parse(&x, "compare( fast:grant ,slow).p < 0.01", NULL, NULL), PL_OK);
+	ck_assert_uint_eq(expect_group_count(x), 2);
+	ck_assert_str_eq(expect_group_name(x, 0, &column), "fast:grant");
+	ck_assert_uint_eq(column, 9);
+	ck_assert_str_eq(expect_group_name(x, 1, &column), "slow");
+	ck_assert_uint_eq(column, 21);
+	expect_free(x);
+	ck_assert_int_eq(expect_parse(&x, "  keep.p99 < 1s", NULL, NULL), PL_OK);
+	ck_assert_uint_eq(expect_group_count(x), 1);
+	ck_assert_str_eq(expect_group_name(x, 0, &column), "keep");
+	ck_assert_uint_eq(column, 2);
+	expect_free(x);
+	ck_assert_int_eq(expect_parse(&x, "throttled.total == 0", NULL, NULL), PL_OK);
+	ck_assert_uint_eq(expect_group_count(x), 0);
+	expect_free(x);
+}
+END_TEST
+
 START_TEST(test_expect_parse_errors)
 {
 	assert_rejects("reconnect.p99 < 30", 16, "unit");
@@ -169,6 +192,7 @@ static Suite *expect_suite(void)
 
 	tcase_add_test(tc, test_expect_parse_examples);
 	tcase_add_test(tc, test_expect_parse_errors);
+	tcase_add_test(tc, test_expect_group_names);
 	tcase_add_test(tc, test_expect_evaluate_values);
 	tcase_add_test(tc, test_expect_evaluate_unknowns_fail);
 	suite_add_tcase(s, tc);
