@@ -150,9 +150,9 @@ static int connect_check(plugin *p, plugin_conn *c, struct mosquitto *client)
 
 	if (conn_identify(c, client) != 0 || plugin_conn_snapshot(p, c, "connect") != PL_OK)
 		return MOSQ_ERR_UNKNOWN;
-	/* AWS fails unknown and non-ACTIVE certificates in the TLS handshake.
-	 * mosquitto has finished the handshake before this event, so the
-	 * nearest reaction is a close without CONNACK, for both versions. */
+	/* NOTE: AWS fails unknown and non-ACTIVE certificates in the TLS
+	 * handshake. mosquitto has finished the handshake before this event,
+	 * so the nearest reaction is a close without CONNACK. */
 	if (!c->snapshot->cert_found || c->snapshot->cert_status != SIM_CERT_ACTIVE) {
 		if (c->snapshot->cert_found)
 			p->counters.inactive_cert++;
@@ -235,7 +235,8 @@ static int check_write(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_check
 		return MOSQ_ERR_AUTH;
 	}
 	if (!sim_quota_take(&c->publish_bucket, now)) {
-		/* AWS discards publishes over the per-connection rate. */
+		/* AWS discards publishes over the per-connection rate. NOTE: a
+		 * QoS 1 publish on MQTT 5 gets PUBACK 0x87, where AWS may use 0x97. */
 		p->counters.throttled_publish++;
 		return MOSQ_ERR_ACL_DENIED;
 	}
@@ -255,7 +256,8 @@ static int check_subscribe(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_c
 			      ? MOSQ_ERR_ACL_DENIED
 			      : MOSQ_ERR_AUTH;
 
-	/* Filters of one SUBSCRIBE are checked within one broker-loop pass. */
+	/* Filters of one SUBSCRIBE are checked within one broker-loop pass.
+	 * NOTE: two SUBSCRIBE packets read in the same pass count together. */
 	if (c->sub_burst_tick != p->tick_number) {
 		c->sub_burst_tick = p->tick_number;
 		c->sub_burst_count = 0;
@@ -313,6 +315,8 @@ int plugin_on_acl_check(int event, void *event_data, void *userdata)
 	int64_t now = pl_mono_ns();
 
 	(void)event;
+	/* NOTE: messages for a disconnected persistent session have no
+	 * connection entry and are denied, so they are not queued. */
 	if (!c || !c->authorized || !c->snapshot)
 		return MOSQ_ERR_ACL_DENIED;
 	/* After the disconnect event only the will is published. NOTE: a will

@@ -16,6 +16,7 @@
  *   ground-truth.jsonl              one line per policy snapshot taken or refreshed
  *   denials.jsonl                   one CloudWatch-like line per authorization failure
  *   credentials (0600)              access key of the HTTP API, profile [policylag-sim]
+ *   trusted/                        certificates registered without the CA (mosquitto capath)
  *   mosquitto.log                   broker output
  *
  * Not thread-safe: one thread starts and stops a sim.
