@@ -458,7 +458,7 @@ START_TEST(test_api_register_certificate_without_ca)
 	expect_error("POST", "/certificate/register-no-ca",
 		     "{\"certificatePem\":\"junk\",\"status\":\"REVOKED\"}", 400,
 		     "InvalidRequestException");
-	/* The trust directory now holds the certificate under an OpenSSL hash name. */
+	/* The trust directory now contains the certificate under an OpenSSL hash name. */
 	snprintf(cmd, sizeof(cmd), "ls %s | grep -Eq '^[0-9a-f]{8}\\.0$'", fx.trust_dir);
 	ck_assert_int_eq(system(cmd), 0);
 	free(body);
