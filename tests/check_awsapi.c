@@ -7,7 +7,6 @@
  */
 #include <check.h>
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -20,9 +19,8 @@
 #include "harness/awsapi.h"
 #include "harness/awsapi_internal.h"
 #include "harness/credentials.h"
-#include "simulator/api.h"
 #include "simulator/certs.h"
-#include "simulator/state.h"
+#include "tests/support/sim_api_fixture.h"
 
 static const char *const allow_all =
 	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
@@ -31,63 +29,13 @@ static const char *const allow_connect =
 	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
 	"\"Action\":\"iot:Connect\",\"Resource\":\"*\"}]}";
 
-/* ---- fixture: the simulator API in this process ---- */
+/* ---- fixture: the simulator API in this process, and a client for it ---- */
 
 typedef struct sim_fixture {
-	char dir[64];
-	sim_state *state;
-	sim_api *api;
-	aws_credentials creds;
-	char endpoint[64];
+	sim_api_fixture sim;
 	awsapi_ctx *ctx;
 	awsapi_client *client;
 } sim_fixture;
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void remove_tree(const char *dir)
-{
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void path_in(const sim_fixture *f, const char *leaf, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/%s", f->dir, leaf);
-}
-
-static void start_api(sim_fixture *f, const char *const *options)
-{
-	char creds[128], state[128], ca[128], ca_key[128];
-	sim_state_config scfg = { NULL, "us-east-1", "123456789012" };
-	sim_api_config *cfg = NULL;
-	pl_errmsg e = { "" };
-
-	path_in(f, "credentials", creds, sizeof(creds));
-	path_in(f, "state.json", state, sizeof(state));
-	path_in(f, "ca.pem", ca, sizeof(ca));
-	path_in(f, "ca.key", ca_key, sizeof(ca_key));
-	ck_assert_int_eq(sim_certs_create_ca(ca, ca_key, "policylag test CA", 30, &e), PL_OK);
-	scfg.path = state;
-	ck_assert_msg(sim_state_create(&f->state, &scfg, &e) == PL_OK, "%s", e.msg);
-	ck_assert_int_eq(sim_api_config_create(&cfg), PL_OK);
-	ck_assert_int_eq(sim_api_config_option(cfg, "api_credentials_file", creds, &e), PL_OK);
-	ck_assert_int_eq(sim_api_config_option(cfg, "api_ca_cert", ca, &e), PL_OK);
-	ck_assert_int_eq(sim_api_config_option(cfg, "api_ca_key", ca_key, &e), PL_OK);
-	for (size_t i = 0; options != NULL && options[i] != NULL; i += 2)
-		ck_assert_msg(sim_api_config_option(cfg, options[i], options[i + 1], &e) == PL_OK,
-			      "%s", e.msg);
-	ck_assert_msg(sim_api_start(&f->api, cfg, f->state, &e) == PL_OK, "%s", e.msg);
-	sim_api_config_free(cfg);
-	snprintf(f->endpoint, sizeof(f->endpoint), "http://127.0.0.1:%u", sim_api_listen_port(f->api));
-	ck_assert_msg(credentials_read_file(&f->creds, creds, "policylag-sim", 0, &e) == PL_OK,
-		      "%s", e.msg);
-}
 
 static void open_client(sim_fixture *f, const awsapi_config *base)
 {
@@ -98,10 +46,10 @@ static void open_client(sim_fixture *f, const awsapi_config *base)
 		cfg = *base;
 	else
 		awsapi_config_init(&cfg);
-	cfg.control_endpoint = f->endpoint;
-	cfg.data_endpoint = f->endpoint;
+	cfg.control_endpoint = f->sim.endpoint;
+	cfg.data_endpoint = f->sim.endpoint;
 	cfg.region = "us-east-1";
-	cfg.credentials = &f->creds;
+	cfg.credentials = &f->sim.creds;
 	ck_assert_msg(awsapi_ctx_create(&f->ctx, &cfg, &e) == PL_OK, "%s", e.msg);
 	ck_assert_int_eq(awsapi_client_create(&f->client, f->ctx, &e), PL_OK);
 }
@@ -110,9 +58,7 @@ static void open_client(sim_fixture *f, const awsapi_config *base)
 static void fixture_start(sim_fixture *f, const char *const *options, const awsapi_config *cfg)
 {
 	memset(f, 0, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/policylag-awsapi.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(f->dir));
-	start_api(f, options);
+	sim_api_fixture_start(&f->sim, options);
 	open_client(f, cfg);
 }
 
@@ -120,10 +66,7 @@ static void fixture_stop(sim_fixture *f)
 {
 	awsapi_client_free(f->client);
 	awsapi_ctx_free(f->ctx);
-	sim_api_stop(f->api);
-	sim_state_free(f->state);
-	credentials_clear(&f->creds);
-	remove_tree(f->dir);
+	sim_api_fixture_stop(&f->sim);
 }
 
 /* Creates a certificate from a fresh EC key's CSR and returns it in *cert. */
@@ -387,7 +330,8 @@ START_TEST(test_awsapi_bad_signature)
 	fixture_start(&f, NULL, NULL);
 	awsapi_client_free(f.client);
 	awsapi_ctx_free(f.ctx);
-	snprintf(f.creds.secret_access_key, sizeof(f.creds.secret_access_key), "wrong-secret");
+	snprintf(f.sim.creds.secret_access_key, sizeof(f.sim.creds.secret_access_key),
+		 "wrong-secret");
 	open_client(&f, NULL);
 	ck_assert_int_eq(awsapi_get_policy(f.client, "p1", NULL, &call, &e), PL_ERR_DENIED);
 	ck_assert_int_eq(call.http_status, 403);
