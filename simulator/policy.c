@@ -88,6 +88,12 @@ typedef struct request_arn {
 	size_t len;
 } request_arn;
 
+static void copy_part(char *dst, size_t *len, const char *part, size_t n)
+{
+	memcpy(dst + *len, part, n);
+	*len += n;
+}
+
 static int request_arn_build(request_arn *arn, sim_action action, const char *name,
 			     const sim_auth_context *ctx)
 {
@@ -98,16 +104,26 @@ static int request_arn_build(request_arn *arn, sim_action action, const char *na
 		arn->len = 1;
 		return 0;
 	}
-	size_t need = strlen("arn:aws:iot:::/") + strlen(ctx->region) + strlen(ctx->account) +
-		      strlen(type) + strlen(name) + 1;
+	size_t region = strlen(ctx->region), account = strlen(ctx->account);
+	size_t type_len = strlen(type), name_len = strlen(name);
+	size_t need = strlen("arn:aws:iot:::/") + region + account + type_len + name_len + 1;
 	if (need > sizeof(arn->stack)) {
 		arn->text = malloc(need);
 		if (!arn->text)
 			return -1;
 	}
-	int n = snprintf(arn->text, need, "arn:aws:iot:%s:%s:%s/%s", ctx->region, ctx->account,
-			 type, name);
-	arn->len = (size_t)n;
+	/* memcpy rather than snprintf: this runs on every check. */
+	size_t len = 0;
+	copy_part(arn->text, &len, "arn:aws:iot:", strlen("arn:aws:iot:"));
+	copy_part(arn->text, &len, ctx->region, region);
+	copy_part(arn->text, &len, ":", 1);
+	copy_part(arn->text, &len, ctx->account, account);
+	copy_part(arn->text, &len, ":", 1);
+	copy_part(arn->text, &len, type, type_len);
+	copy_part(arn->text, &len, "/", 1);
+	copy_part(arn->text, &len, name, name_len);
+	arn->text[len] = '\0';
+	arn->len = len;
 	return 0;
 }
 
@@ -243,7 +259,9 @@ sim_decision sim_policy_evaluate(const sim_policy *const *set, size_t count, sim
 				 const char *name, const sim_auth_context *ctx)
 {
 	assert((unsigned)action < SIM_ACTION__COUNT);
-	assert(ctx && ctx->region && ctx->account);
+	assert(ctx);
+	assert(ctx->region);
+	assert(ctx->account);
 	request_arn arn;
 	if (request_arn_build(&arn, action, name ? name : "", ctx) != 0)
 		return SIM_DECISION_IMPLICIT_DENY;
@@ -257,7 +275,10 @@ sim_decision sim_policy_explain(const sim_policy *const *set, size_t count, sim_
 				sim_policy_explanation *out)
 {
 	assert((unsigned)action < SIM_ACTION__COUNT);
-	assert(ctx && ctx->region && ctx->account && out);
+	assert(ctx);
+	assert(ctx->region);
+	assert(ctx->account);
+	assert(out);
 	request_arn arn;
 	if (request_arn_build(&arn, action, name ? name : "", ctx) != 0) {
 		memset(out, 0, sizeof(*out));

@@ -4,6 +4,7 @@
  * keys.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,7 +32,7 @@ static const op_info supported_ops[] = {
 	{ "NotIpAddress", SIM_COND_IP_ADDRESS, 1, 0 },
 };
 
-/* IAM operators this engine does not evaluate; named so the error can say so. */
+/* IAM operators this engine does not evaluate, listed so that the error names them. */
 static const char *const unsupported_ops[] = {
 	"NumericEquals", "NumericNotEquals", "NumericLessThan", "NumericLessThanEquals",
 	"NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals", "DateNotEquals",
@@ -227,7 +228,7 @@ static pl_err compile_condition(const char *op_name, const char *key, json_t *va
 	if (err == PL_OK)
 		err = compile_values(c, values, table, e);
 	if (err != PL_OK)
-		pl_errmsg_prefix(e, "%s.%s", op_name, key);
+		sim_errmsg_path(e, "%s.%s", op_name, key);
 	return err;
 }
 
@@ -281,13 +282,33 @@ void sim_statement_clear(sim_statement *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * Parses a client address into addr and returns its family, or -1. An
+ * IPv4-mapped IPv6 address ("::ffff:192.0.2.1", as a dual-stack listener
+ * reports IPv4 clients) becomes the IPv4 address the client really has.
+ */
+static int parse_address(const char *text, unsigned char *addr)
+{
+	if (!strchr(text, ':'))
+		return inet_pton(AF_INET, text, addr) == 1 ? AF_INET : -1;
+	struct in6_addr v6;
+	if (inet_pton(AF_INET6, text, &v6) != 1)
+		return -1;
+	if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+		memcpy(addr, v6.s6_addr + 12, 4);
+		return AF_INET;
+	}
+	memcpy(addr, v6.s6_addr, 16);
+	return AF_INET6;
+}
+
 /* Returns whether one value of the key matches any of the condition's values. */
 static int any_value_matches(const sim_condition *c, const char *value, const char *const *vals)
 {
 	if (c->op == SIM_COND_IP_ADDRESS) {
 		unsigned char addr[16];
-		int family = strchr(value, ':') ? AF_INET6 : AF_INET;
-		if (inet_pton(family, value, addr) != 1)
+		int family = parse_address(value, addr);
+		if (family < 0)
 			return 0;
 		for (size_t i = 0; i < c->value_count; i++) {
 			if (cidr_contains(&c->cidrs[i], family, addr))

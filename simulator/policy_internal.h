@@ -113,10 +113,11 @@ typedef struct sim_var_table {
 } sim_var_table;
 
 /*
- * Compiles src; wildcards says whether '*' and '?' are wildcards (resources,
- * StringLike) or literal characters (StringEquals). Variables are added to
- * table. Errors: PL_ERR_PARSE (unterminated or empty ${}), PL_ERR_LIMIT,
- * PL_ERR_NOMEM; the message does not name the field (the caller prefixes it).
+ * Compiles src. The wildcards flag selects whether '*' and '?' are
+ * wildcards (resources, StringLike) or literal characters (StringEquals).
+ * Variables are added to table. Errors: PL_ERR_PARSE (unterminated or empty
+ * ${}), PL_ERR_LIMIT, PL_ERR_NOMEM. The message does not name the field,
+ * because the caller prefixes it.
  */
 pl_err sim_pattern_compile(const char *src, int wildcards, sim_var_table *table,
 			   sim_pattern *out, pl_errmsg *e);
@@ -201,6 +202,13 @@ int sim_conditions_hold(const sim_statement *s, const char *const *vals,
  */
 pl_err sim_conditions_compile(json_t *cond, sim_statement *s, sim_var_table *table,
 			      pl_errmsg *e);
+
+/*
+ * Prepends a field path segment to the message in e: joined with '.' when
+ * the message already starts with a field path ("Action: ..." becomes
+ * "Statement[0].Action: ..."), otherwise with ": ". No-op when e is NULL.
+ */
+void sim_errmsg_path(pl_errmsg *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Returns the bit mask of sim_action values that an Action pattern matches. */
 uint32_t sim_action_mask(const char *pattern);

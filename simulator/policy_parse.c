@@ -2,6 +2,8 @@
  * Parsing and validation of AWS IoT policy documents into compiled
  * statements. Every error names the statement index and the field.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +12,31 @@
 #include "simulator/policy_internal.h"
 
 #define POLICY_VERSION "2012-10-17"
+
+/* Returns whether msg starts with "Name: " or "Name[0].Key: ": a field path. */
+static int starts_with_path(const char *msg)
+{
+	if (msg[0] < 'A' || msg[0] > 'Z')
+		return 0;
+	const char *end = strstr(msg, ": ");
+	return end && memchr(msg, ' ', (size_t)(end - msg)) == NULL;
+}
+
+void sim_errmsg_path(pl_errmsg *e, const char *fmt, ...)
+{
+	if (!e)
+		return;
+	char segment[PL_ERRMSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(segment, sizeof(segment), fmt, ap);
+	va_end(ap);
+
+	char rest[PL_ERRMSG_MAX];
+	snprintf(rest, sizeof(rest), "%s", e->msg);
+	snprintf(e->msg, sizeof(e->msg), "%s%s%s", segment, starts_with_path(rest) ? "." : ": ",
+		 rest);
+}
 
 static int is_json_space(char c)
 {
@@ -36,7 +63,7 @@ static pl_err for_each_string(json_t *value, const char *field,
 	if (json_is_string(value)) {
 		pl_err err = check(json_string_value(value), 0, arg, e);
 		if (err != PL_OK)
-			pl_errmsg_prefix(e, "%s", field);
+			sim_errmsg_path(e, "%s", field);
 		return err;
 	}
 	if (!json_is_array(value))
@@ -52,7 +79,7 @@ static pl_err for_each_string(json_t *value, const char *field,
 			return pl_errmsg_set(e, PL_ERR_PARSE, "%s[%zu]: must be a string", field, i);
 		pl_err err = check(json_string_value(item), i, arg, e);
 		if (err != PL_OK) {
-			pl_errmsg_prefix(e, "%s[%zu]", field, i);
+			sim_errmsg_path(e, "%s[%zu]", field, i);
 			return err;
 		}
 	}
@@ -237,7 +264,7 @@ static pl_err parse_statement(json_t *stmt, sim_statement *s, pl_errmsg *e)
 	if (err == PL_OK && cond) {
 		err = sim_conditions_compile(cond, s, table, e);
 		if (err != PL_OK)
-			pl_errmsg_prefix(e, "Condition");
+			sim_errmsg_path(e, "Condition");
 	}
 	if (err == PL_OK && table->count == 0) {
 		free(table);
@@ -292,7 +319,7 @@ static pl_err parse_statements(json_t *root, sim_policy *p, pl_errmsg *e)
 		p->count = i + 1;
 		pl_err err = parse_statement(stmt, &p->statements[i], e);
 		if (err != PL_OK) {
-			pl_errmsg_prefix(e, "Statement[%zu]", i);
+			sim_errmsg_path(e, "Statement[%zu]", i);
 			return err;
 		}
 	}

@@ -87,6 +87,12 @@ static pl_err parse_thing_var(const char *name, size_t len, sim_var *v)
 	return PL_OK;
 }
 
+/*
+ * NOTE: iot:ConnectAttributes, iot:LastWillTopic and the certificate
+ * variables outside Subject and Issuer (serial number, validity,
+ * subject alternative names) parse as SIM_VAR_UNKNOWN: they never
+ * resolve, so conditions on them see an absent key.
+ */
 pl_err sim_var_parse(const char *name, size_t len, sim_var *out, pl_errmsg *e)
 {
 	memset(out, 0, sizeof(*out));
@@ -333,6 +339,7 @@ int sim_pattern_match(const sim_pattern *p, const char *const *vals, const char 
 {
 	size_t ti = 0, off = 0, si = 0;
 	size_t star_ti = SIZE_MAX, star_si = 0;
+	size_t var_ti = SIZE_MAX, var_len = 0; /* length of the variable token at var_ti */
 
 	for (;;) {
 		if (ti < p->count) {
@@ -351,8 +358,16 @@ int sim_pattern_match(const sim_pattern *p, const char *const *vals, const char 
 					continue;
 				}
 			} else {
-				const char *lit = t->kind == SIM_TOKEN_VAR ? vals[t->var] : p->text + t->off;
-				size_t len = t->kind == SIM_TOKEN_VAR ? strlen(lit) : t->len;
+				const char *lit = p->text + t->off;
+				size_t len = t->len;
+				if (t->kind == SIM_TOKEN_VAR) {
+					lit = vals[t->var];
+					if (var_ti != ti) {
+						var_ti = ti;
+						var_len = strlen(lit);
+					}
+					len = var_len;
+				}
 				if (off == len) {
 					ti++;
 					off = 0;

@@ -265,20 +265,24 @@ static pl_err write_canonical_headers(FILE *f, const sim_sigv4_request *req,
 	return PL_OK;
 }
 
-pl_err sim_sigv4_canonical_request(const sim_sigv4_request *req, const char *canonical_uri,
-				   const char *signed_headers, char **out)
+/* As sim_sigv4_canonical_request; raw_query != 0 keeps the query exactly as sent. */
+static pl_err build_canonical(const sim_sigv4_request *req, const char *canonical_uri,
+			      const char *signed_headers, int raw_query, char **out)
 {
 	char *text = NULL;
 	size_t size = 0;
 	char payload_hex[65];
 	const char *payload_hash = req->header(req->header_ctx, "x-amz-content-sha256");
 	FILE *f = open_memstream(&text, &size);
-	pl_err err;
+	pl_err err = PL_OK;
 
 	if (f == NULL)
 		return PL_ERR_NOMEM;
 	fprintf(f, "%s\n%s\n", req->method, canonical_uri);
-	err = write_canonical_query(f, req->raw_query);
+	if (raw_query)
+		fputs(req->raw_query != NULL ? req->raw_query : "", f);
+	else
+		err = write_canonical_query(f, req->raw_query);
 	fputc('\n', f);
 	if (err == PL_OK)
 		err = write_canonical_headers(f, req, signed_headers);
@@ -295,6 +299,12 @@ pl_err sim_sigv4_canonical_request(const sim_sigv4_request *req, const char *can
 	}
 	*out = text;
 	return PL_OK;
+}
+
+pl_err sim_sigv4_canonical_request(const sim_sigv4_request *req, const char *canonical_uri,
+				   const char *signed_headers, char **out)
+{
+	return build_canonical(req, canonical_uri, signed_headers, 0, out);
 }
 
 /* The parts of "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...". */
@@ -397,14 +407,15 @@ static int service_accepted(const sim_sigv4_key *key, const char *service)
 	return 0;
 }
 
-/* Signature over one candidate canonical URI; 1 when it matches. */
-static int signature_matches(const sim_sigv4_request *req, const auth_fields *a,
-			     const char *amz_date, const unsigned char key[32], const char *uri)
+/* Signature over one candidate canonical request; 1 when it matches. */
+static int signature_matches_form(const sim_sigv4_request *req, const auth_fields *a,
+				  const char *amz_date, const unsigned char key[32],
+				  const char *uri, int raw_query)
 {
 	char *creq = NULL, hash[65], sig[65], sts[512];
 	int ok;
 
-	if (sim_sigv4_canonical_request(req, uri, a->signed_headers, &creq) != PL_OK)
+	if (build_canonical(req, uri, a->signed_headers, raw_query, &creq) != PL_OK)
 		return 0;
 	sha256_hex(creq, strlen(creq), hash);
 	free(creq);
@@ -413,6 +424,18 @@ static int signature_matches(const sim_sigv4_request *req, const auth_fields *a,
 	sim_sigv4_sign(key, sts, sig);
 	ok = CRYPTO_memcmp(sig, a->signature, 64) == 0 && strlen(a->signature) == 64;
 	return ok;
+}
+
+/*
+ * Tries the query canonicalised (sorted, encoded) and, when it differs, as
+ * sent: libcurl 7.88 signs the query string exactly as it appears in the URL.
+ */
+static int signature_matches(const sim_sigv4_request *req, const auth_fields *a,
+			     const char *amz_date, const unsigned char key[32], const char *uri)
+{
+	if (signature_matches_form(req, a, amz_date, key, uri, 0))
+		return 1;
+	return req->raw_query != NULL && signature_matches_form(req, a, amz_date, key, uri, 1);
 }
 
 /*

@@ -177,6 +177,8 @@ static pl_err doc_create(const char *text, sim_doc **out, pl_errmsg *e)
 
 /* ---- store ------------------------------------------------------------- */
 
+static void state_clear(sim_state *s);
+
 pl_err sim_state_create(sim_state **out, const sim_state_config *cfg, pl_errmsg *e)
 {
 	sim_state *s = calloc(1, sizeof(*s));
@@ -203,6 +205,17 @@ void sim_state_free(sim_state *s)
 {
 	if (!s)
 		return;
+	state_clear(s);
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s->region);
+	free(s->account);
+	free(s);
+}
+
+/* Frees every record and resets the collections. */
+static void state_clear(sim_state *s)
+{
 	for (size_t i = 0; i < s->policies.count; i++)
 		sim_policy_rec_free(s->policies.items[i]);
 	for (size_t i = 0; i < s->certs.count; i++)
@@ -215,11 +228,38 @@ void sim_state_free(sim_state *s)
 	coll_free(&s->certs);
 	coll_free(&s->things);
 	coll_free(&s->groups);
-	pthread_mutex_destroy(&s->lock);
-	free(s->path);
-	free(s->region);
-	free(s->account);
-	free(s);
+}
+
+static void swap_coll(sim_coll *a, sim_coll *b)
+{
+	sim_coll t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+pl_err sim_state_reload(sim_state *s, pl_errmsg *e)
+{
+	sim_state_config cfg = { .path = s->path, .region = s->region, .account = s->account };
+	sim_state *fresh;
+	pl_err rc = sim_state_create(&fresh, &cfg, e);
+
+	if (rc != PL_OK)
+		return rc;
+	rc = sim_state_load(fresh, e);
+	if (rc == PL_OK) {
+		pthread_mutex_lock(&s->lock);
+		swap_coll(&s->policies, &fresh->policies);
+		swap_coll(&s->certs, &fresh->certs);
+		swap_coll(&s->things, &fresh->things);
+		swap_coll(&s->groups, &fresh->groups);
+		/* Generations only grow, so snapshots notice the change. */
+		s->generation = (fresh->generation > s->generation ? fresh->generation
+								   : s->generation) + 1;
+		pthread_mutex_unlock(&s->lock);
+	}
+	sim_state_free(fresh);
+	return rc;
 }
 
 void sim_state_lock(sim_state *s) { pthread_mutex_lock(&s->lock); }

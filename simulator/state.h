@@ -142,6 +142,13 @@ void sim_state_unlock(sim_state *s);
  */
 pl_err sim_state_load(sim_state *s, pl_errmsg *e);
 
+/*
+ * Replaces the whole content with the state file's, for a file changed by
+ * another program. The file is parsed into a new store first, so a bad file
+ * leaves the content unchanged. Takes the lock itself.
+ */
+pl_err sim_state_reload(sim_state *s, pl_errmsg *e);
+
 /* Writes the store atomically to its file (no-op without a path). Lock held. */
 pl_err sim_state_save(sim_state *s, pl_errmsg *e);
 
@@ -255,6 +262,7 @@ typedef struct sim_snapshot_entry {
  * attributes and the policies of its groups. Owned by the caller.
  */
 typedef struct sim_snapshot {
+	int refs;                     /* see sim_snapshot_ref; one owner thread */
 	uint64_t generation;
 	int cert_found;               /* 0 when the certificate is unknown */
 	sim_cert_status cert_status;
@@ -270,6 +278,10 @@ typedef struct sim_snapshot {
 /* Takes the lock itself. PL_ERR_NOMEM only. */
 pl_err sim_state_snapshot_take(sim_state *s, const char *cert_id, const char *client_id,
 			       sim_snapshot **out);
+/* Adds a reference (the broker thread shares snapshots between connections
+ * of one certificate). Not atomic: use from one thread. */
+sim_snapshot *sim_snapshot_ref(sim_snapshot *snap);
+/* Drops a reference; the last one frees. NULL is a no-op. */
 void sim_snapshot_free(sim_snapshot *snap);
 
 /* Whether two snapshots saw the same policy names and versions. */

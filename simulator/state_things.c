@@ -243,9 +243,15 @@ pl_err sim_state_group_remove_thing(sim_state *s, const char *group_name,
 
 /* ---- snapshots --------------------------------------------------------- */
 
+sim_snapshot *sim_snapshot_ref(sim_snapshot *snap)
+{
+	snap->refs++;
+	return snap;
+}
+
 void sim_snapshot_free(sim_snapshot *snap)
 {
-	if (!snap)
+	if (!snap || --snap->refs > 0)
 		return;
 	for (size_t i = 0; i < snap->entry_count; i++) {
 		free(snap->entries[i].policy_name);
@@ -348,6 +354,7 @@ pl_err sim_state_snapshot_take(sim_state *s, const char *cert_id, const char *cl
 
 	if (!snap)
 		return PL_ERR_NOMEM;
+	snap->refs = 1;
 	pthread_mutex_lock(&s->lock);
 	rc = snapshot_fill(s, snap, cert_id, client_id);
 	pthread_mutex_unlock(&s->lock);
