@@ -8,5 +8,9 @@
 
 const cli_command *const cli_commands[] = {
 	&cmd_sim,
+	&cmd_validate,
+	&cmd_report,
+	&cmd_compare,
+	&cmd_merge,
 	NULL,
 };
