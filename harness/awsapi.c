@@ -62,6 +62,7 @@ struct awsapi_ctx {
 	char *data_endpoint;
 	char *region;
 	char *ca_file;
+	char *control_signing_name;
 	char *data_signing_name;
 	aws_credentials credentials;
 	unsigned burst;
@@ -110,6 +111,7 @@ double awsapi_op_default_tps(awsapi_op op)
 void awsapi_config_init(awsapi_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->control_signing_name = "execute-api";
 	cfg->data_signing_name = "iotdata";
 	cfg->tps_scale = 1.0;
 	cfg->burst = 1;
@@ -195,9 +197,12 @@ pl_err awsapi_ctx_create(awsapi_ctx **out, const awsapi_config *cfg, pl_errmsg *
 	ctx->data_endpoint = strdup_or_null(cfg->data_endpoint);
 	ctx->region = strdup_or_null(cfg->region);
 	ctx->ca_file = strdup_or_null(cfg->ca_file);
+	ctx->control_signing_name = strdup_or_null(
+		cfg->control_signing_name ? cfg->control_signing_name : "execute-api");
 	ctx->data_signing_name = strdup_or_null(cfg->data_signing_name ? cfg->data_signing_name
 									: "iotdata");
 	if (ctx->control_endpoint == NULL || ctx->region == NULL || ctx->data_signing_name == NULL ||
+	    ctx->control_signing_name == NULL ||
 	    (cfg->data_endpoint && !ctx->data_endpoint) || (cfg->ca_file && !ctx->ca_file)) {
 		awsapi_ctx_free(ctx);
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "AWS API: out of memory");
@@ -224,6 +229,7 @@ void awsapi_ctx_free(awsapi_ctx *ctx)
 	free(ctx->data_endpoint);
 	free(ctx->region);
 	free(ctx->ca_file);
+	free(ctx->control_signing_name);
 	free(ctx->data_signing_name);
 	free(ctx);
 }
@@ -477,7 +483,7 @@ static void host_of(const char *url, char *host, size_t len)
 
 static const char *signing_service(const awsapi_ctx *ctx, awsapi_op op)
 {
-	return op_table[op].control ? "iot" : ctx->data_signing_name;
+	return op_table[op].control ? ctx->control_signing_name : ctx->data_signing_name;
 }
 
 static const char *content_type_of(const awsapi_http *req)

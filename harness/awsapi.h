@@ -79,7 +79,11 @@ typedef struct awsapi_config {
 	const char *region;                  /* SigV4 scope, e.g. "us-east-1"; required */
 	const aws_credentials *credentials;  /* copied; required */
 	const char *ca_file;                 /* CA bundle for HTTPS; NULL: libcurl's default */
-	const char *data_signing_name;       /* SigV4 service for the data plane ("iotdata") */
+	/* SigV4 service names. AWS's SDK models sign the control plane as
+	 * "execute-api" (botocore's and aws-sdk-js-v3's iot metadata) and the data
+	 * plane as "iotdata". */
+	const char *control_signing_name;    /* "execute-api" */
+	const char *data_signing_name;       /* "iotdata" */
 	/* Client-side rate per operation in calls per second: 0 keeps AWS's
 	 * default quota (awsapi_op_default_tps), a negative value disables it. */
 	double tps[AWSAPI_OP__COUNT];

@@ -48,6 +48,9 @@ static void open_client(sim_fixture *f, const awsapi_config *base)
 		awsapi_config_init(&cfg);
 	cfg.control_endpoint = f->sim.endpoint;
 	cfg.data_endpoint = f->sim.endpoint;
+	/* NOTE: "iot" is the control-plane signing name every simulator version accepts;
+	 * the default, botocore's "execute-api", needs the API that accepts it too. */
+	cfg.control_signing_name = "iot";
 	cfg.region = "us-east-1";
 	cfg.credentials = &f->sim.creds;
 	ck_assert_msg(awsapi_ctx_create(&f->ctx, &cfg, &e) == PL_OK, "%s", e.msg);
@@ -782,6 +785,16 @@ START_TEST(test_awsapi_uri_encode)
 }
 END_TEST
 
+START_TEST(test_awsapi_config_signing_names)
+{
+	awsapi_config cfg;
+
+	awsapi_config_init(&cfg);
+	ck_assert_str_eq(cfg.control_signing_name, "execute-api");
+	ck_assert_str_eq(cfg.data_signing_name, "iotdata");
+}
+END_TEST
+
 START_TEST(test_awsapi_config_rejects_missing)
 {
 	awsapi_config cfg;
@@ -836,6 +849,7 @@ static Suite *awsapi_suite(void)
 	tcase_add_test(unit, test_awsapi_sigv4_vector);
 	tcase_add_test(unit, test_awsapi_sigv4_encoded_path);
 	tcase_add_test(unit, test_awsapi_uri_encode);
+	tcase_add_test(unit, test_awsapi_config_signing_names);
 	tcase_add_test(unit, test_awsapi_config_rejects_missing);
 	suite_add_tcase(s, sim);
 	suite_add_tcase(s, unit);
