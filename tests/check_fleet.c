@@ -413,6 +413,55 @@ START_TEST(test_fleet_corrupt_inventory)
 }
 END_TEST
 
+/* ---- the fleet command against the simulator (mosquitto with the plugin) ---- */
+
+/* Runs the policylag binary with args through the shell; returns its exit status. */
+static int run_policylag(const char *args)
+{
+	const char *bin = getenv("POLICYLAG_BIN");
+	const char *src = getenv("POLICYLAG_SOURCE_DIR");
+	char cmd[1024];
+	int status;
+
+	ck_assert_msg(bin != NULL && src != NULL,
+		      "POLICYLAG_BIN and POLICYLAG_SOURCE_DIR must be set (make check sets them)");
+	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' --log-level warn %s >/dev/null", src, bin,
+		 args);
+	status = system(cmd);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+START_TEST(test_fleet_command_round_trip)
+{
+	char dir[] = "/tmp/policylag-fleetcmd.XXXXXX", args[512], inventory[128];
+	fleet_inventory *inv = NULL;
+	pl_errmsg e = { "" };
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(args, sizeof(args),
+		 "fleet create profiles/policy-version.yaml --dir %s/fleet --set fleet.devices=3",
+		 dir);
+	ck_assert_int_eq(run_policylag(args), 0);
+	snprintf(inventory, sizeof(inventory), "%s/fleet", dir);
+	ck_assert_msg(fleet_inventory_load(&inv, inventory, &e) == PL_OK, "%s", e.msg);
+	ck_assert_uint_eq(fleet_inventory_count(inv), 3);
+	ck_assert_uint_eq(file_mode(fleet_inventory_device(inv, 0)->key_path), 0600);
+	ck_assert_ptr_nonnull(strstr(fleet_inventory_target(inv), "simulator:"));
+	fleet_inventory_free(inv);
+	snprintf(args, sizeof(args), "fleet list profiles/policy-version.yaml --dir %s/fleet", dir);
+	ck_assert_int_eq(run_policylag(args), 0);
+	snprintf(args, sizeof(args), "fleet delete profiles/policy-version.yaml --dir %s/fleet", dir);
+	ck_assert_int_eq(run_policylag(args), 0);
+	ck_assert_int_eq(fleet_inventory_load(&inv, inventory, &e), PL_ERR_NOT_FOUND);
+	snprintf(args, sizeof(args), "fleet list profiles/policy-version.yaml --dir %s/fleet", dir);
+	ck_assert_int_eq(run_policylag(args), 2);
+	ck_assert_int_eq(run_policylag("fleet rotate profiles/policy-version.yaml"), 2);
+	snprintf(args, sizeof(args), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(args), 0);
+}
+END_TEST
+
 START_TEST(test_fleet_client_id)
 {
 	char buf[16];
@@ -444,6 +493,7 @@ static Suite *fleet_suite(void)
 	tcase_add_test(tc, test_fleet_torn_journal_line);
 	tcase_add_test(tc, test_fleet_corrupt_inventory);
 	tcase_add_test(tc, test_fleet_client_id);
+	tcase_add_test(tc, test_fleet_command_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }
