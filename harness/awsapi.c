@@ -17,7 +17,7 @@
 #include "harness/awsapi_internal.h"
 
 #define LOG_TAG "awsapi"
-#define RESPONSE_MAX (4u * 1024u * 1024u) /* larger answers are an error */
+#define RESPONSE_MAX (4u * 1024u * 1024u) /* larger responses are an error */
 #define BACKOFF_SLICE_NS (50 * PL_NS_PER_MS) /* how often a wait checks for cancel */
 
 typedef struct op_info {
@@ -625,7 +625,7 @@ static void set_transport(awsapi_client *c, const char *url, struct curl_slist *
 		curl_easy_setopt(curl, CURLOPT_CAINFO, c->ctx->ca_file);
 }
 
-/* Sends req once; the answer is left in c->body, c->error_type and *a. */
+/* Sends req once; the response is left in c->body, c->error_type and *a. */
 static pl_err send_once(awsapi_client *c, const awsapi_http *req, attempt *a, pl_errmsg *e)
 {
 	char url[AWSAPI_PATH_MAX + AWSAPI_QUERY_MAX + 256];
@@ -677,7 +677,7 @@ static pl_err transport_error(awsapi_client *c, const awsapi_http *req, const at
 	pl_err err = PL_ERR_NETWORK;
 
 	if (c->body_overflow)
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer larger than %u bytes",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response larger than %u bytes",
 				     awsapi_op_name(req->op), RESPONSE_MAX);
 	if (a->code == CURLE_OPERATION_TIMEDOUT)
 		err = PL_ERR_TIMEOUT;
@@ -690,7 +690,7 @@ static pl_err transport_error(awsapi_client *c, const awsapi_http *req, const at
 }
 
 /*
- * Classifies one attempt: success, a throttled or failed answer worth
+ * Classifies one attempt: success, a throttled or failed response worth
  * retrying, or a final error. Only requests that never reached the server
  * (connection refused) are retried among transport errors, because a
  * timed-out request may already have changed something.
@@ -740,7 +740,7 @@ static pl_err parse_success(awsapi_client *c, const awsapi_http *req, json_t **o
 		return PL_OK;
 	root = json_loadb(c->body, c->body_len, 0, &jerr);
 	if (root == NULL)
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer is not JSON: %s",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response is not JSON: %s",
 				     awsapi_op_name(req->op), jerr.text);
 	*out_json = root;
 	return PL_OK;

@@ -77,7 +77,7 @@ typedef struct awsapi_sigv4_input {
 pl_err awsapi_sigv4_authorization(const awsapi_sigv4_input *in, char *out, size_t out_len);
 
 /* Runs a request with the JSON object body (consumed; NULL reports out of memory). */
-pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, json_t **answer,
+pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, json_t **response,
 			   awsapi_call *call, pl_errmsg *e);
 
 /* Encodes name into buf as one path segment; what names it in errors ("policy name"). */

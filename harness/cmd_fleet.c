@@ -193,12 +193,12 @@ static void print_result(const char *action, const char *dir, const fleet_result
 {
 	if (strcmp(action, "create") == 0)
 		printf("fleet %s: %zu devices (%zu reused, %zu certificates created, %zu failed), "
-		       "%llu throttled answers\n",
+		       "%llu throttled responses\n",
 		       dir, r->devices, r->reused, r->created, r->failed,
 		       (unsigned long long)r->throttled);
 	else
 		printf("fleet %s: %zu certificates deleted, %zu failed, %zu devices left, "
-		       "%llu throttled answers\n",
+		       "%llu throttled responses\n",
 		       dir, r->deleted, r->failed, r->devices, (unsigned long long)r->throttled);
 }
 

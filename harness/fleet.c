@@ -165,7 +165,7 @@ static pl_err create_from_csr(awsapi_client *c, const fleet_device *d, awsapi_ce
 
 /*
  * CreateKeysAndCertificate: AWS returns the private key once.
- * NOTE: a crash between the answer and the key file's write leaves an
+ * NOTE: a crash between the response and the key file's write leaves an
  * ACTIVE certificate in AWS that the inventory does not know.
  */
 static pl_err create_keys_and_cert(awsapi_client *c, const fleet_device *d,
@@ -202,13 +202,11 @@ static pl_err create_identity(awsapi_client *c, fleet_run *run, fleet_device *d,
 /* Journals and adds the device (or, for the shared certificate, every device). */
 static pl_err record_created(fleet_run *run, fleet_device *d, pl_errmsg *e)
 {
-	int64_t first = d->index, last = d->index;
+	int shared = run->s->shared_certificate;
+	int64_t first = shared ? 0 : d->index;
+	int64_t last = shared ? run->s->devices - 1 : d->index;
 	pl_err err = PL_OK;
 
-	if (run->s->shared_certificate) {
-		first = 0;
-		last = run->s->devices - 1;
-	}
 	pthread_mutex_lock(&run->lock);
 	for (int64_t i = first; err == PL_OK && i <= last; i++) {
 		d->index = i;

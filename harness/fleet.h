@@ -76,7 +76,7 @@ typedef struct fleet_result {
 	size_t created;     /* create: certificates created by this call */
 	size_t deleted;     /* delete: certificates deleted */
 	size_t failed;      /* devices or certificates whose calls failed */
-	uint64_t throttled; /* throttled answers seen, over every operation */
+	uint64_t throttled; /* throttled responses seen, over every operation */
 } fleet_result;
 
 /*

@@ -2,7 +2,7 @@
  * Tests of the AWS IoT API client against the simulator's real control-plane
  * API (simulator/api.h, started in this process on a loopback port with its
  * own state store and CA), plus error parsing and SigV4 signing on their own.
- * A small libmicrohttpd server covers answers the simulator never gives
+ * A small libmicrohttpd server covers responses the simulator never gives
  * (HTTP 5xx).
  */
 #include <check.h>
@@ -594,11 +594,11 @@ START_TEST(test_awsapi_ctx_cancel)
 }
 END_TEST
 
-/* ---- answers the simulator never gives: a scripted libmicrohttpd server ---- */
+/* ---- responses the simulator never gives: a scripted libmicrohttpd server ---- */
 
 typedef struct script_server {
 	struct MHD_Daemon *daemon;
-	int failures_left; /* answer 503 this many times, then 200 */
+	int failures_left; /* response 503 this many times, then 200 */
 	int requests;
 } script_server;
 
