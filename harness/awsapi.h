@@ -15,7 +15,7 @@
  * Every call waits for its operation's rate limiter, then sends. Throttled
  * responses (ThrottlingException at any status, HTTP 429, any 5xx) and
  * connections that never reached the server are retried with exponential
- * backoff and full jitter, up to cfg.max_attempts attempts; each retry and
+ * backoff and full jitter, up to cfg.max_attempts attempts. Each retry and
  * each throttled response is counted per operation. An awsapi_call records when
  * the call was sent and when it returned, in CLOCK_MONOTONIC nanoseconds.
  *

@@ -337,7 +337,7 @@ typedef struct list_spec {
 	awsapi_op op;
 	const char *path_prefix; /* "/attached-policies/" */
 	const char *array_key;
-	const char *member_key;  /* NULL: the array holds strings */
+	const char *member_key;  /* NULL: the array contains strings */
 	int recursive_param;     /* sends recursive=false */
 } list_spec;
 

@@ -3,7 +3,7 @@
  * through the AWS IoT API, recorded in an inventory, reused across runs and
  * deleted again.
  *
- * A fleet directory holds:
+ * A fleet directory contains:
  *   inventory.json      the devices (index, client id, certificate id and
  *                       ARN, key and certificate paths, creation time) and
  *                       the target they belong to; rewritten atomically
@@ -83,7 +83,7 @@ typedef struct fleet_result {
  * Creates the devices the inventory in s->dir lacks (or all of them), and
  * writes the inventory. An inventory for another target, client id prefix,
  * provisioning or certificate sharing is PL_ERR_STATE. Returns
- * PL_ERR_INTERRUPTED when *s->stop was set (the inventory then holds every
+ * PL_ERR_INTERRUPTED when *s->stop was set (the inventory then contains every
  * device created so far), or the first call's error when some devices
  * failed (the others are kept).
  */

@@ -14,7 +14,7 @@
  * us-east-1, credentials from the [policylag-sim] profile of the
  * "credentials" file in the simulator's state directory.
  *
- * A target_info holds secrets: clear it with target_clear, and show it only
+ * A target_info contains secrets: clear it with target_clear, and show it only
  * through target_describe, which masks them.
  */
 #ifndef PL_TARGET_H
