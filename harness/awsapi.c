@@ -375,8 +375,16 @@ void awsapi_client_free(awsapi_client *c)
 	if (c == NULL)
 		return;
 	curl_easy_cleanup(c->curl);
+	awsapi_client_wipe_response(c);
 	free(c->body);
 	free(c);
+}
+
+void awsapi_client_wipe_response(awsapi_client *c)
+{
+	if (c->body != NULL)
+		explicit_bzero(c->body, c->body_cap);
+	c->body_len = 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -394,9 +402,15 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 
 		while (cap < c->body_len + n + 1)
 			cap *= 2;
-		p = realloc(c->body, cap);
+		/* Not realloc: the old buffer may hold a private key and is wiped first. */
+		p = malloc(cap);
 		if (p == NULL)
 			return 0;
+		if (c->body != NULL) {
+			memcpy(p, c->body, c->body_len);
+			explicit_bzero(c->body, c->body_cap);
+			free(c->body);
+		}
 		c->body = p;
 		c->body_cap = cap;
 	}

@@ -95,11 +95,10 @@ pl_err awsapi_create_keys_and_certificate(awsapi_client *c, int set_as_active,
 		if (err != PL_OK)
 			awsapi_certificate_clear(out);
 	}
-	if (response != NULL) {
-		/* The private key also sits in the parsed response; jansson frees it unzeroed.
-		 * NOTE: libcurl's receive buffer and jansson's copy are not wiped either. */
-		json_decref(response);
-	}
+	awsapi_client_wipe_response(c);
+	/* NOTE: jansson frees its copy of the private key without zeroing it, and
+	 * libcurl's receive buffers are not wiped either. */
+	json_decref(response);
 	return err;
 }
 

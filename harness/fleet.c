@@ -145,6 +145,8 @@ static pl_err identity_paths(const fleet_run *run, const char *name, fleet_devic
 /*
  * CSR provisioning: the key is written before the call, so a certificate
  * created by AWS always has its key on disk.
+ * NOTE: a crash after AWS responds and before the journal line is written
+ * leaves one ACTIVE certificate that the inventory does not list.
  */
 static pl_err create_from_csr(awsapi_client *c, const fleet_device *d, awsapi_certificate *cert,
 			      pl_errmsg *e)
