@@ -116,9 +116,10 @@ static void record_failure(fleet_run *run, pl_err err, const pl_errmsg *e)
 	PL_WARN(LOG_TAG, "%s", e->msg);
 }
 
+/* The flag is set by a signal handler or by another thread, so it is read atomically. */
 static int stop_requested(const fleet_run *run)
 {
-	return run->s->stop != NULL && *run->s->stop != 0;
+	return run->s->stop != NULL && __atomic_load_n(run->s->stop, __ATOMIC_RELAXED) != 0;
 }
 
 /* ---- create ---- */
