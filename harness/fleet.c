@@ -402,9 +402,10 @@ static pl_err submit_create(awsapi_pool *pool, fleet_run *run, int64_t index, pl
 	return err;
 }
 
-static pl_err submit_creates(awsapi_pool *pool, fleet_run *run, const unsigned char *present,
-			     pl_errmsg *e)
+/* Queues a create job for each missing device; arg is present_devices()'s array. */
+static pl_err submit_creates(awsapi_pool *pool, fleet_run *run, const void *arg, pl_errmsg *e)
 {
+	const unsigned char *present = arg;
 	pl_err err = PL_OK;
 
 	if (run->s->shared_certificate)
@@ -432,12 +433,6 @@ static pl_err drive_pool(fleet_run *run, pl_err (*submit_all)(awsapi_pool *, fle
 	awsapi_pool_wait(pool);
 	awsapi_pool_free(pool);
 	return err;
-}
-
-static pl_err submit_creates_adapter(awsapi_pool *pool, fleet_run *run, const void *arg,
-				     pl_errmsg *e)
-{
-	return submit_creates(pool, run, arg, e);
 }
 
 /* The outcome of a finished run: the first failure, a stop, or success. */
@@ -519,7 +514,7 @@ pl_err fleet_create(const fleet_settings *s, awsapi_ctx *api, fleet_result *out,
 	if (err == PL_OK) {
 		PL_INFO(LOG_TAG, "%s: %zu devices in the inventory, creating %zu certificates",
 			s->dir, reused, run.total);
-		err = drive_pool(&run, submit_creates_adapter, present, e);
+		err = drive_pool(&run, submit_creates, present, e);
 		err = run_outcome(&run, err, e);
 	}
 	free(present);
