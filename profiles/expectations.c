@@ -113,7 +113,8 @@ static void decode_one(loader *l, const ptree *node, profile_expectation *x)
 		l->oom = 1;
 		return;
 	}
-	if (parse_text(l, node, x))
+	/* With broken groups every name would look unknown, so only the syntax is checked. */
+	if (parse_text(l, node, x) && l->groups_valid)
 		check_groups_named(l, node, x->text);
 }
 

@@ -275,6 +275,7 @@ void groups_decode(loader *l, const ptree *groups)
 
 	if (groups == NULL || ptree_is_null(groups)) {
 		default_group(l);
+		l->groups_valid = !l->oom;
 		return;
 	}
 	if (groups->type != PTREE_SEQ || groups->count == 0 || groups->count > MAX_GROUPS) {
@@ -303,4 +304,5 @@ void groups_decode(loader *l, const ptree *groups)
 	check_names(l, groups);
 	if (l->issues->errors == errors_before)
 		resolve_shares(l, groups, shares);
+	l->groups_valid = l->issues->errors == errors_before;
 }

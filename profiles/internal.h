@@ -72,6 +72,7 @@ typedef struct loader {
 	profile_issues *issues;      /* never NULL while loading */
 	pl_errmsg first;             /* a syntax error from the YAML parser */
 	int oom;
+	int groups_valid;            /* groups decoded without errors, so names can be checked */
 	struct sim_policy **before_compiled; /* parallel to before; entries may be NULL */
 	struct sim_policy **after_compiled;
 } loader;
@@ -84,6 +85,9 @@ void loader_warning(loader *l, const ptree *node, const char *fmt, ...)
 /* Like loader_error with an explicit error code for the first error. */
 void loader_error_code(loader *l, pl_err code, const ptree *node, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* Sets the struct fields that have no key: AWS quotas the simulator does not enforce. */
+void schema_set_fixed_values(profile *p);
 
 /* Sets every field of s in base to its default. */
 void schema_set_defaults(loader *l, const section *s, void *base);

@@ -289,6 +289,7 @@ static void default_name(loader *l, profile *p)
 static void resolve(loader *l, ptree *root, const profile_load_opts *opts)
 {
 	profile *p = &l->impl->pub;
+	size_t errors_before = l->issues->errors;
 
 	for (size_t i = 0; i < opts->override_count; i++) {
 		pl_errmsg e;
@@ -299,12 +300,13 @@ static void resolve(loader *l, ptree *root, const profile_load_opts *opts)
 	}
 	ptree_substitute_env(root, record_env_error, l);
 	schema_set_defaults(l, &schema_root, p);
+	schema_set_fixed_values(p);
 	schema_decode(l, &schema_root, "", root, p);
 	default_name(l, p);
 	groups_decode(l, ptree_get(root, "groups"));
 	policies_decode(l, ptree_get(root, "policies"), opts->skip_policy_files);
 	expectations_decode(l, ptree_get(root, "expect"));
-	if (l->issues->errors == 0)
+	if (l->issues->errors == errors_before)
 		profile_validate(l, root);
 }
 

@@ -420,6 +420,10 @@ static pl_err walk_path(ptree *root, char *path, const char *override, ptree **p
 		*dot = '\0';
 		if (segment[0] == '\0')
 			return pl_errmsg_set(e, PL_ERR_INVALID, "--set %s: empty key segment", override);
+		if (t->type == PTREE_SCALAR)
+			return pl_errmsg_set(e, PL_ERR_INVALID,
+					     "--set %s: cannot set a key below '%s', which is a single value",
+					     override, t->value);
 		if (t->type == PTREE_SEQ) {
 			next = find_element(t, segment);
 			if (next == NULL)
@@ -439,6 +443,10 @@ static pl_err walk_path(ptree *root, char *path, const char *override, ptree **p
 	}
 	if (segment[0] == '\0')
 		return pl_errmsg_set(e, PL_ERR_INVALID, "--set %s: empty key segment", override);
+	if (t->type == PTREE_SCALAR)
+		return pl_errmsg_set(e, PL_ERR_INVALID,
+				     "--set %s: cannot set a key below '%s', which is a single value",
+				     override, t->value);
 	*parent = t;
 	*last = segment;
 	return PL_OK;
@@ -482,6 +490,11 @@ pl_err ptree_apply_override(ptree *root, const char *override, pl_errmsg *e)
 	path = strndup(override, (size_t)(eq - override));
 	if (path == NULL)
 		return PL_ERR_NOMEM;
+	/* Reject empty segments before walk_path creates any map on the way. */
+	if (path[0] == '.' || strstr(path, "..") != NULL || path[strlen(path) - 1] == '.') {
+		rc = pl_errmsg_set(e, PL_ERR_INVALID, "--set %s: empty key segment", override);
+		goto free_path;
+	}
 	rc = walk_path(root, path, override, &parent, &last, e);
 	if (rc != PL_OK)
 		goto free_path;

@@ -235,6 +235,39 @@ static void check_probe_rate(loader *l, const ptree *root)
 			     "probe.shared_topic: echo probes on one shared topic reach every device; use a per-device topic or probe.kind prober");
 }
 
+/*
+ * Publishes per second over the fleet while probing: inbound (sent by
+ * devices or the prober, plus triggers) and outbound (delivered to devices).
+ */
+static void fleet_publish_rates(const profile *p, double *inbound, double *outbound)
+{
+	double per_device = 1e9 / (double)p->probe.interval_ns;
+	double devices = (double)p->fleet.devices;
+
+	*outbound = devices * per_device;
+	*inbound = p->probe.shared_topic ? per_device : devices * per_device;
+	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC)
+		*inbound += devices * per_device;
+}
+
+static void check_account_rates(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const profile_quotas *q = &p->target.simulator.quotas;
+	double inbound_quota = q->inbound_publish_per_account;
+	double outbound_quota = q->outbound_publish_per_account;
+	double inbound;
+	double outbound;
+
+	fleet_publish_rates(p, &inbound, &outbound);
+	if ((inbound_quota > 0.0 && inbound > inbound_quota) ||
+	    (outbound_quota > 0.0 && outbound > outbound_quota))
+		loader_warning(l, at(root, "probe.interval"),
+			       "probe.interval: %lld devices probing at this interval publish about %.0f/s and receive about %.0f/s, above AWS's account quotas (%.0f/s in, %.0f/s out), so probes will be throttled",
+			       (long long)p->fleet.devices, inbound, outbound, inbound_quota,
+			       outbound_quota);
+}
+
 static void check_swap(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
@@ -257,6 +290,20 @@ static void check_swap(loader *l, const ptree *root)
 			     "fleet.certificates: shared, but a trigger-topic swap changes the policies of the triggering device's certificate: the first trigger would swap every device at once and the other devices' swap times would be wrong; use per-device certificates or swap.kind attach-detach");
 }
 
+static void check_simulator_account(loader *l, const ptree *root)
+{
+	const profile_simulator *sim = &l->impl->pub.target.simulator;
+	size_t digits = strspn(sim->account, "0123456789");
+
+	if (digits != 12 || sim->account[digits] != '\0')
+		loader_error(l, at(root, "target.simulator.account"),
+			     "target.simulator.account: '%s' is not an AWS account id: expected 12 digits",
+			     sim->account);
+	if (sim->region[0] == '\0')
+		loader_error(l, at(root, "target.simulator.region"),
+			     "target.simulator.region: missing region, for example us-east-1");
+}
+
 /* Rates the run drives that the simulator's quotas would throttle. */
 static void check_simulator_quotas(loader *l, const ptree *root)
 {
@@ -267,7 +314,7 @@ static void check_simulator_quotas(loader *l, const ptree *root)
 
 	if (q->connect_per_account > 0.0 && p->fleet.connect_rate > q->connect_per_account)
 		loader_warning(l, at(root, "fleet.connect_rate"),
-			       "fleet.connect_rate: above the simulator's connect_per_account quota (%g/s), so connects will be throttled",
+			       "fleet.connect_rate: above the simulator's connect_rate_per_account quota (%g/s), so connects will be throttled",
 			       q->connect_per_account);
 	if (swap_quota > 0.0 && p->swap.rate > swap_quota && profile_swap_calls(p) > 1)
 		loader_warning(l, at(root, "swap.rate"),
@@ -297,11 +344,12 @@ static void check_target(loader *l, const ptree *root)
 		return;
 	}
 	check_simulator_quotas(l, root);
+	check_simulator_account(l, root);
 	schema_format_duration(p->timing.observe_timeout_ns, observe, sizeof(observe));
 	schema_format_duration(sim->propagation.max_ns, longest, sizeof(longest));
 	if (p->timing.observe_timeout_ns <= sim->propagation.max_ns)
 		loader_warning(l, at(root, "timing.observe_timeout"),
-			       "timing.observe_timeout: %s is not longer than the simulator's longest propagation delay (%s), so some keep-connection devices will be censored",
+			       "timing.observe_timeout: %s is not longer than the simulator's longest policy refresh period (%s), so some keep-connection devices will be censored",
 			       observe, longest);
 }
 
@@ -331,6 +379,7 @@ void profile_validate(loader *l, const ptree *root)
 	check_probe_topic(l, root);
 	check_swap_topics(l, root);
 	check_probe_rate(l, root);
+	check_account_rates(l, root);
 	check_swap(l, root);
 	check_target(l, root);
 	check_client_ids(l, root);
