@@ -15,18 +15,13 @@
 pl_err fleet_target_dir(const profile *p, const char *dir, char *out, size_t len, pl_errmsg *e)
 {
 	const char *inv = p->fleet.inventory;
-	size_t n;
 	int w;
 
 	if (dir != NULL && dir[0] != '\0')
 		w = snprintf(out, len, "%s", dir);
-	else if (inv != NULL && inv[0] != '\0') {
-		n = strlen(inv);
-		/* ".../inventory.json" names the file; its directory is the fleet. */
-		if (n > 5 && strcmp(inv + n - 5, ".json") == 0 && strrchr(inv, '/') != NULL)
-			n = (size_t)(strrchr(inv, '/') - inv);
-		w = snprintf(out, len, "%.*s", (int)n, inv);
-	} else
+	else if (inv != NULL && inv[0] != '\0')
+		w = snprintf(out, len, "%s", inv);
+	else
 		w = snprintf(out, len, "fleets/%s", p->name);
 	if (w < 0 || (size_t)w >= len)
 		return pl_errmsg_set(e, PL_ERR_RANGE, "fleet directory path is too long");
@@ -51,39 +46,15 @@ static pl_err make_dirs(const char *path, pl_errmsg *e)
 	return PL_OK;
 }
 
-/* Passes the profile's control-plane quotas to the simulator as plugin options. */
-static pl_err add_quota_options(sim_options *o, const profile_quotas *q, char values[][32],
-				pl_errmsg *e)
-{
-	const struct {
-		const char *key;
-		double rate;
-	} quotas[] = {
-		{ "api_throttle_AttachPolicy", q->attach_detach_policy },
-		{ "api_throttle_DetachPolicy", q->attach_detach_policy },
-		{ "api_throttle_CreateCertificateFromCsr", q->create_certificate_from_csr },
-		{ "api_throttle_CreateKeysAndCertificate", q->create_keys_and_certificate },
-	};
-	pl_err err = PL_OK;
-	size_t i;
-
-	for (i = 0; err == PL_OK && i < sizeof(quotas) / sizeof(quotas[0]); i++) {
-		snprintf(values[i], 32, "%g", quotas[i].rate);
-		err = sim_options_add(o, quotas[i].key, values[i], e);
-	}
-	snprintf(values[i], 32, "%d", q->throttling_status);
-	if (err == PL_OK)
-		err = sim_options_add(o, "api_throttle_status", values[i], e);
-	return err;
-}
-
 static pl_err open_simulator(fleet_target *ft, const profile *p, const char *fleet_dir,
 			     pl_errmsg *e)
 {
 	const profile_simulator *ps = &p->target.simulator;
-	char state_dir[PATH_MAX], real[PATH_MAX], values[8][32];
+	char state_dir[PATH_MAX], real[PATH_MAX];
+	profile_sim_option options[PROFILE_SIM_OPTIONS_MAX];
+	size_t count = profile_simulator_options(p, options, PROFILE_SIM_OPTIONS_MAX);
 	sim_options o;
-	pl_err err;
+	pl_err err = PL_OK;
 
 	if (snprintf(state_dir, sizeof(state_dir), "%s/sim", fleet_dir) >= (int)sizeof(state_dir))
 		return pl_errmsg_set(e, PL_ERR_RANGE, "fleet directory path is too long");
@@ -91,14 +62,17 @@ static pl_err open_simulator(fleet_target *ft, const profile *p, const char *fle
 	o.state_dir = state_dir;
 	o.mqtt_port = ps->mqtt_port;
 	o.api_port = ps->control_port;
-	err = add_quota_options(&o, &ps->quotas, values, e);
+	/* The profile's quotas, region and account, so that the fleet's certificates
+	 * are made under the same limits and ARNs as in a run. */
+	for (size_t i = 0; err == PL_OK && i < count; i++)
+		err = sim_options_add(&o, options[i].key, options[i].value, e);
 	if (err == PL_OK)
 		err = sim_start(&ft->sim, &o, e);
 	if (err != PL_OK)
 		return err;
 	if (realpath(sim_state_dir(ft->sim), real) == NULL)
 		snprintf(real, sizeof(real), "%s", sim_state_dir(ft->sim));
-	err = target_from_simulator(&ft->target, real, sim_api_port(ft->sim),
+	err = target_from_simulator(&ft->target, real, sim_api_port(ft->sim), ps->region,
 				    sim_mqtt_port(ft->sim), sim_ca_path(ft->sim), e);
 	return err;
 }

@@ -22,8 +22,7 @@ typedef struct fleet_target {
 
 /*
  * Resolves the fleet directory: dir when given, else the profile's
- * fleet.inventory (a fleet directory or its inventory.json), else
- * "fleets/<profile name>".
+ * fleet.inventory, else "fleets/<profile name>".
  */
 pl_err fleet_target_dir(const profile *p, const char *dir, char *out, size_t len, pl_errmsg *e);
 

@@ -105,7 +105,7 @@ pl_err target_from_aws(target_info *t, const target_aws_settings *s, pl_errmsg *
 }
 
 pl_err target_from_simulator(target_info *t, const char *state_dir, int api_port,
-			     int mqtt_port, const char *ca_file, pl_errmsg *e)
+			     const char *region, int mqtt_port, const char *ca_file, pl_errmsg *e)
 {
 	char path[TARGET_PATH_MAX];
 	pl_err err;
@@ -115,7 +115,10 @@ pl_err target_from_simulator(target_info *t, const char *state_dir, int api_port
 		return pl_errmsg_set(e, PL_ERR_INVALID, "target: simulator API port %d is invalid",
 				     api_port);
 	t->simulator = 1;
-	snprintf(t->region, sizeof(t->region), "us-east-1");
+	err = copy_field(t->region, sizeof(t->region), given(region) ? region : "us-east-1",
+			 "region", e);
+	if (err != PL_OK)
+		return err;
 	snprintf(t->control_endpoint, sizeof(t->control_endpoint), "http://127.0.0.1:%d",
 		 api_port);
 	snprintf(t->data_endpoint, sizeof(t->data_endpoint), "%s", t->control_endpoint);

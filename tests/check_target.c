@@ -299,7 +299,7 @@ START_TEST(test_target_simulator)
 
 	write_text("credentials", "[policylag-sim]\naws_access_key_id = AKIASIM000000000000\n"
 				  "aws_secret_access_key = sim-secret\n");
-	ck_assert_msg(target_from_simulator(&t, dir, 8080, 8883, "/x/ca.pem", &e) == PL_OK, "%s",
+	ck_assert_msg(target_from_simulator(&t, dir, 8080, "eu-west-3", 8883, "/x/ca.pem", &e) == PL_OK, "%s",
 		      e.msg);
 	ck_assert_str_eq(t.control_endpoint, "http://127.0.0.1:8080");
 	ck_assert_str_eq(t.credentials.secret_access_key, "sim-secret");
@@ -307,7 +307,7 @@ START_TEST(test_target_simulator)
 	target_api_config(&t, &cfg);
 	ck_assert_str_eq(cfg.data_endpoint, "http://127.0.0.1:8080");
 	ck_assert_ptr_null(cfg.ca_file);
-	ck_assert_str_eq(cfg.region, "us-east-1");
+	ck_assert_str_eq(cfg.region, "eu-west-3");
 }
 END_TEST
 
@@ -316,7 +316,7 @@ START_TEST(test_target_simulator_no_credentials)
 	target_info t;
 	pl_errmsg e = { "" };
 
-	ck_assert_int_eq(target_from_simulator(&t, dir, 8080, 0, NULL, &e), PL_ERR_NOT_FOUND);
+	ck_assert_int_eq(target_from_simulator(&t, dir, 8080, NULL, 0, NULL, &e), PL_ERR_NOT_FOUND);
 	ck_assert_ptr_nonnull(strstr(e.msg, "simulator credentials"));
 }
 END_TEST
