@@ -507,6 +507,17 @@ static const char *content_type_of(const awsapi_http *req)
 	return req->content_type ? req->content_type : "application/json";
 }
 
+/* Appends one header line; on failure the list is left as it was. */
+static pl_err append_header(struct curl_slist **headers, const char *line, pl_errmsg *e)
+{
+	struct curl_slist *h = curl_slist_append(*headers, line);
+
+	if (h == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
+	*headers = h;
+	return PL_OK;
+}
+
 /*
  * Signs the request in this process. Used only when libcurl would sign a
  * percent-encoded path once where AWS encodes it twice (libcurl before 8.8).
@@ -519,7 +530,6 @@ static pl_err add_own_signature(awsapi_client *c, const awsapi_http *req, const 
 	time_t now = time(NULL);
 	struct tm tm;
 	awsapi_sigv4_input in;
-	struct curl_slist *h;
 
 	gmtime_r(&now, &tm);
 	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
@@ -542,16 +552,10 @@ static pl_err add_own_signature(awsapi_client *c, const awsapi_http *req, const 
 		return pl_errmsg_set(e, PL_ERR_RANGE, "%s: signature does not fit",
 				     awsapi_op_name(req->op));
 	snprintf(line, sizeof(line), "X-Amz-Date: %s", amz_date);
-	h = curl_slist_append(*headers, line);
-	if (h == NULL)
-		return pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
-	*headers = h;
+	if (append_header(headers, line, e) != PL_OK)
+		return PL_ERR_NOMEM;
 	snprintf(line, sizeof(line), "Authorization: %s", auth);
-	h = curl_slist_append(*headers, line);
-	if (h == NULL)
-		return pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
-	*headers = h;
-	return PL_OK;
+	return append_header(headers, line, e);
 }
 
 static pl_err build_headers(awsapi_client *c, const awsapi_http *req, const char *url,
@@ -565,15 +569,13 @@ static pl_err build_headers(awsapi_client *c, const awsapi_http *req, const char
 
 	if (type != NULL) {
 		snprintf(line, sizeof(line), "Content-Type: %s", type);
-		headers = curl_slist_append(headers, line);
+		err = append_header(&headers, line, e);
 	}
-	if (token[0] != '\0') {
+	if (err == PL_OK && token[0] != '\0') {
 		/* Secret: this list is never logged. */
 		snprintf(line, sizeof(line), "X-Amz-Security-Token: %s", token);
-		headers = headers ? curl_slist_append(headers, line) : NULL;
+		err = append_header(&headers, line, e);
 	}
-	if ((type != NULL || token[0] != '\0') && headers == NULL)
-		err = pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
 	if (err == PL_OK && c->ctx->path_signing_fallback && strchr(req->path, '%') != NULL)
 		err = add_own_signature(c, req, url, &headers, e);
 	explicit_bzero(line, sizeof(line));

@@ -343,6 +343,34 @@ START_TEST(test_awsapi_bad_signature)
 }
 END_TEST
 
+/* A session token travels in X-Amz-Security-Token, which both signers include in the signature. */
+START_TEST(test_awsapi_session_token)
+{
+	sim_fixture f;
+	awsapi_certificate cert;
+	awsapi_strlist list;
+	awsapi_call call;
+	pl_errmsg e = { "" };
+
+	fixture_start(&f, NULL, NULL);
+	awsapi_client_free(f.client);
+	awsapi_ctx_free(f.ctx);
+	snprintf(f.sim.creds.session_token, sizeof(f.sim.creds.session_token), "session-token");
+	open_client(&f, NULL);
+	ck_assert_int_eq(awsapi_get_policy(f.client, "p1", NULL, &call, &e), PL_ERR_NOT_FOUND);
+	ck_assert_int_eq(call.http_status, 404);
+	create_certificate(&f, 1, &cert);
+	ck_assert_int_eq(awsapi_create_policy(f.client, "p1", allow_all, NULL, NULL, &e), PL_OK);
+	ck_assert_int_eq(awsapi_attach_policy(f.client, "p1", cert.arn, NULL, &e), PL_OK);
+	ck_assert_msg(awsapi_list_attached_policies(f.client, cert.arn, &list, &call, &e) == PL_OK,
+		      "%s", e.msg);
+	ck_assert_uint_eq(list.count, 1);
+	awsapi_strlist_clear(&list);
+	awsapi_certificate_clear(&cert);
+	fixture_stop(&f);
+}
+END_TEST
+
 /* ---- throttling, retries and counters ---- */
 
 static const char *const throttle_get_policy[] = {
@@ -833,6 +861,7 @@ static Suite *awsapi_suite(void)
 	tcase_add_test(sim, test_awsapi_describe_endpoint);
 	tcase_add_test(sim, test_awsapi_publish);
 	tcase_add_test(sim, test_awsapi_bad_signature);
+	tcase_add_test(sim, test_awsapi_session_token);
 	tcase_add_test(sim, test_awsapi_throttle_retried);
 	tcase_add_test(sim, test_awsapi_throttle_exhausted);
 	tcase_add_test(sim, test_awsapi_throttle_429);
