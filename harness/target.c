@@ -1,6 +1,7 @@
 #include "harness/target.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int given(const char *s)
@@ -45,6 +46,12 @@ static pl_err aws_credentials_of(target_info *t, const target_aws_settings *s, p
 static pl_err aws_region_of(target_info *t, const target_aws_settings *s, pl_errmsg *e)
 {
 	const char *region = given(s->region) ? s->region : t->credentials.region;
+
+	/* Keys from the settings skip credentials_resolve, which reads these otherwise. */
+	if (!given(region))
+		region = getenv("AWS_REGION");
+	if (!given(region))
+		region = getenv("AWS_DEFAULT_REGION");
 
 	if (!given(region))
 		return pl_errmsg_set(e, PL_ERR_INVALID,

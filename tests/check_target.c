@@ -291,6 +291,20 @@ START_TEST(test_target_aws_region_from_env)
 }
 END_TEST
 
+START_TEST(test_target_aws_keys_env_region)
+{
+	target_aws_settings s = { .access_key_id = "AKIA0000000000000000",
+				  .secret_access_key = "x" };
+	target_info t;
+	pl_errmsg e = { "" };
+
+	setenv("AWS_DEFAULT_REGION", "af-south-1", 1);
+	ck_assert_msg(target_from_aws(&t, &s, &e) == PL_OK, "%s", e.msg);
+	ck_assert_str_eq(t.region, "af-south-1");
+	ck_assert_str_eq(t.credentials.access_key_id, "AKIA0000000000000000");
+}
+END_TEST
+
 START_TEST(test_target_simulator)
 {
 	target_info t;
@@ -342,6 +356,7 @@ static Suite *target_suite(void)
 	tcase_add_test(tc, test_target_aws_port_443);
 	tcase_add_test(tc, test_target_aws_bad_port);
 	tcase_add_test(tc, test_target_aws_region_from_env);
+	tcase_add_test(tc, test_target_aws_keys_env_region);
 	tcase_add_test(tc, test_target_simulator);
 	tcase_add_test(tc, test_target_simulator_no_credentials);
 	suite_add_tcase(s, tc);
