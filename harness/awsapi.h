@@ -2,8 +2,10 @@
  * AWS IoT REST client: the control-plane operations the harness needs
  * (policies, attachments, certificates, endpoint) and the data-plane Publish
  * and DeleteConnection, signed with SigV4 by libcurl (CURLOPT_AWS_SIGV4),
- * bodies in JSON (jansson). The same client talks to AWS IoT over HTTPS and
- * to the simulator's control plane over plain HTTP on loopback.
+ * bodies in JSON (jansson). libcurl before 8.8 signs percent-encoded paths
+ * differently from AWS, so the client signs those requests itself there.
+ * The same client talks to AWS IoT over HTTPS and to the simulator's
+ * control plane over plain HTTP on loopback.
  *
  * Objects:
  *   awsapi_ctx     shared and thread-safe: endpoints, credentials, per-operation
