@@ -126,6 +126,15 @@ static int submit_cycles(awsapi_pool *pool, char arns[][256], latencies *l)
 	return 0;
 }
 
+static void print_latencies(latencies *l, double secs)
+{
+	qsort(l->ns, l->count, sizeof(*l->ns), by_value);
+	printf("awsapi_pool_calls_per_second %.0f\n", (double)l->count / secs);
+	printf("awsapi_call_p50_ms %.2f\n", (double)l->ns[l->count / 2] / 1e6);
+	printf("awsapi_call_p99_ms %.2f\n", (double)l->ns[l->count * 99 / 100] / 1e6);
+	printf("awsapi_failed_calls %zu\n", l->failed);
+}
+
 static int bench_unlimited(sim_api_fixture *f, char arns[][256])
 {
 	latencies l = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
@@ -133,25 +142,22 @@ static int bench_unlimited(sim_api_fixture *f, char arns[][256])
 	awsapi_pool *pool = NULL;
 	pl_errmsg e = { "" };
 	int64_t start;
-	double secs;
+	int rc = -1;
 
 	l.ns = calloc(2 * CERTS * CYCLES, sizeof(*l.ns));
 	if (l.ns == NULL || open_ctx(f, -1, &ctx) != 0 || make_certs(ctx, arns, CERTS) != 0 ||
 	    awsapi_pool_create(&pool, ctx, 8, 64, &e) != PL_OK)
-		return -1;
+		goto cleanup;
 	start = pl_mono_ns();
-	if (submit_cycles(pool, arns, &l) != 0)
-		return -1;
-	secs = (double)(pl_mono_ns() - start) / 1e9;
+	if (submit_cycles(pool, arns, &l) == 0) {
+		print_latencies(&l, (double)(pl_mono_ns() - start) / 1e9);
+		rc = 0;
+	}
+cleanup:
 	awsapi_pool_free(pool);
 	awsapi_ctx_free(ctx);
-	qsort(l.ns, l.count, sizeof(*l.ns), by_value);
-	printf("awsapi_pool_calls_per_second %.0f\n", (double)l.count / secs);
-	printf("awsapi_call_p50_ms %.2f\n", (double)l.ns[l.count / 2] / 1e6);
-	printf("awsapi_call_p99_ms %.2f\n", (double)l.ns[l.count * 99 / 100] / 1e6);
-	printf("awsapi_failed_calls %zu\n", l.failed);
 	free(l.ns);
-	return 0;
+	return rc;
 }
 
 static int bench_paced(sim_api_fixture *f, char arns[][256])
@@ -162,20 +168,20 @@ static int bench_paced(sim_api_fixture *f, char arns[][256])
 	awsapi_op_stats stats;
 	pl_errmsg e = { "" };
 	int64_t start;
+	int rc = -1;
 
 	l.ns = calloc(PACED_CALLS, sizeof(*l.ns));
 	if (l.ns == NULL || open_ctx(f, -1, &setup) != 0 ||
 	    make_certs(setup, arns, PACED_CALLS) != 0 || open_ctx(f, 0, &ctx) != 0 ||
 	    awsapi_pool_create(&pool, ctx, 8, 64, &e) != PL_OK)
-		return -1;
-	awsapi_ctx_free(setup);
+		goto cleanup;
 	start = pl_mono_ns();
 	for (int i = 0; i < PACED_CALLS; i++) {
 		awsapi_request req = { .op = AWSAPI_ATTACH_POLICY, .policy_name = "bench",
 				       .target = arns[i] };
 
 		if (awsapi_pool_submit(pool, &req, on_done, &l, &e) != PL_OK)
-			return -1;
+			goto cleanup;
 	}
 	awsapi_pool_wait(pool);
 	printf("awsapi_paced_calls_per_second %.1f\n",
@@ -183,10 +189,13 @@ static int bench_paced(sim_api_fixture *f, char arns[][256])
 	awsapi_ctx_stats(ctx, AWSAPI_ATTACH_POLICY, &stats);
 	printf("awsapi_paced_throttled %llu\n", (unsigned long long)stats.throttled);
 	printf("awsapi_paced_failed_calls %zu\n", l.failed);
+	rc = 0;
+cleanup:
 	awsapi_pool_free(pool);
 	awsapi_ctx_free(ctx);
+	awsapi_ctx_free(setup);
 	free(l.ns);
-	return 0;
+	return rc;
 }
 
 /* Runs inside a Check test because the simulator fixture reports through Check. */
