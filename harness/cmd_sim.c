@@ -44,8 +44,8 @@ static const cli_option sim_options_table[] = {
 	{ OPT_REFRESH_PHASE, "refresh-phase", 0, "PHASE",
 	  "start of each connection's refresh schedule: connect or random", "connect" },
 	{ OPT_CACHED_CONNECT, "cached-connect", 0, NULL,
-	  "new connections reuse the cached policies of a live connection with the same "
-	  "certificate and client id instead of a fresh snapshot",
+	  "a new connection reuses the cached policies of its certificate and client id "
+	  "until their refresh is due, instead of a fresh snapshot",
 	  NULL },
 	{ OPT_OPTION, "option", 'o', "KEY=VALUE",
 	  "plugin option (see docs/simulator.md); repeatable", NULL },

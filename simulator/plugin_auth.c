@@ -120,9 +120,9 @@ static int connect_check(plugin *p, plugin_conn *c, struct mosquitto *client)
 
 	if (conn_identify(c, client) != 0 || plugin_conn_snapshot(p, c, "connect") != PL_OK)
 		return MOSQ_ERR_UNKNOWN;
-	/* AWS fails unknown and non-ACTIVE certificates in the TLS handshake;
-	 * mosquitto has already finished it, so the nearest is a close
-	 * without CONNACK, the same for both protocol versions. */
+	/* AWS fails unknown and non-ACTIVE certificates in the TLS handshake.
+	 * mosquitto has finished the handshake before this event, so the
+	 * nearest reaction is a close without CONNACK, for both versions. */
 	if (!c->snapshot->cert_found || c->snapshot->cert_status != SIM_CERT_ACTIVE) {
 		if (c->snapshot->cert_found)
 			p->counters.inactive_cert++;

@@ -70,7 +70,10 @@ typedef struct plugin_conn {
 	int64_t sub_burst_tick;          /* tick number of the last SUBSCRIBE check */
 	int64_t sub_burst_count;
 	int authorized;                  /* passed CONNECT */
+	int kicked;                      /* disconnected by the plugin */
 } plugin_conn;
+
+typedef struct plugin_cache_entry plugin_cache_entry;
 
 typedef struct plugin_counters {
 	uint64_t connects, connect_denied, unknown_cert, inactive_cert;
@@ -91,6 +94,7 @@ typedef struct plugin {
 	size_t conn_count;
 	uint64_t next_conn_id;
 	int64_t next_scan_ns;            /* earliest refresh deadline */
+	plugin_cache_entry **cache;      /* principal cache, connect_fresh_snapshot false */
 	uint64_t rng;
 	sim_quota_bucket account_connect_bucket;
 	sim_quota_table *client_connect_table;
@@ -114,6 +118,7 @@ plugin_conn *plugin_conn_find(plugin *p, const struct mosquitto *client);
 pl_err plugin_conn_add(plugin *p, struct mosquitto *client, plugin_conn **out);
 void plugin_conn_remove(plugin *p, plugin_conn *c);
 void plugin_conns_free(plugin *p);
+void plugin_cache_free(plugin *p);
 pl_err plugin_conn_snapshot(plugin *p, plugin_conn *c, const char *reason);
 void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now);
 void plugin_refresh_due(plugin *p, int64_t now);

@@ -518,6 +518,10 @@ START_TEST(test_api_things)
 	ck_assert_int_eq(strlen(field(j, "thingId")), 36);
 	json_decref(j);
 	reply_free(&r);
+	/* Same configuration again succeeds; a different one is a conflict. */
+	ck_assert_int_eq(call_status("POST", "/things/dev-1",
+				     "{\"attributePayload\":{\"attributes\":{\"room\":\"7\"}}}"),
+			 200);
 	expect_error("POST", "/things/dev-1", NULL, 409, "ResourceAlreadyExistsException");
 	expect_error("POST", "/things/bad%20name", NULL, 400, "InvalidRequestException");
 	snprintf(header, sizeof(header), "x-amzn-principal: " ARN_PREFIX "cert/%s", cert);
@@ -555,6 +559,7 @@ START_TEST(test_api_thing_groups)
 	ck_assert_str_eq(field(j, "thingGroupArn"), ARN_PREFIX "thinggroup/fleet");
 	json_decref(j);
 	reply_free(&r);
+	ck_assert_int_eq(call_status("POST", "/thing-groups/fleet", NULL), 200);
 	ck_assert_int_eq(call_status("PUT", "/thing-groups/addThingToThingGroup",
 				     "{\"thingGroupName\":\"fleet\",\"thingName\":\"dev-1\"}"),
 			 200);
@@ -666,8 +671,8 @@ START_TEST(test_api_sim_ground_truth)
 	json_t *j;
 
 	ck_assert_ptr_nonnull(f);
-	fputs("{\"client_id\":\"a\",\"t_ns\":100}\n{\"client_id\":\"b\",\"t_ns\":200}\n"
-	      "{\"client_id\":\"a\",\"t_ns\":300}\n{\"client_id\":\"a\",\"t_n",
+	fputs("{\"clientId\":\"a\",\"monoNs\":100}\n{\"clientId\":\"b\",\"monoNs\":200}\n"
+	      "{\"clientId\":\"a\",\"monoNs\":300}\n{\"clientId\":\"a\",\"mono",
 	      f);
 	fclose(f);
 	ck_assert_int_eq(call("GET", "/_sim/ground-truth?clientId=a&since_ns=150", NULL, &r), 200);

@@ -50,6 +50,8 @@ static void put_receive_policy(const char *name, const char *resource)
 	free(doc);
 }
 
+static int setup_with_cache;
+
 static void setup(void)
 {
 	tsim_init(&fx);
@@ -64,6 +66,8 @@ static void setup(void)
 	tsim_attach(&fx, "revoke", &dev_revoke);
 	fx.options.propagation = "ttl:4s";
 	tsim_option(&fx, "connect_rate_per_client", "off");
+	if (setup_with_cache)
+		fx.options.connect_fresh_snapshot = 0;
 	tsim_start(&fx);
 }
 
@@ -126,7 +130,7 @@ START_TEST(test_sim_propagation_grant)
 	pl_sleep_ns(RELOAD_WAIT);
 	fresh = subscriber(&dev_grant, "grant-new", "g/#");
 	publish(pub, "g/b");
-	/* A new connection sees the grant at once. */
+	/* A new connection is authorized with the grant at once. */
 	ck_assert_int_eq(tmqtt_wait_message(fresh, "g/b", 2 * SECOND), 1);
 	/* The established one still has its connect-time snapshot. */
 	ck_assert_int_eq(tmqtt_message_count(old, "g/b"), 0);
@@ -180,10 +184,43 @@ START_TEST(test_sim_propagation_ground_truth_connect)
 }
 END_TEST
 
+/* Same registry, but a new connection reuses the cached snapshot of its
+ * certificate and client id until that snapshot's refresh is due. */
+static void setup_cached(void)
+{
+	setup_with_cache = 1;
+	setup();
+}
+
+START_TEST(test_sim_propagation_cached_reconnect)
+{
+	tmqtt *pub = subscriber(&dev_pub, "pub-c", "unused/z");
+	tmqtt *first = subscriber(&dev_grant, "cache-1", "g/#");
+	tmqtt *again;
+
+	tmqtt_free(first);
+	put_receive_policy("grant", "g/*");
+	pl_sleep_ns(RELOAD_WAIT);
+	/* The reconnect inherits the cached view: g/d is still not received. */
+	again = subscriber(&dev_grant, "cache-1", "g/#");
+	publish(pub, "g/d");
+	publish(pub, "unused/z");
+	ck_assert_int_eq(tmqtt_wait_message(pub, "unused/z", 2 * SECOND), 1);
+	ck_assert_int_eq(tmqtt_message_count(again, "g/d"), 0);
+	ck_assert_int_ge(tsim_count_lines(&fx, "ground-truth.jsonl", "\"event\":\"inherit\""), 1);
+	ck_assert_int_eq(wait_refresh_changed("cache-1", 6 * SECOND), 1);
+	publish(pub, "g/e");
+	ck_assert_int_eq(tmqtt_wait_message(again, "g/e", 2 * SECOND), 1);
+	tmqtt_free(again);
+	tmqtt_free(pub);
+}
+END_TEST
+
 static Suite *sim_propagation_suite(void)
 {
 	Suite *s = suite_create("sim_propagation");
 	TCase *tc = tcase_create("ttl");
+	TCase *cached = tcase_create("cached_connect");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
@@ -191,6 +228,10 @@ static Suite *sim_propagation_suite(void)
 	tcase_add_test(tc, test_sim_propagation_revoke);
 	tcase_add_test(tc, test_sim_propagation_ground_truth_connect);
 	suite_add_tcase(s, tc);
+	tcase_add_unchecked_fixture(cached, setup_cached, teardown);
+	tcase_set_timeout(cached, 30);
+	tcase_add_test(cached, test_sim_propagation_cached_reconnect);
+	suite_add_tcase(s, cached);
 	return s;
 }
 
