@@ -90,6 +90,14 @@ detect_state detect_poll(detect *d, int64_t now)
 	return d->state;
 }
 
+void detect_finish(detect *d, int64_t now)
+{
+	if (detect_poll(d, now) != DETECT_PENDING)
+		return;
+	d->state = DETECT_CENSORED;
+	d->t_effect = now < d->deadline ? now : d->deadline;
+}
+
 int64_t detect_next_deadline(const detect *d)
 {
 	int64_t end;
