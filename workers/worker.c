@@ -379,6 +379,14 @@ static int read_channel(worker *w, int64_t now)
 	return rc == PL_ERR_NOT_FOUND ? -1 : 0;
 }
 
+static void on_sentinel_event(worker *w, const mq_event *ev)
+{
+	if (ev->kind == MQ_CONNECTED)
+		w->waker.connected = 1;
+	else if (ev->kind == MQ_CONNECTION_LOST)
+		PL_WARN(COMPONENT, "the sentinel client lost its connection");
+}
+
 static void dispatch_events(worker *w)
 {
 	mq_event batch[EVENT_BATCH];
@@ -390,8 +398,8 @@ static void dispatch_events(worker *w)
 
 			if (ev->owner == WK_OWNER_PROBER)
 				prober_on_event(w, ev);
-			else if (ev->owner == WK_OWNER_SENTINEL && ev->kind == MQ_CONNECTION_LOST)
-				PL_WARN(COMPONENT, "the sentinel client lost its connection");
+			else if (ev->owner == WK_OWNER_SENTINEL)
+				on_sentinel_event(w, ev);
 			else if (ev->owner < w->ndevices && w->started)
 				dev_on_event(w, &w->devices[ev->owner], ev);
 		}
@@ -459,8 +467,7 @@ static int drive_once(worker *w)
 	now = pl_mono_ns();
 	if (w->timers != NULL)
 		run_timers(w, now);
-	if (w->connecting > 0)
-		waker_kick(w, now);
+	waker_kick(w, now);
 	if (now >= w->next_heartbeat) {
 		send_heartbeat(w, 0);
 		w->next_heartbeat = now + HEARTBEAT_NS;
@@ -468,6 +475,30 @@ static int drive_once(worker *w)
 	if (wp_chan_pending(w->chan) > 0 && wp_chan_flush(w->chan, NULL) != PL_OK)
 		return 1;
 	return w->fatal;
+}
+
+/*
+ * Waits (up to 3 s) until the sentinel is connected, so that the waker works
+ * from the first device connect on; the sentinel's own connect still goes
+ * through paho's slow first cycles.
+ */
+static void wait_for_sentinel(worker *w)
+{
+	int64_t deadline = pl_mono_ns() + 3 * PL_NS_PER_S;
+
+	while (!w->waker.connected && pl_mono_ns() < deadline) {
+		struct pollfd p[2] = {
+			{ mq_queue_fd(w->events), POLLIN, 0 },
+			{ w->waker.conn_fd >= 0 ? w->waker.conn_fd : w->waker.listen_fd, POLLIN, 0 },
+		};
+
+		if (poll(p, 2, 10) > 0 && (p[1].revents & POLLIN))
+			waker_on_readable(w);
+		dispatch_events(w);
+	}
+	if (!w->waker.connected)
+		PL_WARN(COMPONENT, "the sentinel client did not connect within 3 s; connect "
+			"latencies may include paho's poll delay");
 }
 
 static void finish(worker *w)
@@ -519,6 +550,7 @@ int worker_run(int fd)
 	mq_set_queue(w->events);
 	if (waker_start(w, &e) != PL_OK)
 		goto fail;
+	wait_for_sentinel(w);
 	w->next_heartbeat = pl_mono_ns() + HEARTBEAT_NS;
 	for (;;) {
 		if (drive_once(w))

@@ -80,6 +80,7 @@ typedef struct wk_waker {
 	int listen_fd;
 	int conn_fd;
 	int connack_sent;
+	int connected; /* the sentinel's CONNACK arrived */
 	MQTTAsync sentinel;
 	int64_t t_last_kick;
 } wk_waker;
@@ -151,7 +152,7 @@ pl_err waker_start(worker *w, pl_errmsg *e);
 void waker_on_readable(worker *w);
 void waker_kick(worker *w, int64_t now);
 void waker_stop(worker *w);
-/* When the next kick is due, INT64_MAX while no connect is pending. */
+/* When the next kick is due: soon while a connect is pending, else within 500 ms. */
 int64_t waker_next_kick(const worker *w);
 
 /* Builds the connection parameters of a device (or prober) connection. */
