@@ -10,250 +10,39 @@
  * so the expected effects follow from mosquitto's documented ACL behaviour.
  */
 #include <check.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <pwd.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "common/clock.h"
+#include "tests/check_worker_broker.h"
+#include "tests/check_worker_coord.h"
 #include "workers/protocol.h"
-
-extern char **environ;
 
 #define WAIT_NS (20 * PL_NS_PER_S)
 
-typedef struct broker {
-	char dir[256];
-	char ca[300];
-	char conf[300];
-	char acl[300];
-	int port;
-	pid_t pid;
-} broker;
+static const char *const cert_names[] = { "dev0", "dev1", "dev2", "prober" };
 
-static broker B;
+static wbroker B;
+static wcoord C;
 
-static int run_quiet(const char *cmd)
+static void broker_start(const char *access)
 {
-	return system(cmd);
-}
-
-/* Runs argv[0] with argv, stdout and stderr to log; returns the pid. */
-static pid_t spawn(char *const argv[], const char *log, int child_fd)
-{
-	posix_spawn_file_actions_t fa;
-	pid_t pid = -1;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	if (child_fd >= 0)
-		posix_spawn_file_actions_adddup2(&fa, child_fd, 3);
-	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0)
-		pid = -1;
-	posix_spawn_file_actions_destroy(&fa);
-	return pid;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-/* One ACL for devices dev0..devN-1 on probe/<name>: "readwrite" or "write". */
-static void write_acl(const char *access)
-{
-	char text[256];
-
-	snprintf(text, sizeof(text), "pattern %s probe/%%u\npattern readwrite prober/%%u\n"
-		 "user prober\ntopic write probe/#\n", access);
-	write_text(B.acl, text);
-}
-
-/* Creates a CA, a server certificate for localhost and client certificates
- * dev0..dev3 and prober, with the openssl command (EC P-256 keys). */
-static void make_certs(void)
-{
-	char cmd[2048];
-	static const char *names[] = { "dev0", "dev1", "dev2", "dev3", "prober" };
-
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && umask 077 && "
-		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-		 "-keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca >/dev/null 2>&1 && "
-		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-		 "-keyout server.key -out server.csr -subj /CN=localhost >/dev/null 2>&1 && "
-		 "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
-		 "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-		 "-out server.pem -days 2 -extfile san.ext >/dev/null 2>&1",
-		 B.dir);
-	ck_assert_int_eq(run_quiet(cmd), 0);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(cmd, sizeof(cmd),
-			 "cd %s && umask 077 && "
-			 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-			 "-keyout %s.key -out %s.csr -subj /CN=%s >/dev/null 2>&1 && "
-			 "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-			 "-out %s.pem -days 2 >/dev/null 2>&1",
-			 B.dir, names[i], names[i], names[i], names[i], names[i]);
-		ck_assert_int_eq(run_quiet(cmd), 0);
-	}
-}
-
-static int port_open(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
-
-static void broker_start(const char *initial_access)
-{
-	char conf[2048];
-	char log[320];
-	struct passwd *pw = getpwuid(geteuid());
-	char *argv[] = { (char *)"/usr/sbin/mosquitto", (char *)"-c", B.conf, NULL };
-
-	snprintf(B.dir, sizeof(B.dir), "%s/plworker.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(B.dir));
-	snprintf(B.ca, sizeof(B.ca), "%s/ca.pem", B.dir);
-	snprintf(B.conf, sizeof(B.conf), "%s/mosquitto.conf", B.dir);
-	snprintf(B.acl, sizeof(B.acl), "%s/acl", B.dir);
-	snprintf(log, sizeof(log), "%s/mosquitto.log", B.dir);
-	make_certs();
-	write_acl(initial_access);
-	B.port = free_port();
-	snprintf(conf, sizeof(conf),
-		 "per_listener_settings false\nallow_anonymous false\nacl_file %s\n"
-		 "set_tcp_nodelay true\nlog_dest stderr\nlog_type error\nlog_type warning\n"
-		 "listener %d 127.0.0.1\ncafile %s\ncertfile %s/server.pem\nkeyfile %s/server.key\n"
-		 "require_certificate true\nuse_identity_as_username true\n"
-		 /* mosquitto started as root drops to user mosquitto, which
-		  * cannot read the 0600 keys; stay the user that made them */
-		 "user %s\n",
-		 B.acl, B.port, B.ca, B.dir, B.dir, pw != NULL ? pw->pw_name : "root");
-	write_text(B.conf, conf);
-	B.pid = spawn(argv, log, -1);
-	ck_assert_int_gt(B.pid, 0);
-	for (int i = 0; i < 200 && !port_open(B.port); i++)
-		pl_sleep_ns(25 * PL_NS_PER_MS);
-	ck_assert(port_open(B.port));
-}
-
-static void broker_stop(void)
-{
-	char cmd[400];
-
-	if (B.pid > 0) {
-		kill(B.pid, SIGTERM);
-		waitpid(B.pid, NULL, 0);
-		B.pid = 0;
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", B.dir);
-	run_quiet(cmd);
-}
-
-/* Rewrites the ACL and makes mosquitto reload it. */
-static void broker_set_access(const char *access)
-{
-	write_acl(access);
-	ck_assert_int_eq(kill(B.pid, SIGHUP), 0);
-}
-
-/* The coordinator side of one worker. */
-typedef struct coord {
-	wp_chan *chan;
-	int fd;
-	pid_t pid;
-	uint32_t connected;
-	uint32_t subscribed;
-	uint32_t effects;
-	uint32_t records;
-	uint32_t done;
-	uint32_t connect_failures;
-	uint32_t timings;
-	wp_record rec[8];
-	wp_timing last_timing;
-} coord;
-
-static coord C;
-
-static void coord_send(const wp_msg *m)
-{
-	ck_assert_int_eq(wp_chan_send_wait(C.chan, m, 5 * PL_NS_PER_S, NULL), PL_OK);
+	ck_assert_int_eq(wbroker_start(&B, access, cert_names, 4), 0);
 }
 
 static void worker_start(void)
 {
-	const char *bin = getenv("POLICYLAG_BIN");
-	int sv[2];
-	char log[320];
-	char *argv[] = { NULL, (char *)"--log-level", (char *)"info", (char *)"worker",
-			 (char *)"--fd", (char *)"3", NULL };
-	wp_msg m;
+	wp_msg hello;
 
-	ck_assert_ptr_nonnull(bin);
-	argv[0] = (char *)bin;
-	memset(&C, 0, sizeof(C));
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	snprintf(log, sizeof(log), "%s/worker.log", B.dir);
-	/* The child's end must survive exec: dup2 onto 3 clears FD_CLOEXEC. */
-	C.pid = spawn(argv, log, sv[1]);
-	ck_assert_int_gt(C.pid, 0);
-	close(sv[1]);
-	C.fd = sv[0];
-	ck_assert_int_eq(wp_chan_create(&C.chan, C.fd, 1 << 20, NULL), PL_OK);
-	memset(&m, 0, sizeof(m));
-	m.type = WP_MSG_HELLO;
-	m.u.hello.version = WP_VERSION;
-	m.u.hello.log_level = 2;
-	snprintf(m.u.hello.host, sizeof(m.u.hello.host), "localhost");
-	m.u.hello.port = (uint16_t)B.port;
-	snprintf(m.u.hello.ca_path, sizeof(m.u.hello.ca_path), "%s", B.ca);
-	m.u.hello.keepalive_s = 30;
-	m.u.hello.connect_timeout_s = 10;
-	snprintf(m.u.hello.prober_client_id, sizeof(m.u.hello.prober_client_id), "prober");
-	snprintf(m.u.hello.prober_cert, sizeof(m.u.hello.prober_cert), "%s/prober.pem", B.dir);
-	snprintf(m.u.hello.prober_key, sizeof(m.u.hello.prober_key), "%s/prober.key", B.dir);
-	m.u.hello.prober_rate_max = 20;
-	coord_send(&m);
-	ck_assert_int_eq(wp_chan_recv_wait(C.chan, &m, WAIT_NS, NULL), PL_OK);
-	ck_assert_uint_eq(m.type, WP_MSG_READY);
-	ck_assert_uint_eq(m.u.ready.pid, (uint32_t)C.pid);
+	wcoord_hello(&B, &hello);
+	ck_assert_int_eq(wcoord_start(&C, &B, &hello), 0);
+}
+
+static void coord_send(const wp_msg *m)
+{
+	ck_assert_int_eq(wcoord_send(&C, m), 0);
 }
 
 static void send_group(uint16_t id, wp_strategy strategy, wp_direction direction, int version,
@@ -279,128 +68,55 @@ static void send_group(uint16_t id, wp_strategy strategy, wp_direction direction
 
 static void send_device(uint32_t index, uint16_t group)
 {
-	wp_msg m = { .type = WP_MSG_DEVICE };
+	char name[16];
 
-	m.u.device.index = index;
-	m.u.device.group = group;
-	snprintf(m.u.device.client_id, sizeof(m.u.device.client_id), "dev%u", index);
-	snprintf(m.u.device.cert_path, sizeof(m.u.device.cert_path), "%s/dev%u.pem", B.dir, index);
-	snprintf(m.u.device.key_path, sizeof(m.u.device.key_path), "%s/dev%u.key", B.dir, index);
-	snprintf(m.u.device.probe_topic, sizeof(m.u.device.probe_topic), "probe/dev%u", index);
-	coord_send(&m);
+	snprintf(name, sizeof(name), "dev%u", index);
+	ck_assert_int_eq(wcoord_device(&C, &B, index, group, name), 0);
 }
 
 static void send_phase(wp_phase phase)
 {
-	wp_msg m = { .type = WP_MSG_PHASE };
-
-	m.u.phase.phase = (uint8_t)phase;
-	m.u.phase.t_ns = pl_mono_ns();
-	coord_send(&m);
+	ck_assert_int_eq(wcoord_phase(&C, phase), 0);
 }
 
 static int64_t send_swap(wp_swap_kind kind)
 {
-	wp_msg m = { .type = WP_MSG_SWAP };
+	int64_t t = wcoord_swap(&C, kind);
 
-	m.u.swap.kind = (uint8_t)kind;
-	m.u.swap.swap_index = 1;
-	m.u.swap.first = 0;
-	m.u.swap.count = WP_ALL_DEVICES;
-	m.u.swap.t_ns = pl_mono_ns();
-	coord_send(&m);
-	return m.u.swap.t_ns;
+	ck_assert_int_gt(t, 0);
+	return t;
 }
 
-static void count(const wp_msg *m)
-{
-	switch (m->type) {
-	case WP_MSG_EVENT:
-		if (getenv("CHECK_WORKER_VERBOSE") != NULL)
-			fprintf(stderr, "event device=%u kind=%u code=%d %s\n", m->u.event.device,
-				m->u.event.kind, m->u.event.code, m->u.event.text);
-		C.connected += m->u.event.kind == WP_EV_CONNECTED;
-		C.subscribed += m->u.event.kind == WP_EV_SUBSCRIBED;
-		C.connect_failures += m->u.event.kind == WP_EV_CONNECT_FAILED;
-		break;
-	case WP_MSG_EFFECT: C.effects++; break;
-	case WP_MSG_TIMING:
-		if (getenv("CHECK_WORKER_VERBOSE") != NULL)
-			fprintf(stderr, "timing device=%u attempt=%u connect_ms=%.2f subscribe_ms=%.2f "
-				"rtt_ms=%.2f suback=%d\n", m->u.timing.device, m->u.timing.attempt,
-				(double)m->u.timing.connect_ns / 1e6,
-				(double)m->u.timing.subscribe_ns / 1e6,
-				(double)m->u.timing.probe_rtt_ns / 1e6, m->u.timing.suback_code);
-		C.timings++;
-		C.last_timing = m->u.timing;
-		break;
-	case WP_MSG_RECORD:
-		if (getenv("CHECK_WORKER_VERBOSE") != NULL)
-			fprintf(stderr, "record device=%u censored=%u latency_ms=%.1f attempts=%u "
-				"connects=%u failures=%u errors=%u\n", m->u.record.device,
-				m->u.record.censored, (double)m->u.record.latency_ns / 1e6,
-				m->u.record.attempts, m->u.record.connects,
-				m->u.record.connect_failures, m->u.record.errors);
-		if (C.records < 8)
-			C.rec[C.records] = m->u.record;
-		C.records++;
-		break;
-	case WP_MSG_DONE: C.done++; break;
-	default: break;
-	}
-}
-
-/* Pumps messages until *counter reaches target or WAIT_NS passes. */
 static void pump_until(const uint32_t *counter, uint32_t target)
 {
-	int64_t deadline = pl_mono_ns() + WAIT_NS;
-	wp_msg m;
-
-	while (*counter < target && pl_mono_ns() < deadline) {
-		pl_err rc = wp_chan_recv_wait(C.chan, &m, 200 * PL_NS_PER_MS, NULL);
-
-		if (rc == PL_OK)
-			count(&m);
-		else if (rc != PL_ERR_TIMEOUT)
-			break;
-	}
+	wcoord_pump_until(&C, counter, target, WAIT_NS);
 }
 
-/* Pumps messages for ns nanoseconds. */
 static void pump_for(int64_t ns)
 {
-	int64_t deadline = pl_mono_ns() + ns;
-	wp_msg m;
-
-	while (pl_mono_ns() < deadline)
-		if (wp_chan_recv_wait(C.chan, &m, 50 * PL_NS_PER_MS, NULL) == PL_OK)
-			count(&m);
+	wcoord_pump_for(&C, ns);
 }
 
 static int worker_finish(void)
 {
-	int status = -1;
+	return wcoord_finish(&C, WAIT_NS);
+}
 
-	send_phase(WP_PHASE_DRAIN);
-	pump_until(&C.done, 1);
-	waitpid(C.pid, &status, 0);
-	wp_chan_free(C.chan);
-	close(C.fd);
-	return status;
+static void broker_set_access(const char *access)
+{
+	ck_assert_int_eq(wbroker_set_access(&B, access), 0);
 }
 
 static void setup(void)
 {
 	memset(&B, 0, sizeof(B));
+	memset(&C, 0, sizeof(C));
 }
 
 static void teardown(void)
 {
-	if (C.pid > 0 && waitpid(C.pid, NULL, WNOHANG) == 0) {
-		kill(C.pid, SIGKILL);
-		waitpid(C.pid, NULL, 0);
-	}
-	broker_stop();
+	wcoord_kill(&C);
+	wbroker_stop(&B);
 }
 
 /* Runs the grant scenario for two devices of one group; returns after DONE. */
@@ -545,7 +261,7 @@ START_TEST(test_worker_connect_failure_reported)
 	snprintf(cmd, sizeof(cmd),
 		 "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
 		 "-keyout dev2.key -out dev2.pem -days 2 -subj /CN=dev2 >/dev/null 2>&1", B.dir);
-	ck_assert_int_eq(run_quiet(cmd), 0);
+	ck_assert_int_eq(system(cmd), 0);
 	worker_start();
 	send_group(0, WP_STRATEGY_KEEP, WP_DIRECTION_GRANT, 5, 0, WP_PROBE_ECHO);
 	send_device(2, 0);

@@ -333,7 +333,9 @@ int mq_connect(MQTTAsync h, const mq_params *p, uint32_t owner, uint32_t gen)
 		ssl.privateKey = p->key_path;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
-		ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+		/* Paho 1.3.12 built against OpenSSL >= 1.1 ignores sslVersion and
+		 * negotiates the highest version both sides support (TLS 1.3 here). */
+		ssl.sslVersion = MQTT_SSL_VERSION_DEFAULT;
 		ssl.disableDefaultTrustStore = 1;
 		if (p->alpn) {
 			ssl.protos = alpn_aws;
