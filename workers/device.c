@@ -225,6 +225,7 @@ static void start_connect(worker *w, wk_device *d, int64_t now)
 		d->t_next_connect = next;
 		d->t_attempt_end = c->t_connect_call + d->group->attempt_window_ns;
 	}
+	waker_connect_started(w, now);
 	waker_kick(w, now);
 }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct mq_queue {
 	size_t len;
 	uint64_t dropped;
 	int efd;
+	atomic_int notify;
 };
 
 static mq_queue *g_queue;
@@ -40,6 +42,7 @@ pl_err mq_queue_create(mq_queue **out, size_t capacity, pl_errmsg *e)
 	if (q->efd < 0)
 		goto free_ring;
 	pthread_mutex_init(&q->lock, NULL);
+	atomic_init(&q->notify, 1);
 	q->cap = capacity;
 	*out = q;
 	return PL_OK;
@@ -79,7 +82,7 @@ static void queue_push(const mq_event *ev)
 		return;
 	}
 	q->ring[(q->head + q->len) % q->cap] = *ev;
-	wake = q->len == 0;
+	wake = q->len == 0 && atomic_load_explicit(&q->notify, memory_order_relaxed);
 	q->len++;
 	pthread_mutex_unlock(&q->lock);
 	/* Only the first event of a batch needs a wake-up; the driver drains all. */
@@ -109,6 +112,16 @@ size_t mq_queue_drain(mq_queue *q, mq_event *out, size_t max)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return n;
+}
+
+void mq_queue_set_notify(mq_queue *q, int on)
+{
+	uint64_t one = 1;
+
+	atomic_store_explicit(&q->notify, on != 0, memory_order_relaxed);
+	/* Events queued while notification was off would otherwise wait for the tick. */
+	if (on && write(q->efd, &one, sizeof(one)) < 0)
+		abort();
 }
 
 uint64_t mq_queue_dropped(mq_queue *q)

@@ -86,6 +86,7 @@ static void prober_connect(worker *w, const wp_group *g, int64_t now)
 	}
 	c->state = CONN_CONNECTING;
 	w->connecting++;
+	waker_connect_started(w, now);
 	waker_kick(w, now);
 }
 

@@ -12,8 +12,8 @@
  *
  * The fix: the worker runs a minimal MQTT listener on 127.0.0.1 and keeps one
  * paho client (the sentinel) connected to it over plain TCP. While any
- * connection is between its connect call and its CONNACK, the driver writes
- * a 2-byte PINGRESP to the sentinel's socket every millisecond; each one
+ * connection has just called connect (for 5 ms after each call), the driver
+ * writes a 2-byte PINGRESP to the sentinel's socket every millisecond; each one
  * ends paho's poll, so new sockets join the set and connects progress within
  * about a millisecond. While nothing connects it kicks every 500 ms, so the
  * poll never times out and paho never starts its 100 ms sleep. Paho ignores an unsolicited PINGRESP apart from
@@ -43,9 +43,19 @@
  * never takes its extra 100 ms sleep right when a connect arrives. */
 #define IDLE_KICK_PERIOD_NS (500 * PL_NS_PER_MS)
 
-static int64_t kick_period(const worker *w)
+/* A connect needs kicks only until its socket is in paho's poll set and its
+ * TCP connect has completed; later handshake steps wake paho through the
+ * device's own socket. */
+#define CONNECT_KICK_WINDOW_NS (5 * PL_NS_PER_MS)
+
+static int64_t kick_period(const worker *w, int64_t now)
 {
-	return w->connecting > 0 ? KICK_PERIOD_NS : IDLE_KICK_PERIOD_NS;
+	return now < w->kick_until ? KICK_PERIOD_NS : IDLE_KICK_PERIOD_NS;
+}
+
+void waker_connect_started(worker *w, int64_t now)
+{
+	w->kick_until = now + CONNECT_KICK_WINDOW_NS;
 }
 
 static int listen_loopback(int *port)
@@ -136,7 +146,7 @@ void waker_kick(worker *w, int64_t now)
 	wk_waker *k = &w->waker;
 	static const uint8_t pingresp[2] = { 0xD0, 0x00 };
 
-	if (k->conn_fd < 0 || !k->connack_sent || now - k->t_last_kick < kick_period(w))
+	if (k->conn_fd < 0 || !k->connack_sent || now - k->t_last_kick < kick_period(w, now))
 		return;
 	k->t_last_kick = now;
 	/* A full socket buffer means paho is awake and reading anyway. */
@@ -157,9 +167,9 @@ void waker_stop(worker *w)
 	k->conn_fd = k->listen_fd = -1;
 }
 
-int64_t waker_next_kick(const worker *w)
+int64_t waker_next_kick(const worker *w, int64_t now)
 {
 	if (w->waker.conn_fd < 0 || !w->waker.connack_sent)
 		return INT64_MAX;
-	return w->waker.t_last_kick + kick_period(w);
+	return w->waker.t_last_kick + kick_period(w, now);
 }

@@ -31,6 +31,15 @@
 #define MUST_SEND_TIMEOUT_NS (10 * PL_NS_PER_S)
 #define DRAIN_TIMEOUT_NS (15 * PL_NS_PER_S)
 #define HEARTBEAT_NS PL_NS_PER_S
+/*
+ * While no connect is pending the driver runs on a tick: it wakes at most
+ * every TICK_NS (coalescing the probe timers of many devices into one pass)
+ * and at least every IDLE_WAIT_NS, and paho's callbacks only queue. Every
+ * event is timestamped in its callback, so the tick delays only reactions
+ * (for example the first probe after a SUBACK), never a measured time.
+ */
+#define TICK_NS (5 * PL_NS_PER_MS)
+#define IDLE_WAIT_NS (20 * PL_NS_PER_MS)
 #define DEFAULT_FD 3
 #define WK_EXIT_RUNTIME 3 /* runtime failure, as for every policylag command */
 
@@ -418,29 +427,53 @@ static int all_idle(const worker *w)
 	return prober_is_idle(w);
 }
 
-static int64_t next_deadline(const worker *w)
+static int64_t next_deadline(const worker *w, int64_t now)
 {
 	int64_t t = w->next_heartbeat;
 	int64_t x;
 
 	if (w->timers != NULL && (x = timerq_next(w->timers)) < t)
 		t = x;
-	if ((x = waker_next_kick(w)) < t)
+	if ((x = waker_next_kick(w, now)) < t)
 		t = x;
 	if (w->started && (x = prober_next_time(w)) < t)
 		t = x;
 	return t;
 }
 
+/* Fast mode (wake on every event) while connects are pending or draining. */
+static int fast_mode(const worker *w, int64_t now)
+{
+	return w->connecting > 0 || w->draining || now < w->kick_until || !w->started;
+}
+
+static int64_t wait_ns(worker *w, int64_t now)
+{
+	int64_t wait = next_deadline(w, now) - now;
+	int fast = fast_mode(w, now);
+
+	if (fast != w->notify_on) {
+		mq_queue_set_notify(w->events, fast);
+		w->notify_on = fast;
+	}
+	if (!fast) {
+		int64_t min = w->last_wake + TICK_NS - now;
+
+		if (wait > IDLE_WAIT_NS)
+			wait = IDLE_WAIT_NS;
+		if (wait < min)
+			wait = min;
+	}
+	return wait < 0 ? 0 : wait;
+}
+
 static void wait_for_work(worker *w, int64_t now)
 {
 	struct pollfd p[3];
-	int64_t wait = next_deadline(w) - now;
+	int64_t wait = wait_ns(w, now);
 	struct timespec ts;
 	int n = 0;
 
-	if (wait < 0)
-		wait = 0;
 	ts.tv_sec = (time_t)(wait / PL_NS_PER_S);
 	ts.tv_nsec = (long)(wait % PL_NS_PER_S);
 	p[n++] = (struct pollfd){ wp_chan_fd(w->chan),
@@ -461,6 +494,7 @@ static int drive_once(worker *w)
 
 	wait_for_work(w, pl_mono_ns());
 	now = pl_mono_ns();
+	w->last_wake = now;
 	if (read_channel(w, now) < 0)
 		return 1;
 	dispatch_events(w);
@@ -552,6 +586,7 @@ int worker_run(int fd)
 		goto fail;
 	wait_for_sentinel(w);
 	w->next_heartbeat = pl_mono_ns() + HEARTBEAT_NS;
+	w->notify_on = 1;
 	for (;;) {
 		if (drive_once(w))
 			break;

@@ -106,6 +106,9 @@ struct worker {
 	int64_t connect_period_ns; /* 0 = no limit */
 	int64_t next_connect_slot;
 	uint32_t connecting;       /* connections between connect call and CONNACK */
+	int64_t kick_until;        /* kick paho every millisecond until then */
+	int64_t last_wake;         /* driver: start of the last loop pass */
+	int notify_on;             /* the event queue signals its eventfd */
 	/* prober */
 	wk_conn prober;
 	int64_t prober_next;       /* next prober publish */
@@ -153,7 +156,9 @@ void waker_on_readable(worker *w);
 void waker_kick(worker *w, int64_t now);
 void waker_stop(worker *w);
 /* When the next kick is due: soon while a connect is pending, else within 500 ms. */
-int64_t waker_next_kick(const worker *w);
+int64_t waker_next_kick(const worker *w, int64_t now);
+/* Starts the short window of fast kicks that a new connect needs. */
+void waker_connect_started(worker *w, int64_t now);
 
 /* Builds the connection parameters of a device (or prober) connection. */
 void wk_conn_params(const worker *w, uint32_t dest_slot, const char *client_id,
