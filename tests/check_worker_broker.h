@@ -6,7 +6,8 @@
  * access comes from an ACL file that wbroker_set_access rewrites; a SIGHUP
  * makes mosquitto reload it and apply it to every later delivery on existing
  * connections. Certificates (EC P-256) are made with the openssl command in a
- * temporary directory that wbroker_stop removes. Functions return 0 on
+ * temporary directory that wbroker_stop removes (unless CHECK_WORKER_KEEP is
+ * set, for reading the logs). Functions return 0 on
  * success and -1 on failure, so that tests can assert and benchmarks can
  * report.
  */
@@ -180,16 +181,27 @@ static inline int wbroker_start(wbroker *b, const char *access, const char *cons
 	snprintf(b->conf, sizeof(b->conf), "%s/mosquitto.conf", b->dir);
 	snprintf(b->acl, sizeof(b->acl), "%s/acl", b->dir);
 	snprintf(log, sizeof(log), "%s/mosquitto.log", b->dir);
-	b->port = wbroker_free_port();
-	if (b->port < 0 || wbroker_certs(b, names, count) != 0 ||
-	    wbroker_write_acl(b, access) != 0 || wbroker_write_conf(b) != 0)
+	if (wbroker_certs(b, names, count) != 0 || wbroker_write_acl(b, access) != 0)
 		return -1;
-	b->pid = wbroker_spawn(argv, log, -1);
-	if (b->pid <= 0)
-		return -1;
-	for (int i = 0; i < 200 && !wbroker_port_open(b->port); i++)
-		pl_sleep_ns(25 * PL_NS_PER_MS);
-	return wbroker_port_open(b->port) ? 0 : -1;
+	/* Another program may take the free port before mosquitto binds it; then
+	 * mosquitto exits, and the start is retried on a new port. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		b->port = wbroker_free_port();
+		if (b->port < 0 || wbroker_write_conf(b) != 0)
+			return -1;
+		b->pid = wbroker_spawn(argv, log, -1);
+		if (b->pid <= 0)
+			return -1;
+		for (int i = 0; i < 200 && !wbroker_port_open(b->port); i++)
+			pl_sleep_ns(25 * PL_NS_PER_MS);
+		pl_sleep_ns(50 * PL_NS_PER_MS);
+		if (waitpid(b->pid, NULL, WNOHANG) == 0 && wbroker_port_open(b->port))
+			return 0;
+		kill(b->pid, SIGTERM);
+		waitpid(b->pid, NULL, 0);
+		b->pid = 0;
+	}
+	return -1;
 }
 
 /* Rewrites the ACL and makes mosquitto reload it. */
@@ -209,6 +221,10 @@ static inline void wbroker_stop(wbroker *b)
 		kill(b->pid, SIGTERM);
 		waitpid(b->pid, NULL, 0);
 		b->pid = 0;
+	}
+	if (b->dir[0] != '\0' && getenv("CHECK_WORKER_KEEP") != NULL) {
+		fprintf(stderr, "kept %s (CHECK_WORKER_KEEP)\n", b->dir);
+		b->dir[0] = '\0';
 	}
 	if (b->dir[0] != '\0') {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
