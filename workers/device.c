@@ -3,8 +3,8 @@
  *
  * keep-connection: connect once, subscribe, probe at the interval until the
  * effect is seen, stay connected. A lost connection is re-established after
- * a backoff (1 s doubling to 30 s, reset only once a connection has lasted
- * 30 s), so takeovers and denials cannot become a reconnect storm, and the
+ * a backoff of 1 s doubling to 30 s, reset only once a connection has lasted
+ * 30 s. So takeovers and denials cannot become a reconnect storm, and the
  * same client id never sends two CONNECTs within a second.
  *
  * reconnect-per-attempt: attempts start interval apart (start to start);
@@ -499,8 +499,8 @@ void dev_swap_done(worker *w, wk_device *d, uint32_t swap_index, int64_t t)
 void dev_prober_sent(worker *w, wk_device *d, uint64_t seq, int64_t t_send)
 {
 	(void)w;
-	/* Only probes that the device could receive count: it must hold a
-	 * subscription answer on a live connection. */
+	/* Only probes that the device could receive count, so it must have a
+	 * SUBACK (granted or refused) on a live connection. */
 	if (d->conn.state != CONN_READY || !d->swap_active || d->swap_done)
 		return;
 	detect_on_sent(&d->det, seq, t_send);

@@ -87,7 +87,7 @@ static void queue_push(const mq_event *ev)
 	pthread_mutex_unlock(&q->lock);
 	/* Only the first event of a batch needs a wake-up; the driver drains all. */
 	if (wake && write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		abort(); /* an eventfd write fails only on a programming error */
+		abort(); /* only a bad descriptor fails; EAGAIN still leaves it readable */
 }
 
 size_t mq_queue_drain(mq_queue *q, mq_event *out, size_t max)
@@ -120,7 +120,7 @@ void mq_queue_set_notify(mq_queue *q, int on)
 
 	atomic_store_explicit(&q->notify, on != 0, memory_order_relaxed);
 	/* Events queued while notification was off would otherwise wait for the tick. */
-	if (on && write(q->efd, &one, sizeof(one)) < 0)
+	if (on && write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		abort();
 }
 
@@ -339,7 +339,10 @@ int mq_connect(MQTTAsync h, const mq_params *p, uint32_t owner, uint32_t gen)
 		opts->onFailure = on_connect_fail;
 	}
 	if (p->ca_path != NULL) {
-		/* Always a trust store: without one paho loads the system CA bundle
+		/* NOTE: paho builds a new SSL_CTX from these files on every connect
+		 * and keeps it for the connection. That dominates the worker's CPU
+		 * per connect and memory per device, and paho's API offers no way to
+		 * share one. Always a trust store: without one paho loads the system CA bundle
 		 * on every connect. */
 		ssl.trustStore = p->ca_path;
 		ssl.keyStore = p->cert_path;

@@ -13,7 +13,7 @@
  * The fix: the worker runs a minimal MQTT listener on 127.0.0.1 and keeps one
  * paho client (the sentinel) connected to it over plain TCP. While any
  * connection has just called connect (for 5 ms after each call), the driver
- * writes a 2-byte PINGRESP to the sentinel's socket every millisecond; each one
+ * writes a 2-byte PINGRESP to the sentinel's socket every millisecond. Each one
  * ends paho's poll, so new sockets join the set and connects progress within
  * about a millisecond. While nothing connects it kicks every 500 ms, so the
  * poll never times out and paho never starts its 100 ms sleep. Paho ignores an unsolicited PINGRESP apart from
@@ -44,7 +44,7 @@
 #define IDLE_KICK_PERIOD_NS (500 * PL_NS_PER_MS)
 
 /* A connect needs kicks only until its socket is in paho's poll set and its
- * TCP connect has completed; later handshake steps wake paho through the
+ * TCP connect has completed. Later handshake steps wake paho through the
  * device's own socket. */
 #define CONNECT_KICK_WINDOW_NS (5 * PL_NS_PER_MS)
 
@@ -95,7 +95,7 @@ pl_err waker_start(worker *w, pl_errmsg *e)
 	p.uri = uri;
 	p.client_id = id;
 	p.mqtt_version = 4;
-	p.keepalive_s = 0; /* the listener answers nothing but CONNECT */
+	p.keepalive_s = 0; /* the listener replies to CONNECT only, never to PINGREQ */
 	p.connect_timeout_s = 10;
 	if (mq_create(&k->sentinel, &p, WK_OWNER_SENTINEL, 1, e) != PL_OK)
 		goto close_listener;
@@ -113,7 +113,7 @@ close_listener:
 	return PL_ERR_INTERNAL;
 }
 
-/* Accepts the sentinel, answers its CONNECT with a CONNACK, discards the rest. */
+/* Accepts the sentinel, replies to its CONNECT with a CONNACK, discards the rest. */
 void waker_on_readable(worker *w)
 {
 	wk_waker *k = &w->waker;

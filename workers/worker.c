@@ -513,7 +513,7 @@ static int drive_once(worker *w)
 
 /*
  * Waits (up to 3 s) until the sentinel is connected, so that the waker works
- * from the first device connect on; the sentinel's own connect still goes
+ * from the first device connect on. The sentinel's own connect still goes
  * through paho's slow first cycles.
  */
 static void wait_for_sentinel(worker *w)
