@@ -7,5 +7,6 @@
 #include "harness/commands.h"
 
 const cli_command *const cli_commands[] = {
+	&cmd_sim,
 	NULL,
 };
