@@ -274,6 +274,55 @@ START_TEST(test_worker_connect_failure_reported)
 }
 END_TEST
 
+/*
+ * Devices spread over HELLO destinations round-robin. Both forms reach the
+ * same broker here: a host name (SNI "localhost") and a loopback address
+ * (paho then sends "127.0.0.1" as SNI, which mosquitto does not check).
+ */
+START_TEST(test_worker_destinations_spread)
+{
+	wp_msg m;
+	int status;
+
+	broker_start("readwrite");
+	wcoord_hello(&B, &m);
+	m.u.hello.dest_count = 2;
+	snprintf(m.u.hello.dest[0], sizeof(m.u.hello.dest[0]), "localhost:%d", B.port);
+	snprintf(m.u.hello.dest[1], sizeof(m.u.hello.dest[1]), "127.0.0.1:%d", B.port);
+	ck_assert_int_eq(wcoord_start(&C, &B, &m), 0);
+	send_group(0, WP_STRATEGY_KEEP, WP_DIRECTION_GRANT, 5, 0, WP_PROBE_ECHO);
+	send_device(0, 0);
+	send_device(1, 0);
+	send_phase(WP_PHASE_CONNECT);
+	pump_until(&C.subscribed, 2);
+	ck_assert_uint_eq(C.subscribed, 2);
+	ck_assert_uint_eq(C.connect_failures, 0);
+	status = worker_finish();
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+/* A destination that nothing listens on is reported as a connect failure. */
+START_TEST(test_worker_destination_refused)
+{
+	wp_msg m;
+
+	broker_start("readwrite");
+	wcoord_hello(&B, &m);
+	m.u.hello.dest_count = 1;
+	snprintf(m.u.hello.dest[0], sizeof(m.u.hello.dest[0]), "127.0.0.1:%d",
+		 wbroker_free_port());
+	ck_assert_int_eq(wcoord_start(&C, &B, &m), 0);
+	send_group(0, WP_STRATEGY_KEEP, WP_DIRECTION_GRANT, 4, 0, WP_PROBE_ECHO);
+	send_device(0, 0);
+	send_phase(WP_PHASE_CONNECT);
+	pump_until(&C.connect_failures, 1);
+	ck_assert_uint_ge(C.connect_failures, 1);
+	ck_assert_uint_eq(C.connected, 0);
+}
+END_TEST
+
 static Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -289,6 +338,8 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_worker_reconnect_revoke_mqtt311);
 	tcase_add_test(tc, test_worker_no_change_censored);
 	tcase_add_test(tc, test_worker_connect_failure_reported);
+	tcase_add_test(tc, test_worker_destinations_spread);
+	tcase_add_test(tc, test_worker_destination_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

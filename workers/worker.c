@@ -304,6 +304,7 @@ static void on_phase(worker *w, const wp_phase_msg *p, int64_t now)
 		}
 		w->started = 1;
 		w->next_connect_slot = now;
+		prober_init(w);
 		for (uint32_t i = 0; i < w->ndevices; i++)
 			dev_start(w, &w->devices[i], now);
 		break;

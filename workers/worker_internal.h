@@ -117,6 +117,8 @@ struct worker {
 	int64_t prober_backoff_ns;
 	int64_t prober_retry_at;
 	uint8_t prober_needed;
+	const wp_group *prober_group; /* the first prober-mode group, NULL = no prober */
+	uint32_t prober_devices;      /* devices in prober-mode groups */
 	/* counters for HEARTBEAT */
 	wp_heartbeat hb;
 	uint32_t records_sent;
@@ -144,6 +146,7 @@ int dev_is_idle(const wk_device *d);
 void dev_free(wk_device *d);
 
 /* prober.c */
+void prober_init(worker *w);
 void prober_on_timer(worker *w, int64_t now);
 void prober_on_event(worker *w, const mq_event *ev);
 int64_t prober_next_time(const worker *w);
