@@ -48,6 +48,7 @@ typedef struct wk_conn {
 	int64_t t_connect_call;
 	int64_t t_connected;
 	int64_t t_subscribe_call;
+	int64_t t_disconnect_call;
 	wp_timing timing;     /* the current attempt's timings */
 } wk_conn;
 
