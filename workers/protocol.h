@@ -28,10 +28,10 @@
  * (truth_effect_ns, truth_error_ns) is not known to workers and is added by
  * the coordinator.
  *
- * Flow control: both ends keep a bounded output buffer (wp_chan). A worker
- * never blocks on the socket: when its buffer is full it drops EVENT and
- * TIMING messages and counts them (HEARTBEAT events_dropped); EFFECT, RECORD
- * and DONE wait for space instead.
+ * Flow control: both ends keep a bounded output buffer (wp_chan). When a
+ * worker's buffer is full it drops EVENT, TIMING and HEARTBEAT messages and
+ * counts them (HEARTBEAT events_dropped). READY, EFFECT, RECORD and DONE wait
+ * up to 10 s for room instead, so the coordinator must keep reading.
  *
  * Thread safety: a wp_chan is used by one thread at a time.
  */

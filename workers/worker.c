@@ -364,7 +364,6 @@ static void handle_msg(worker *w, const wp_msg *m, int64_t now)
 	case WP_MSG_PHASE: on_phase(w, &m->u.phase, now); break;
 	case WP_MSG_SWAP: on_swap(w, &m->u.swap); break;
 	case WP_MSG_PING:
-		w->last_ping = m->u.ping.seq;
 		send_heartbeat(w, m->u.ping.seq);
 		break;
 	default:
