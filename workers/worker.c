@@ -7,6 +7,7 @@
 #include "workers/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -624,6 +625,12 @@ int worker_main(int argc, char **argv)
 				"is started by 'policylag run')\n", argv[i]);
 			return 2;
 		}
+	}
+	if (fcntl((int)fd, F_GETFD) < 0) {
+		fprintf(stderr, "policylag worker: descriptor %d is not open; it must be the "
+			"coordinator's socket (this subcommand is started by 'policylag run')\n",
+			(int)fd);
+		return WK_EXIT_RUNTIME;
 	}
 	return worker_run((int)fd);
 }
