@@ -7,6 +7,10 @@
 #include "harness/commands.h"
 
 const cli_command *const cli_commands[] = {
+	&cmd_validate,
+	&cmd_report,
+	&cmd_compare,
+	&cmd_merge,
 	&cmd_sim,
 	NULL,
 };
