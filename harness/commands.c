@@ -7,11 +7,11 @@
 #include "harness/commands.h"
 
 const cli_command *const cli_commands[] = {
-	&cmd_sim,
 	&cmd_validate,
 	&cmd_report,
 	&cmd_compare,
 	&cmd_merge,
+	&cmd_sim,
 	&cmd_fleet,
 	NULL,
 };

@@ -499,6 +499,12 @@ void sim_api_stop(sim_api *api)
 		return;
 	if (api->daemon != NULL)
 		MHD_stop_daemon(api->daemon);
+	if (api->queue != NULL && sim_broker_queue_dropped(api->queue) > 0)
+		PL_WARN("api", "%llu broker actions were rejected because the queue was full",
+			(unsigned long long)sim_broker_queue_dropped(api->queue));
+	if (api->daemon != NULL && sim_api_throttled(api, NULL) > 0)
+		PL_INFO("api", "%llu requests were throttled",
+			(unsigned long long)sim_api_throttled(api, NULL));
 	sim_broker_queue_free(api->queue);
 	sim_ca_free(api->ca);
 	OPENSSL_cleanse(api->secret, sizeof(api->secret));

@@ -79,8 +79,18 @@ pl_err plugin_conn_add(plugin *p, struct mosquitto *client, plugin_conn **out)
 	return PL_OK;
 }
 
+void plugin_decisions_clear(plugin_conn *c)
+{
+	for (size_t i = 0; i < PLUGIN_DECISION_SLOTS; i++) {
+		free(c->decisions[i].name);
+		c->decisions[i].name = NULL;
+		c->decisions[i].hash = 0;
+	}
+}
+
 static void conn_free(plugin_conn *c)
 {
+	plugin_decisions_clear(c);
 	sim_snapshot_free(c->snapshot);
 	sim_cert_fields_free(c->cert_fields);
 	free(c->set);
@@ -129,6 +139,7 @@ static int conn_use_snapshot(plugin_conn *c, sim_snapshot *snap)
 		set[i] = sim_doc_compiled(snap->entries[i].doc);
 	free(c->set);
 	c->set = set;
+	plugin_decisions_clear(c);
 	sim_snapshot_free(c->snapshot);
 	c->snapshot = sim_snapshot_ref(snap);
 	return 0;
@@ -301,7 +312,10 @@ void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now)
 {
 	if (p->cfg.propagation.kind == SIM_PROP_IMMEDIATE) {
 		sim_snapshot *snap;
-		/* Every check uses the store as it is, and only changes are logged. */
+		/* Every check uses the store as it is, and only changes are logged.
+		 * An unchanged generation means an unchanged store. */
+		if (sim_state_generation_locked(p->state) == c->snapshot->generation)
+			return;
 		if (sim_state_snapshot_take(p->state, c->cert_id, c->client_id, &snap) != PL_OK)
 			return;
 		if (!sim_snapshot_same_policies(c->snapshot, snap) && conn_use_snapshot(c, snap) == 0)

@@ -52,6 +52,19 @@ typedef struct plugin_config {
 	uint64_t seed;
 } plugin_config;
 
+/*
+ * A remembered Allow for one action and resource name. Decisions depend only
+ * on the snapshot and on connection-fixed values (client id, certificate,
+ * address), so they stay valid until the connection's snapshot changes.
+ */
+typedef struct plugin_decision {
+	uint64_t hash;   /* 0 = empty */
+	sim_action action;
+	char *name;
+} plugin_decision;
+
+#define PLUGIN_DECISION_SLOTS 8
+
 /* One MQTT connection the plugin has seen at CONNECT. */
 typedef struct plugin_conn {
 	struct mosquitto *client;
@@ -69,6 +82,7 @@ typedef struct plugin_conn {
 	sim_quota_bucket publish_bucket;
 	int64_t sub_burst_tick;          /* tick number of the last SUBSCRIBE check */
 	int64_t sub_burst_count;
+	plugin_decision decisions[PLUGIN_DECISION_SLOTS]; /* Allows under snapshot */
 	int authorized;                  /* passed CONNECT */
 	int kicked;                      /* disconnected by the plugin */
 } plugin_conn;
@@ -123,6 +137,7 @@ pl_err plugin_conn_snapshot(plugin *p, plugin_conn *c, const char *reason);
 void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now);
 void plugin_refresh_due(plugin *p, int64_t now);
 void plugin_reschedule_all(plugin *p, int64_t now);
+void plugin_decisions_clear(plugin_conn *c);
 
 /* plugin_auth.c */
 int plugin_on_basic_auth(int event, void *event_data, void *userdata);

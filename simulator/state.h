@@ -155,6 +155,9 @@ pl_err sim_state_save(sim_state *s, pl_errmsg *e);
 /* Increases on every change; snapshots record it. Lock held. */
 uint64_t sim_state_generation(const sim_state *s);
 
+/* The same, for callers that do not hold the lock (takes it itself). */
+uint64_t sim_state_generation_locked(sim_state *s);
+
 /* "arn:aws:iot:<region>:<account>:<kind>/<name>" into buf. Lock not needed. */
 void sim_state_arn(const sim_state *s, const char *kind, const char *name, char *buf,
 		   size_t len);

@@ -152,6 +152,24 @@ START_TEST(test_api_create_policy_malformed)
 }
 END_TEST
 
+START_TEST(test_api_create_policy_too_large)
+{
+	/* AWS: at most 2048 characters, whitespace excluded. */
+	char body[4096];
+	char resource[2100];
+
+	memset(resource, 'a', sizeof(resource) - 1);
+	resource[sizeof(resource) - 1] = '\0';
+	snprintf(body, sizeof(body),
+		 "{\"policyDocument\":\"{\\\"Version\\\":\\\"2012-10-17\\\",\\\"Statement\\\":[{"
+		 "\\\"Effect\\\":\\\"Allow\\\",\\\"Action\\\":\\\"iot:Connect\\\","
+		 "\\\"Resource\\\":\\\"%s\\\"}]}\"}",
+		 resource);
+	expect_error("POST", "/policies/p1", body, 400, "MalformedPolicyException");
+	expect_error("GET", "/policies/p1", NULL, 404, "ResourceNotFoundException");
+}
+END_TEST
+
 START_TEST(test_api_get_policy)
 {
 	reply r;
@@ -187,6 +205,12 @@ START_TEST(test_api_list_policies)
 	j = body_json(&r);
 	ck_assert_int_eq(json_array_size(json_object_get(j, "policies")), 1);
 	ck_assert_ptr_null(json_object_get(j, "nextMarker"));
+	json_decref(j);
+	reply_free(&r);
+	ck_assert_int_eq(call("GET", "/policies?isAscendingOrder=false&pageSize=1", NULL, &r), 200);
+	j = body_json(&r);
+	ck_assert_str_eq(field(json_array_get(json_object_get(j, "policies"), 0), "policyName"),
+			 "p3");
 	json_decref(j);
 	reply_free(&r);
 	expect_error("GET", "/policies?pageSize=0", NULL, 400, "InvalidRequestException");
@@ -434,7 +458,7 @@ START_TEST(test_api_register_certificate_without_ca)
 	expect_error("POST", "/certificate/register-no-ca",
 		     "{\"certificatePem\":\"junk\",\"status\":\"REVOKED\"}", 400,
 		     "InvalidRequestException");
-	/* The trust directory now holds the certificate under an OpenSSL hash name. */
+	/* The trust directory now contains the certificate under an OpenSSL hash name. */
 	snprintf(cmd, sizeof(cmd), "ls %s | grep -Eq '^[0-9a-f]{8}\\.0$'", fx.trust_dir);
 	ck_assert_int_eq(system(cmd), 0);
 	free(body);
@@ -727,6 +751,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, test_api_create_policy_duplicate);
 	tcase_add_test(tc, test_api_create_policy_bad_name);
 	tcase_add_test(tc, test_api_create_policy_malformed);
+	tcase_add_test(tc, test_api_create_policy_too_large);
 	tcase_add_test(tc, test_api_get_policy);
 	tcase_add_test(tc, test_api_list_policies);
 	tcase_add_test(tc, test_api_policy_version_default);

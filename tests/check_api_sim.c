@@ -1,10 +1,10 @@
 /*
  * The API inside the real plugin in a real mosquitto, with TLS and paho
- * clients: a policy swap through the API is seen at once by a new
- * connection and by an old one only at its snapshot refresh (recorded in the
- * ground truth), UpdateCertificate and DeleteConnection drop clients, the
- * topic rule reproduces the background experiment, and a certificate
- * registered without a CA is trusted by the running broker.
+ * clients. A policy swap through the API reaches a new connection at once
+ * and an old one only at its snapshot refresh (recorded in the ground
+ * truth). UpdateCertificate and DeleteConnection drop clients, the topic
+ * rule reproduces the background experiment, and the running broker trusts
+ * a certificate registered without a CA.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -412,6 +412,48 @@ START_TEST(test_api_sim_kill9_broker_keeps_acknowledged)
 }
 END_TEST
 
+/* Counts occurrences of needle in a file of the state directory. */
+static int file_contains(const char *dir, const char *file, const char *needle)
+{
+	char path[PATH_MAX + 64], line[4096];
+	FILE *f;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "r");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		found += strstr(line, needle) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return found;
+}
+
+START_TEST(test_api_sim_corrupt_state_stops_start)
+{
+	char path[PATH_MAX + 16];
+	sim *second = NULL;
+	struct stat st;
+	pl_errmsg e;
+	FILE *f;
+
+	ck_assert_int_eq(call_status("POST", "/policies/keep", DOC_ALLOW("iot:Connect")), 200);
+	sim_free(ts.sim);
+	ts.sim = NULL;
+	/* Truncate the file the way a crash in a non-atomic writer would. */
+	snprintf(path, sizeof(path), "%s/state.json", ts.dir);
+	f = fopen(path, "r+");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(ftruncate(fileno(f), 40), 0);
+	fclose(f);
+	ck_assert_int_ne(sim_start(&second, &ts.options, &e), PL_OK);
+	sim_free(second);
+	ck_assert_int_ge(file_contains(ts.dir, "mosquitto.log", path), 1);
+	/* The file is left for the operator as it was, never replaced. */
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 40);
+}
+END_TEST
+
 static Suite *api_sim_suite(void)
 {
 	Suite *s = suite_create("api_sim");
@@ -428,6 +470,7 @@ static Suite *api_sim_suite(void)
 	tcase_add_test(tc, test_api_sim_thing_group_policy);
 	tcase_add_test(tc, test_api_sim_thing_name_variable);
 	tcase_add_test(tc, test_api_sim_kill9_broker_keeps_acknowledged);
+	tcase_add_test(tc, test_api_sim_corrupt_state_stops_start);
 	suite_add_tcase(s, tc);
 	return s;
 }
