@@ -46,8 +46,12 @@ void tsim_option(tsim *t, const char *key, const char *value)
 void tsim_start(tsim *t)
 {
 	pl_errmsg e;
+	pl_err rc = sim_start(&t->sim, &t->options, &e);
 
-	fail_on(sim_start(&t->sim, &t->options, &e), &e, "start simulator");
+	/* A failing unchecked fixture gets no teardown, so clean up here. */
+	if (rc != PL_OK)
+		tsim_cleanup(t);
+	fail_on(rc, &e, "start simulator");
 }
 
 void tsim_cleanup(tsim *t)
