@@ -1,0 +1,352 @@
+/*
+ * Profiles: one YAML file that describes a measurement (target, fleet,
+ * device groups with strategies, policies before and after the swap, the
+ * swap, the probe, timing and expectations). docs/profiles.md lists every
+ * key with its type, default and unit.
+ *
+ * profile_load reads and validates a profile and returns it resolved:
+ * defaults filled in, "--set key=value" overrides applied, "${env:NAME}"
+ * substituted, group shares turned into device counts, policy documents
+ * read and checked. The returned struct is immutable and may be read from
+ * any thread; free it with profile_free.
+ *
+ * Times are int64 nanoseconds; rates are events per second (0 = unlimited).
+ * Errors name the file, line and column ("profiles/x.yaml:12:5: ...") or,
+ * for an override, the override ("--set probe.interval=10q: ...").
+ *
+ * Fields are only ever added to these structs, never renamed or removed.
+ */
+#ifndef PL_PROFILE_H
+#define PL_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+struct expect_expr;
+
+/* A position in the profile file, both 1-based; 0/0 when the value is a default. */
+typedef struct profile_pos {
+	unsigned line;
+	unsigned column;
+} profile_pos;
+
+typedef enum profile_target_kind {
+	PROFILE_TARGET_SIMULATOR = 0, /* the embedded mosquitto plugin on loopback */
+	PROFILE_TARGET_AWS,           /* real AWS IoT Core */
+} profile_target_kind;
+
+/* How long a policy change takes to reach an established connection's cache. */
+typedef enum profile_propagation_kind {
+	PROFILE_PROPAGATION_IMMEDIATE = 0, /* "immediate": no delay */
+	PROFILE_PROPAGATION_FIXED,         /* "fixed:30s": always min_ns */
+	PROFILE_PROPAGATION_UNIFORM,       /* "uniform:6m-8m": uniform in [min_ns, max_ns] */
+} profile_propagation_kind;
+
+typedef struct profile_propagation {
+	profile_propagation_kind kind;
+	int64_t min_ns;
+	int64_t max_ns; /* equal to min_ns unless uniform */
+} profile_propagation;
+
+/* When each connection's policy snapshot refreshes within the propagation delay. */
+typedef enum profile_phase {
+	PROFILE_PHASE_CONNECT = 0, /* refresh schedule counted from the connection's CONNECT */
+	PROFILE_PHASE_RANDOM,      /* each connection gets a random offset in the delay */
+} profile_phase;
+
+/* MQTT 3.1.1 reaction to a denied SUBSCRIBE (AWS's current behaviour is unconfirmed). */
+typedef enum profile_subscribe_denied {
+	PROFILE_SUBSCRIBE_DENIED_DISCONNECT = 0, /* close the connection */
+	PROFILE_SUBSCRIBE_DENIED_SUBACK,         /* SUBACK 0x80 for that filter */
+} profile_subscribe_denied;
+
+/*
+ * Simulator quotas, AWS's defaults unless set. Rates are per second and 0
+ * switches the quota off; counts are 0 for off.
+ */
+typedef struct profile_quotas {
+	double connect_per_account;           /* 500/s */
+	double connect_per_client_id;         /* 1/s */
+	double publish_per_connection;        /* 100/s, inbound plus outbound */
+	double inbound_publish_per_account;   /* 20000/s */
+	double outbound_publish_per_account;  /* 20000/s */
+	double subscribe_per_account;         /* 500/s, counts filters */
+	int64_t subscriptions_per_connection; /* 50 */
+	int64_t filters_per_subscribe;        /* 8 */
+	double attach_detach_policy;          /* 15/s: AttachPolicy, DetachPolicy */
+	double policy_write;                  /* 10/s: CreatePolicy(Version), SetDefault..., Delete... */
+	double create_keys_and_certificate;   /* 10/s */
+	double create_certificate_from_csr;   /* 15/s */
+	int throttling_status;                /* HTTP status of ThrottlingException: 400 or 429 */
+} profile_quotas;
+
+typedef struct profile_simulator {
+	profile_propagation propagation;
+	profile_phase phase;
+	int fresh_snapshot_on_connect;        /* a new connection is authorized with the current policies */
+	profile_subscribe_denied subscribe_denied_mqtt311;
+	profile_quotas quotas;
+	int mqtt_port;                        /* loopback TLS port; 0 = pick a free one */
+	int control_port;                     /* loopback HTTP port; 0 = pick a free one */
+	uint64_t seed;                        /* random seed for delays; 0 = chosen at start */
+} profile_simulator;
+
+typedef struct profile_aws {
+	char *region;                /* e.g. "eu-west-1"; required for the aws target */
+	char *mqtt_endpoint;         /* host name; "" = DescribeEndpoint(iot:Data-ATS) */
+	char *control_endpoint;      /* base URL; "" = https://iot.<region>.amazonaws.com */
+	char *credentials_profile;   /* profile in ~/.aws/credentials; "default" */
+	char *access_key_id;         /* "" = from credentials_profile; secret */
+	char *secret_access_key;     /* "" = from credentials_profile; secret */
+	char *session_token;         /* "" = none; secret */
+	char *root_ca;               /* absolute path of the CA bundle (trustStore) */
+	int port;                    /* 8883, or 443 with ALPN "x-amzn-mqtt-ca" */
+} profile_aws;
+
+typedef struct profile_target {
+	profile_target_kind kind;
+	profile_simulator simulator;
+	profile_aws aws;
+} profile_target;
+
+typedef enum profile_certificates {
+	PROFILE_CERTIFICATES_PER_DEVICE = 0,
+	PROFILE_CERTIFICATES_SHARED, /* one certificate for the whole fleet */
+} profile_certificates;
+
+typedef enum profile_provisioning {
+	PROFILE_PROVISIONING_CSR = 0,                   /* CreateCertificateFromCsr, key stays local */
+	PROFILE_PROVISIONING_CREATE_KEYS_AND_CERTIFICATE, /* CreateKeysAndCertificate */
+} profile_provisioning;
+
+typedef struct profile_fleet {
+	int64_t devices;             /* total over all groups */
+	profile_certificates certificates;
+	profile_provisioning provisioning;
+	char *inventory;             /* absolute path of an existing fleet, or "" to create one */
+	char *client_id_prefix;      /* device i is "<prefix><i, 6 digits>" */
+	double connect_rate;         /* CONNECTs per second over the fleet */
+	int64_t worker_devices;      /* devices per worker process */
+} profile_fleet;
+
+typedef enum profile_strategy {
+	PROFILE_STRATEGY_KEEP_CONNECTION = 0,
+	PROFILE_STRATEGY_RECONNECT_PER_ATTEMPT,
+} profile_strategy;
+
+typedef enum profile_client_id_scheme {
+	PROFILE_CLIENT_ID_FIXED = 0,             /* the device name on every attempt */
+	PROFILE_CLIENT_ID_FRESH_PER_ATTEMPT,     /* "<device>-<attempt>" */
+} profile_client_id_scheme;
+
+/* MQTT protocol levels as sent in CONNECT (and as paho's MQTTVERSION_* values). */
+enum { PROFILE_MQTT_3_1_1 = 4, PROFILE_MQTT_5 = 5 };
+
+typedef struct profile_group {
+	char *name;                  /* [A-Za-z0-9_-]+, unique; used in expectations */
+	int64_t devices;             /* resolved from share */
+	int64_t first_device;        /* groups are contiguous ranges of device indexes */
+	char *share;                 /* the share as written ("50%", "120"), or "" if defaulted */
+	profile_strategy strategy;
+	int mqtt_version;            /* PROFILE_MQTT_3_1_1 or PROFILE_MQTT_5 */
+	int qos;                     /* 0 or 1, for subscriptions and probes */
+	int64_t keep_alive_ns;
+	int clean_session;           /* MQTT 5: clean start */
+	/* reconnect-per-attempt only */
+	int64_t attempt_interval_ns; /* from one attempt's CONNECT to the next */
+	int64_t attempt_window_ns;   /* how long an attempt waits for the effect */
+	profile_client_id_scheme client_id_scheme;
+	/* keep-connection only: reconnecting after an unexpected disconnect */
+	int64_t backoff_initial_ns;
+	int64_t backoff_max_ns;
+	int64_t backoff_reset_after_ns; /* the backoff resets only after a connection lasted this long */
+	profile_pos pos;             /* the group's entry in the profile */
+} profile_group;
+
+typedef struct profile_policy {
+	char *name;                  /* AWS policy name, [A-Za-z0-9+=,.@_-]{1,128} */
+	char *path;                  /* absolute path of the JSON document */
+	char *document;              /* the document's text, NUL-terminated */
+	size_t document_len;
+	char sha256[65];             /* lowercase hex of the document */
+	profile_pos pos;             /* where the profile names the file */
+} profile_policy;
+
+typedef enum profile_swap_kind {
+	PROFILE_SWAP_ATTACH_DETACH = 0, /* attach "after" policies, detach "before" ones, per certificate */
+	PROFILE_SWAP_POLICY_VERSION,    /* CreatePolicyVersion(setAsDefault) on the one "before" policy */
+	PROFILE_SWAP_TRIGGER_TOPIC,     /* each device publishes a trigger; a rule swaps its policies */
+} profile_swap_kind;
+
+typedef enum profile_swap_direction {
+	PROFILE_SWAP_GRANT = 0,      /* the after policies allow what the before ones deny */
+	PROFILE_SWAP_REVOKE,         /* the after policies deny what the before ones allow */
+} profile_swap_direction;
+
+typedef struct profile_swap {
+	profile_swap_kind kind;
+	profile_swap_direction direction;
+	double rate;                 /* control-plane calls per second */
+	int max_retries;             /* per call, after ThrottlingException, with jitter */
+	char *trigger_topic;         /* trigger-topic only; may contain ${client_id}, ${device} */
+	char *response_topic;        /* trigger-topic only; "" = the probe topic */
+} profile_swap;
+
+typedef enum profile_probe_kind {
+	PROFILE_PROBE_ECHO = 0,      /* each device publishes probes to a topic it subscribes to */
+	PROFILE_PROBE_PROBER,        /* a separate prober with its own policy publishes to devices */
+} profile_probe_kind;
+
+typedef enum profile_probe_via {
+	PROFILE_PROBE_VIA_MQTT = 0,  /* prober publishes over its own MQTT connection */
+	PROFILE_PROBE_VIA_HTTP,      /* prober uses the data-plane Publish API */
+} profile_probe_via;
+
+typedef struct profile_probe {
+	profile_probe_kind kind;
+	char *topic;                 /* template with ${client_id} and/or ${device} */
+	int shared_topic;            /* all devices use one topic (probe payload names the device) */
+	int64_t interval_ns;         /* between probes, per device */
+	int qos;
+	profile_probe_via via;
+	int64_t payload_size;        /* bytes per probe, at least the probe header */
+} profile_probe;
+
+typedef struct profile_timing {
+	int64_t connect_timeout_ns;  /* per CONNECT until CONNACK */
+	int64_t settle_ns;           /* after the last device connected, before the swap */
+	int64_t observe_timeout_ns;  /* after the swap; devices without an effect are censored */
+	int64_t drain_ns;            /* after observing, before disconnecting */
+} profile_timing;
+
+typedef struct profile_expectation {
+	char *text;                  /* as written, e.g. "reconnect.p99 < 30s" */
+	struct expect_expr *expr;    /* parsed (results/expect.h); NULL until that parser is linked */
+	profile_pos pos;             /* where the string starts in the profile */
+} profile_expectation;
+
+typedef struct profile {
+	char *path;                  /* the profile file as given to profile_load */
+	char *dir;                   /* its directory; relative paths are resolved against it */
+	char *name;
+	char *description;
+	profile_target target;
+	profile_fleet fleet;
+	profile_group *groups;
+	size_t group_count;
+	profile_policy *before;      /* attached while connecting and settling */
+	size_t before_count;
+	profile_policy *after;       /* in force after the swap */
+	size_t after_count;
+	profile_swap swap;
+	profile_probe probe;
+	profile_timing timing;
+	profile_expectation *expect;
+	size_t expect_count;
+	char hash[65];               /* profile_hash of the resolved profile */
+} profile;
+
+typedef enum profile_severity {
+	PROFILE_SEVERITY_ERROR = 0,
+	PROFILE_SEVERITY_WARNING,
+} profile_severity;
+
+typedef struct profile_issue {
+	profile_severity severity;
+	char message[PL_ERRMSG_MAX]; /* "file:line:column: ..." or "--set k=v: ..." */
+} profile_issue;
+
+/* Every error and warning found while loading, in file order. Caller-owned. */
+typedef struct profile_issues {
+	profile_issue *items;
+	size_t count;
+	size_t capacity;
+	size_t errors;               /* items with PROFILE_SEVERITY_ERROR */
+	size_t warnings;
+} profile_issues;
+
+/* Frees the items (not the struct itself) and zeroes it; NULL is a no-op. */
+void profile_issues_clear(profile_issues *issues);
+
+typedef struct profile_load_opts {
+	const char *const *overrides; /* "key=value" strings, applied in order after the file */
+	size_t override_count;
+	profile_issues *issues;       /* optional: receives every error and warning */
+	int skip_policy_files;        /* nonzero: do not read or check policy documents */
+} profile_load_opts;
+
+/*
+ * Loads, resolves and validates the profile at path. opts may be NULL.
+ * Returns PL_OK and sets *out, or an error code with the first error in e
+ * (every error goes to opts->issues when given) and *out NULL:
+ * PL_ERR_IO when the file cannot be read, PL_ERR_PARSE for YAML syntax
+ * errors, PL_ERR_INVALID for everything else.
+ */
+pl_err profile_load(profile **out, const char *path, const profile_load_opts *opts,
+		    pl_errmsg *e);
+
+/*
+ * Like profile_load, from text in memory. name is used in messages and as
+ * the profile's path; relative policy paths resolve against base_dir
+ * (NULL = the current directory).
+ */
+pl_err profile_load_text(profile **out, const char *text, size_t len, const char *name,
+			 const char *base_dir, const profile_load_opts *opts, pl_errmsg *e);
+
+/* Frees p and everything it owns; NULL is a no-op. */
+void profile_free(profile *p);
+
+/*
+ * Writes the resolved profile as YAML that profile_load accepts: every key
+ * with its value, defaults included, durations with units, paths absolute,
+ * and secrets replaced by the "${env:NAME}" they came from (or removed).
+ * *out is malloc'd and NUL-terminated; the caller frees it.
+ */
+pl_err profile_format(const profile *p, char **out, size_t *len, pl_errmsg *e);
+
+/* Writes profile_format's text to path atomically (temporary file, rename). */
+pl_err profile_write_file(const profile *p, const char *path, pl_errmsg *e);
+
+/*
+ * Stable SHA-256 (lowercase hex) of the resolved profile: the same settings
+ * and policy documents give the same hash on every host, whatever the file
+ * paths, comments, key order or formatting. Shards with different hashes
+ * belong to different experiments. Also stored in p->hash.
+ */
+void profile_hash(const profile *p, char out[65]);
+
+/*
+ * Upper bound of a run's length in ns: connecting at fleet.connect_rate,
+ * settle, the swap's control-plane calls at swap.rate, observe_timeout and
+ * drain.
+ */
+int64_t profile_expected_duration(const profile *p);
+
+/* The group that device index belongs to, or NULL when index is out of range. */
+const profile_group *profile_group_of(const profile *p, int64_t index);
+
+/* Device name of index: "<client_id_prefix><index, zero-padded to 6 digits>". */
+pl_err profile_device_name(const profile *p, int64_t index, char *buf, size_t len);
+
+/*
+ * Client id of device index for attempt (0-based): the device name, or
+ * "<device name>-<attempt>" for groups with fresh-per-attempt client ids.
+ */
+pl_err profile_client_id(const profile *p, int64_t index, int64_t attempt, char *buf,
+			 size_t len);
+
+/*
+ * Expands ${client_id} and ${device} in a topic template (probe.topic,
+ * swap.trigger_topic). Returns PL_ERR_RANGE when buf is too small.
+ */
+pl_err profile_expand_topic(const char *template_text, const char *device, const char *client_id,
+			    char *buf, size_t len);
+
+/* Names for the enums, as written in profiles ("keep-connection", "attach-detach", ...). */
+const char *profile_strategy_name(profile_strategy s);
+const char *profile_swap_kind_name(profile_swap_kind k);
+const char *profile_target_kind_name(profile_target_kind k);
+
+#endif

@@ -1,0 +1,284 @@
+/*
+ * The simulator's registry: policies with their versions, certificates,
+ * things and thing groups, and which policies are attached to which target.
+ * One store is shared by the broker plugin (broker thread) and the HTTP
+ * control-plane API (its own threads).
+ *
+ * Locking rule: one mutex guards the whole store. Every function in this
+ * header that reads or changes records must be called with the lock held
+ * (sim_state_lock / sim_state_unlock), except sim_state_create,
+ * sim_state_free, sim_state_snapshot_take and the snapshot functions, which
+ * take the lock themselves or need none. Pointers returned by the getters
+ * stay valid only until the lock is released. There is no other lock in the
+ * store, so there is no lock order to get wrong; callers must not call
+ * back into the broker while holding it.
+ *
+ * Persistence: sim_state_save writes the whole store as one JSON file,
+ * atomically (temporary file, fsync, rename, fsync of the directory). The
+ * API calls it after each acknowledged change. sim_state_load refuses a
+ * corrupt or truncated file with a message naming the file and the problem.
+ *
+ * Times are milliseconds since the Unix epoch (AWS returns dates in seconds
+ * with a fraction; the API converts).
+ */
+#ifndef SIM_STATE_H
+#define SIM_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define SIM_POLICY_MAX_VERSIONS 5      /* AWS: 5 named versions per policy */
+#define SIM_MAX_POLICIES_PER_TARGET 10 /* AWS: 10 policies per certificate */
+#define SIM_CERT_ID_LEN 64             /* lowercase hex SHA-256 of the DER */
+
+typedef struct sim_state sim_state;
+
+/*
+ * Compiles a policy document for the evaluator, or fails with a message.
+ * The store calls it when a version is added or loaded and keeps the
+ * result next to the text. release frees a compiled form.
+ */
+typedef void *(*sim_state_compile_fn)(const char *document, pl_errmsg *e);
+typedef void (*sim_state_release_fn)(void *compiled);
+
+typedef struct sim_state_config {
+	const char *path;    /* state file; NULL keeps the store in memory only */
+	const char *region;  /* for ARNs, default "us-east-1" */
+	const char *account; /* for ARNs, default "123456789012" */
+	sim_state_compile_fn compile; /* NULL stores documents uncompiled */
+	sim_state_release_fn release;
+} sim_state_config;
+
+/*
+ * One policy document text and its compiled form, reference-counted so
+ * that a connection's snapshot keeps it alive after the version is deleted.
+ * Immutable after creation.
+ */
+typedef struct sim_doc sim_doc;
+const char *sim_doc_text(const sim_doc *d);
+void *sim_doc_compiled(const sim_doc *d); /* NULL when no compiler is set */
+void sim_doc_ref(sim_doc *d);
+void sim_doc_unref(sim_doc *d); /* NULL is a no-op; needs no lock */
+
+typedef enum sim_cert_status {
+	SIM_CERT_ACTIVE = 0,
+	SIM_CERT_INACTIVE,
+	SIM_CERT_REVOKED,
+	SIM_CERT_PENDING_TRANSFER,
+	SIM_CERT_REGISTER_INACTIVE,
+	SIM_CERT_PENDING_ACTIVATION,
+} sim_cert_status;
+
+/* AWS's spelling ("ACTIVE", ...). */
+const char *sim_cert_status_name(sim_cert_status s);
+pl_err sim_cert_status_parse(const char *text, sim_cert_status *out, pl_errmsg *e);
+
+typedef struct sim_policy_version {
+	char *id;        /* decimal string, "1" for the first */
+	sim_doc *doc;
+	int64_t create_ms;
+} sim_policy_version;
+
+typedef struct sim_policy {
+	char *name;
+	char *arn;
+	sim_policy_version versions[SIM_POLICY_MAX_VERSIONS];
+	size_t version_count;
+	size_t default_index;     /* index into versions */
+	uint64_t next_version_id; /* the next CreatePolicyVersion gets this id */
+	int64_t create_ms;
+	int64_t modify_ms;
+	char generation_id[65];   /* changes on every modification */
+} sim_policy;
+
+/* A target that carries policies: a certificate or a thing group. */
+typedef struct sim_attachments {
+	char *names[SIM_MAX_POLICIES_PER_TARGET]; /* policy names */
+	size_t count;
+} sim_attachments;
+
+typedef struct sim_cert {
+	char id[SIM_CERT_ID_LEN + 1];
+	char *arn;
+	char *pem;
+	char *ca_id;           /* certificate id of the issuing CA, or NULL */
+	sim_cert_status status;
+	int64_t create_ms;
+	int64_t modify_ms;
+	sim_attachments policies;
+} sim_cert;
+
+typedef struct sim_attribute {
+	char *name;
+	char *value;
+} sim_attribute;
+
+typedef struct sim_thing {
+	char *name;
+	char *arn;
+	char *type_name;        /* NULL when the thing has no type */
+	sim_attribute *attributes;
+	size_t attribute_count;
+	char **principals;      /* certificate ARNs */
+	size_t principal_count;
+	uint64_t version;
+} sim_thing;
+
+typedef struct sim_thing_group {
+	char *name;
+	char *arn;
+	sim_attachments policies;
+	char **things;          /* member thing names */
+	size_t thing_count;
+	int64_t create_ms;
+} sim_thing_group;
+
+/* Creates an empty store; loads nothing (call sim_state_load). */
+pl_err sim_state_create(sim_state **out, const sim_state_config *cfg, pl_errmsg *e);
+void sim_state_free(sim_state *s);
+
+void sim_state_lock(sim_state *s);
+void sim_state_unlock(sim_state *s);
+
+/*
+ * Loads the state file into an empty store. A missing file is an empty
+ * store (PL_OK); an unreadable, corrupt or truncated one is PL_ERR_PARSE or
+ * PL_ERR_IO with the file name in the message. The lock must be held.
+ */
+pl_err sim_state_load(sim_state *s, pl_errmsg *e);
+
+/* Writes the store atomically to its file (no-op without a path). Lock held. */
+pl_err sim_state_save(sim_state *s, pl_errmsg *e);
+
+/* Increases on every change; snapshots record it. Lock held. */
+uint64_t sim_state_generation(const sim_state *s);
+
+/* "arn:aws:iot:<region>:<account>:<kind>/<name>" into buf. Lock not needed. */
+void sim_state_arn(const sim_state *s, const char *kind, const char *name, char *buf,
+		   size_t len);
+
+/* --- policies (lock held) ------------------------------------------- */
+
+sim_policy *sim_state_policy_find(sim_state *s, const char *name);
+size_t sim_state_policy_count(const sim_state *s);
+sim_policy *sim_state_policy_at(sim_state *s, size_t index);
+
+/* Creates a policy with version "1" as default. PL_ERR_EXISTS, PL_ERR_PARSE
+ * (the compiler rejected the document). */
+pl_err sim_state_policy_create(sim_state *s, const char *name, const char *document,
+			       sim_policy **out, pl_errmsg *e);
+
+/* Adds a version; PL_ERR_LIMIT when 5 exist. set_default makes it operative. */
+pl_err sim_state_policy_version_create(sim_state *s, const char *name, const char *document,
+				       int set_default, sim_policy_version **out, pl_errmsg *e);
+
+/* PL_ERR_NOT_FOUND, or PL_ERR_STATE for the default version. */
+pl_err sim_state_policy_version_delete(sim_state *s, const char *name, const char *version_id,
+				       pl_errmsg *e);
+
+pl_err sim_state_policy_set_default(sim_state *s, const char *name, const char *version_id,
+				    pl_errmsg *e);
+
+/* PL_ERR_STATE while attached or while non-default versions exist. */
+pl_err sim_state_policy_delete(sim_state *s, const char *name, pl_errmsg *e);
+
+sim_policy_version *sim_state_policy_version_find(sim_policy *p, const char *version_id);
+
+/* --- attachments (lock held) ---------------------------------------- */
+
+/*
+ * Attaches or detaches a policy to a target given by ARN: a certificate
+ * ("...:cert/<id>") or a thing group ("...:thinggroup/<name>"). Attaching
+ * twice is a no-op. PL_ERR_NOT_FOUND for an unknown policy or target,
+ * PL_ERR_LIMIT beyond 10 policies, PL_ERR_INVALID for another ARN kind.
+ */
+pl_err sim_state_attach(sim_state *s, const char *policy_name, const char *target_arn,
+			pl_errmsg *e);
+pl_err sim_state_detach(sim_state *s, const char *policy_name, const char *target_arn,
+			pl_errmsg *e);
+
+/* The attachment list of a target ARN, or NULL when the target is unknown. */
+sim_attachments *sim_state_target_policies(sim_state *s, const char *target_arn);
+
+/* Calls fn for each target ARN the policy is attached to. */
+void sim_state_policy_targets(sim_state *s, const char *policy_name,
+			      void (*fn)(void *ctx, const char *target_arn), void *ctx);
+
+/* --- certificates (lock held) --------------------------------------- */
+
+sim_cert *sim_state_cert_find(sim_state *s, const char *cert_id);
+size_t sim_state_cert_count(const sim_state *s);
+sim_cert *sim_state_cert_at(sim_state *s, size_t index);
+
+/* Registers a PEM certificate; its id is computed from the DER. */
+pl_err sim_state_cert_add(sim_state *s, const char *pem, sim_cert_status status,
+			  const char *ca_id, sim_cert **out, pl_errmsg *e);
+pl_err sim_state_cert_set_status(sim_state *s, const char *cert_id, sim_cert_status status,
+				 pl_errmsg *e);
+/* PL_ERR_STATE while ACTIVE, attached to policies or to things. */
+pl_err sim_state_cert_delete(sim_state *s, const char *cert_id, pl_errmsg *e);
+
+/* --- things and thing groups (lock held) ---------------------------- */
+
+sim_thing *sim_state_thing_find(sim_state *s, const char *name);
+size_t sim_state_thing_count(const sim_state *s);
+sim_thing *sim_state_thing_at(sim_state *s, size_t index);
+pl_err sim_state_thing_create(sim_state *s, const char *name, const char *type_name,
+			      const sim_attribute *attributes, size_t attribute_count,
+			      sim_thing **out, pl_errmsg *e);
+pl_err sim_state_thing_delete(sim_state *s, const char *name, pl_errmsg *e);
+pl_err sim_state_thing_attach_principal(sim_state *s, const char *thing_name,
+					const char *principal_arn, pl_errmsg *e);
+pl_err sim_state_thing_detach_principal(sim_state *s, const char *thing_name,
+					const char *principal_arn, pl_errmsg *e);
+
+sim_thing_group *sim_state_group_find(sim_state *s, const char *name);
+size_t sim_state_group_count(const sim_state *s);
+sim_thing_group *sim_state_group_at(sim_state *s, size_t index);
+pl_err sim_state_group_create(sim_state *s, const char *name, sim_thing_group **out,
+			      pl_errmsg *e);
+pl_err sim_state_group_delete(sim_state *s, const char *name, pl_errmsg *e);
+pl_err sim_state_group_add_thing(sim_state *s, const char *group_name, const char *thing_name,
+				 pl_errmsg *e);
+pl_err sim_state_group_remove_thing(sim_state *s, const char *group_name,
+				    const char *thing_name, pl_errmsg *e);
+
+/* --- effective policies of a connection ------------------------------- */
+
+/* One policy version a snapshot saw. */
+typedef struct sim_snapshot_entry {
+	char *policy_name;
+	char *version_id;
+	sim_doc *doc;
+} sim_snapshot_entry;
+
+/*
+ * An immutable copy of what a connection may use: the certificate's status,
+ * the default versions of its policies, and, when the client id names a
+ * thing that has this certificate as a principal, that thing's type and
+ * attributes and the policies of its groups. Owned by the caller.
+ */
+typedef struct sim_snapshot {
+	uint64_t generation;
+	int cert_found;               /* 0 when the certificate is unknown */
+	sim_cert_status cert_status;
+	sim_snapshot_entry *entries;
+	size_t entry_count;
+	int thing_attached;           /* iot:Connection.Thing.IsAttached */
+	char *thing_name;             /* NULL unless thing_attached */
+	char *thing_type;             /* NULL when none */
+	sim_attribute *thing_attributes;
+	size_t thing_attribute_count;
+} sim_snapshot;
+
+/* Takes the lock itself. PL_ERR_NOMEM only. */
+pl_err sim_state_snapshot_take(sim_state *s, const char *cert_id, const char *client_id,
+			       sim_snapshot **out);
+void sim_snapshot_free(sim_snapshot *snap);
+
+/* Whether two snapshots saw the same policy names and versions. */
+int sim_snapshot_same_policies(const sim_snapshot *a, const sim_snapshot *b);
+
+#endif
