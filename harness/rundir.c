@@ -15,10 +15,10 @@
 
 /* The header of samples.csv; docs/run-directory.md describes each column. */
 static const char samples_header[] =
-	"device,client_id,group,strategy,direction,swap,swap_index,worker,"
-	"t_connect_ns,t_swap_start_ns,t_swap_ns,t_effect_ns,latency_ns,censored,"
-	"censor_reason,attempts,connects,connect_failures,throttled,errors,"
-	"truth_effect_ns,truth_error_ns\n";
+	"device,client_id,group,strategy,direction,swap_index,cert_id,worker,"
+	"t_swap_start_ns,t_swap_ns,t_effect_ns,latency_ns,censored,"
+	"attempts,connects,connect_failures,throttled,errors,"
+	"truth_effect_ns,truth_error_ns,swap,t_connect_ns,censor_reason\n";
 
 struct rundir {
 	char path[RUNDIR_PATH_MAX];
@@ -172,33 +172,39 @@ static void put_csv_time(FILE *f, int64_t t)
 		fprintf(f, "%" PRId64, t);
 }
 
-static void write_sample_row(FILE *f, const run_sample *s)
+static void write_sample_row(FILE *f, const rundir_sample *s)
 {
-	const char *texts[] = { s->device, s->client_id, s->group,
-				s->strategy, s->direction, s->swap };
-	const int64_t times[] = { s->t_connect_ns, s->t_swap_start_ns, s->t_swap_ns,
-				  s->t_effect_ns, s->latency_ns };
+	const char *texts[] = { s->device, s->client_id, s->group, s->strategy, s->direction };
+	const int64_t times[] = { s->t_swap_start_ns, s->t_swap_ns, s->t_effect_ns,
+				  s->latency_ns };
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		put_csv_text(f, texts[i]);
 		fputc(',', f);
 	}
-	fprintf(f, "%d,%d,", s->swap_index, s->worker);
+	fprintf(f, "%d,", s->swap_index);
+	put_csv_text(f, s->cert_id);
+	fprintf(f, ",%d,", s->worker);
 	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
 		put_csv_time(f, times[i]);
 		fputc(',', f);
 	}
-	fprintf(f, "%d,", s->censored ? 1 : 0);
-	put_csv_text(f, s->censored ? s->censor_reason : NULL);
-	fprintf(f, ",%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",", s->attempts,
-		s->connects, s->connect_failures, s->throttled, s->errors);
+	fprintf(f, "%d,%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",",
+		s->censored ? 1 : 0, s->attempts, s->connects, s->connect_failures, s->throttled,
+		s->errors);
 	put_csv_time(f, s->truth_effect_ns);
 	fputc(',', f);
 	put_csv_time(f, s->truth_error_ns);
+	fputc(',', f);
+	put_csv_text(f, s->swap);
+	fputc(',', f);
+	put_csv_time(f, s->t_connect_ns);
+	fputc(',', f);
+	put_csv_text(f, s->censored ? s->censor_reason : NULL);
 	fputc('\n', f);
 }
 
-pl_err rundir_append_sample(rundir *rd, const run_sample *s, pl_errmsg *e)
+pl_err rundir_append_sample(rundir *rd, const rundir_sample *s, pl_errmsg *e)
 {
 	pl_err err = PL_OK;
 

@@ -24,13 +24,14 @@
 
 #include "common/error.h"
 
-/* Marks an unknown time in run_sample and run_event. */
+/* Marks an unknown time in rundir_sample. */
 #define RUNDIR_TIME_UNKNOWN INT64_MIN
 
 /* One row of samples.csv: one device and one swap. */
-typedef struct run_sample {
+typedef struct rundir_sample {
 	const char *device;     /* device id, unique in the run */
 	const char *client_id;  /* MQTT client id of the first connection */
+	const char *cert_id;    /* certificate id (SHA-256 of the DER) the device used */
 	const char *group;      /* device group name */
 	const char *strategy;   /* keep-connection | reconnect-per-attempt */
 	const char *direction;  /* grant | revoke */
@@ -51,7 +52,7 @@ typedef struct run_sample {
 	uint32_t errors;
 	int64_t truth_effect_ns; /* simulator's recorded refresh, or unknown */
 	int64_t truth_error_ns;  /* t_effect - truth_effect, or unknown */
-} run_sample;
+} rundir_sample;
 
 typedef struct rundir rundir;
 
@@ -75,7 +76,7 @@ const char *rundir_path(const rundir *rd);
 pl_err rundir_file(const rundir *rd, const char *name, char *buf, size_t len, pl_errmsg *e);
 
 /* Appends one row to samples.csv and flushes it. */
-pl_err rundir_append_sample(rundir *rd, const run_sample *s, pl_errmsg *e);
+pl_err rundir_append_sample(rundir *rd, const rundir_sample *s, pl_errmsg *e);
 
 /*
  * Appends one event to events.jsonl and flushes it. fields_json is either
