@@ -1,0 +1,208 @@
+/*
+ * The coordinator: the parent process of a run. It owns the worker
+ * processes, the per-device state the terminal and the run directory need,
+ * and the phase machine connect -> settle -> swap -> observe -> drain.
+ *
+ * Internal to harness/run*.c, harness/coordinator*.c, harness/swap.c and
+ * harness/truth.c. Everything here runs on the coordinator thread except
+ * where a comment names the swap pool.
+ */
+#ifndef PL_COORDINATOR_H
+#define PL_COORDINATOR_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "harness/progress.h"
+#include "harness/rundir.h"
+#include "profiles/profile.h"
+#include "workers/protocol.h"
+
+struct awsapi_ctx;
+struct awsapi_pool;
+
+typedef enum coord_phase {
+	COORD_PHASE_PREPARE = 0,
+	COORD_PHASE_CONNECT,
+	COORD_PHASE_SETTLE,
+	COORD_PHASE_SWAP,
+	COORD_PHASE_OBSERVE,
+	COORD_PHASE_DRAIN,
+	COORD_PHASE_DONE,
+} coord_phase;
+
+const char *coord_phase_name(coord_phase p);
+
+/* What a device needs to connect: its identity in the fleet. */
+typedef struct coord_identity {
+	char cert_path[WP_PATH_MAX];
+	char key_path[WP_PATH_MAX];
+	char cert_id[WP_CERT_ID_MAX];
+	char cert_arn[256];
+} coord_identity;
+
+/* One device of this shard. */
+typedef struct coord_device {
+	uint32_t index;      /* fleet-wide device index */
+	uint16_t group;      /* index into profile->groups */
+	int worker;          /* index into coordinator workers */
+	char name[WP_ID_MAX];
+	char probe_topic[WP_TOPIC_MAX];
+	const coord_identity *identity;
+	unsigned connected : 1;
+	unsigned ever_connected : 1;
+	unsigned subscribed : 1;
+	unsigned swap_started : 1;
+	unsigned swapped : 1;     /* the swap's last call returned success */
+	unsigned swap_failed : 1;
+	unsigned effective : 1;
+	unsigned recorded : 1;    /* its samples.csv row is written */
+	unsigned failed : 1;      /* connect or subscribe failed and the worker gave up */
+	uint32_t errors;
+	int64_t t_connect_ns;
+	int64_t t_swap_start_ns;
+	int64_t t_swap_ns;
+	int64_t t_change_ns;      /* when the call that changes the device's access was sent */
+	int64_t t_effect_ns;
+} coord_device;
+
+/* One worker process. */
+typedef struct coord_worker {
+	int index;
+	pid_t pid;
+	int fd;              /* coordinator's end of the socketpair, -1 once closed */
+	wp_chan *chan;
+	uint32_t first;      /* index into coordinator devices */
+	uint32_t count;
+	int ready;
+	int done;            /* DONE received */
+	int dead;            /* exited or its socket closed */
+	int exit_status;     /* wait status once reaped */
+	int reaped;
+	int64_t t_dead_ns;
+	wp_heartbeat heartbeat;
+} coord_worker;
+
+/* Swap progress reported from the swap pool's threads to the coordinator thread. */
+typedef struct coord_swap_note {
+	uint32_t device;     /* index into coordinator devices, or UINT32_MAX for all */
+	int kind;            /* wp_swap_kind, or -1 for a failed swap */
+	int64_t t_ns;
+	int64_t t_change_ns;
+} coord_swap_note;
+
+typedef struct coord_counts {
+	uint64_t connected, subscribed, swapped, effective, censored, errors;
+	uint64_t connects, connect_failures, throttled, disconnects;
+} coord_counts;
+
+typedef struct coordinator {
+	const profile *prof;
+	rundir *rd;
+	progress *progress;
+	coord_phase phase;
+	int64_t t_start_ns;
+	int64_t t_phase_ns;
+	int64_t t_swap_first_ns; /* first t_swap_start of the run */
+	int64_t t_swap_last_ns;  /* last t_swap_start of the run */
+
+	/* the shard's devices: fleet indexes [first_index, first_index + ndevices) */
+	coord_device *devices;
+	uint32_t ndevices;
+	uint32_t first_index;
+	coord_identity *identities; /* one per device, or one when the certificate is shared */
+	size_t nidentities;
+
+	coord_worker *workers;
+	int nworkers;
+	const char *self_exe;
+
+	/* the endpoint the workers connect to */
+	char mqtt_host[WP_HOST_MAX];
+	int mqtt_port;
+	char ca_path[WP_PATH_MAX];
+
+	struct awsapi_ctx *api;
+	struct awsapi_pool *pool;
+
+	/* swap notes, pushed by pool threads and drained by the coordinator thread */
+	pthread_mutex_t notes_lock;
+	coord_swap_note *notes;
+	size_t nnotes, notes_cap;
+	int wake_pipe[2]; /* written by pool threads and the signal handler to end poll early */
+
+	coord_counts counts;
+	int interrupted;          /* a stop was requested (signal, fatal error) */
+	char interrupt_reason[128];
+	int64_t t_interrupt_ns;
+	int failed;               /* a runtime failure happened */
+	char failure[PL_ERRMSG_MAX];
+	uint64_t samples_written;
+	int truth_loaded;
+	struct truth_table *truth;
+} coordinator;
+
+/* Allocates the device table for the shard and assigns devices to workers. */
+pl_err coord_init_devices(coordinator *c, int shard_index, int shard_count, pl_errmsg *e);
+
+/* Starts the worker processes and sends HELLO, GROUPs and DEVICEs. */
+pl_err coord_spawn_workers(coordinator *c, pl_errmsg *e);
+
+/* Sends a PHASE message to every live worker. */
+void coord_send_phase(coordinator *c, wp_phase phase);
+
+/* Sends SWAP (STARTED or DONE) for one device, or for all with device UINT32_MAX. */
+void coord_send_swap(coordinator *c, uint32_t device, wp_swap_kind kind, int64_t t_ns);
+
+/*
+ * Waits up to timeout_ns for worker messages, swap notes, signals and
+ * child exits, and handles them. Returns early when woken.
+ */
+void coord_pump(coordinator *c, int64_t timeout_ns);
+
+/* Handles one message from worker w. */
+void coord_handle_msg(coordinator *c, coord_worker *w, const wp_msg *m);
+
+/* Marks a worker dead: logs it, writes an event, censors its devices. */
+void coord_worker_died(coordinator *c, coord_worker *w, const char *why);
+
+/* Sends SIGKILL to every live worker and reaps them (at most timeout_ns). */
+void coord_kill_workers(coordinator *c, int64_t timeout_ns);
+
+/* Waits for workers to exit after DONE; kills those still running at the deadline. */
+void coord_reap_workers(coordinator *c, int64_t timeout_ns);
+
+/* Writes a row for every device without one, censored with reason at t_ns. */
+void coord_censor_remaining(coordinator *c, const char *reason, int64_t t_ns);
+
+/* Writes one samples.csv row from a worker's RECORD, adding the ground truth. */
+void coord_write_record(coordinator *c, const wp_record *r);
+
+/* Appends an event line; fields_json may be NULL. Errors are logged once. */
+void coord_event(coordinator *c, int64_t t_ns, const char *type, const char *device,
+		 const char *fields_json);
+
+/* Pushes a swap note from any thread and wakes the coordinator thread. */
+void coord_push_note(coordinator *c, const coord_swap_note *n);
+
+/* Requests a stop from the coordinator thread (not the signal handler). */
+void coord_request_stop(coordinator *c, const char *reason);
+
+/* Refreshes the progress line. */
+void coord_show_progress(coordinator *c, int force);
+
+/* Sets the phase, writes a "phase" event and rewrites run.json. */
+void coord_set_phase(coordinator *c, coord_phase phase);
+
+/* Rewrites run.json from the coordinator's state; status is "running", ... */
+pl_err coord_write_run_json(coordinator *c, const char *status, int exit_code, pl_errmsg *e);
+
+/* Signal state shared with the handler installed by run.c. */
+extern volatile int coord_signal_count;
+extern volatile int coord_last_signal;
+extern int coord_signal_wake_fd;
+
+#endif

@@ -1,0 +1,210 @@
+#include "harness/truth.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRUTH_ID_MAX 129
+
+typedef struct truth_entry {
+	char client_id[TRUTH_ID_MAX];
+	int64_t t_ns;
+} truth_entry;
+
+struct truth_table {
+	truth_entry *entries; /* sorted by client id, then time */
+	size_t count;
+	size_t cap;
+	size_t skipped;
+};
+
+static const char *const time_keys[] = { "t_ns", "mono_ns", "t_mono_ns", NULL };
+static const char *const id_keys[] = { "client_id", "clientid", NULL };
+
+static json_t *first_member(json_t *obj, const char *const *keys)
+{
+	for (size_t i = 0; keys[i] != NULL; i++) {
+		json_t *v = json_object_get(obj, keys[i]);
+
+		if (v != NULL)
+			return v;
+	}
+	return NULL;
+}
+
+static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, pl_errmsg *e)
+{
+	if (t->count == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		truth_entry *grown = realloc(t->entries, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return pl_errmsg_set(e, PL_ERR_NOMEM, "ground truth: out of memory");
+		t->entries = grown;
+		t->cap = cap;
+	}
+	snprintf(t->entries[t->count].client_id, TRUTH_ID_MAX, "%s", id);
+	t->entries[t->count].t_ns = t_ns;
+	t->count++;
+	return PL_OK;
+}
+
+static pl_err parse_line(truth_table *t, const char *line, size_t len, size_t lineno,
+			 pl_errmsg *e)
+{
+	json_error_t jerr;
+	json_t *obj = json_loadb(line, len, 0, &jerr);
+	json_t *id, *tv;
+	pl_err err = PL_OK;
+
+	if (obj == NULL || !json_is_object(obj)) {
+		json_decref(obj);
+		return pl_errmsg_set(e, PL_ERR_PARSE, "ground truth line %zu: %s", lineno,
+				     obj == NULL ? jerr.text : "not a JSON object");
+	}
+	id = first_member(obj, id_keys);
+	tv = first_member(obj, time_keys);
+	if (json_is_string(id) && json_is_integer(tv))
+		err = add_entry(t, json_string_value(id), (int64_t)json_integer_value(tv), e);
+	else
+		t->skipped++;
+	json_decref(obj);
+	return err;
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+	const truth_entry *x = a;
+	const truth_entry *y = b;
+	int c = strcmp(x->client_id, y->client_id);
+
+	if (c != 0)
+		return c;
+	return (x->t_ns > y->t_ns) - (x->t_ns < y->t_ns);
+}
+
+pl_err truth_load_text(truth_table **out, const char *text, size_t len, pl_errmsg *e)
+{
+	truth_table *t = calloc(1, sizeof(*t));
+	size_t lineno = 0;
+	pl_err err = PL_OK;
+
+	if (t == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "ground truth: out of memory");
+	for (size_t pos = 0; pos < len && err == PL_OK;) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - text) : len;
+
+		lineno++;
+		if (end > pos)
+			err = parse_line(t, text + pos, end - pos, lineno, e);
+		pos = end + 1;
+	}
+	if (err != PL_OK) {
+		truth_free(t);
+		return err;
+	}
+	qsort(t->entries, t->count, sizeof(*t->entries), compare_entries);
+	*out = t;
+	return PL_OK;
+}
+
+pl_err truth_load_file(truth_table **out, const char *path, pl_errmsg *e)
+{
+	FILE *f = fopen(path, "rb");
+	char *text = NULL;
+	size_t len = 0;
+	size_t cap = 0;
+	pl_err err;
+
+	if (f == NULL)
+		return pl_errmsg_set(e, PL_ERR_IO, "cannot open ground truth '%s': %s", path,
+				     strerror(errno));
+	for (;;) {
+		if (cap - len < 65536) {
+			char *grown = realloc(text, cap + (1u << 20));
+
+			if (grown == NULL) {
+				free(text);
+				fclose(f);
+				return pl_errmsg_set(e, PL_ERR_NOMEM, "ground truth: out of memory");
+			}
+			text = grown;
+			cap += 1u << 20;
+		}
+		size_t n = fread(text + len, 1, cap - len, f);
+
+		len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	err = truth_load_text(out, text, len, e);
+	if (err != PL_OK)
+		pl_errmsg_prefix(e, "%s", path);
+	free(text);
+	return err;
+}
+
+void truth_free(truth_table *t)
+{
+	if (t == NULL)
+		return;
+	free(t->entries);
+	free(t);
+}
+
+size_t truth_count(const truth_table *t)
+{
+	return t->count;
+}
+
+size_t truth_skipped(const truth_table *t)
+{
+	return t->skipped;
+}
+
+/* Index of the first entry whose client id is not below key. */
+static size_t lower_bound(const truth_table *t, const char *key)
+{
+	size_t lo = 0;
+	size_t hi = t->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(t->entries[mid].client_id, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Whether id is device itself or device followed by '-' and a suffix. */
+static int is_connection_of(const char *id, const char *device, size_t dlen)
+{
+	return strncmp(id, device, dlen) == 0 && (id[dlen] == '\0' || id[dlen] == '-');
+}
+
+int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns)
+{
+	size_t dlen = strlen(device);
+	int64_t best = INT64_MIN;
+
+	/* Entries of the device and of "<device>-..." follow each other in sort order,
+	 * mixed only with other ids that share the prefix. */
+	for (size_t i = lower_bound(t, device); i < t->count; i++) {
+		const truth_entry *en = &t->entries[i];
+
+		if (strncmp(en->client_id, device, dlen) != 0)
+			break;
+		if (!is_connection_of(en->client_id, device, dlen) || en->t_ns < from_ns)
+			continue;
+		if (best == INT64_MIN || en->t_ns < best)
+			best = en->t_ns;
+	}
+	return best;
+}

@@ -1,0 +1,49 @@
+/*
+ * The simulator's ground truth: when each connection's policy snapshot was
+ * really taken or refreshed. The plugin appends one JSON object per line to
+ * ground-truth.jsonl (simulator/sim.h); the same lines are served by the
+ * control plane at GET /_sim/ground-truth.
+ *
+ * A device's true effect time is the first snapshot of one of its
+ * connections taken at or after the control-plane call that changed its
+ * access, because from that snapshot on the broker authorizes the device
+ * with the new policies. A device's connections are the lines whose client
+ * id is the device name, or the device name followed by '-' (fresh client
+ * ids per attempt).
+ *
+ * Immutable after loading; safe to read from any thread.
+ */
+#ifndef PL_TRUTH_H
+#define PL_TRUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+typedef struct truth_table truth_table;
+
+/*
+ * Reads a ground-truth JSON-lines file. Each line is an object with the
+ * client id ("client_id" or "clientid") and the CLOCK_MONOTONIC time of the
+ * snapshot ("t_ns", "mono_ns" or "t_mono_ns"). Lines without both are
+ * skipped and counted; a line that is not JSON is an error naming the line.
+ */
+pl_err truth_load_file(truth_table **out, const char *path, pl_errmsg *e);
+
+/* Same, from text in memory (the /_sim/ground-truth answer). */
+pl_err truth_load_text(truth_table **out, const char *text, size_t len, pl_errmsg *e);
+
+void truth_free(truth_table *t);
+
+/* Number of snapshot lines loaded, and lines skipped for missing fields. */
+size_t truth_count(const truth_table *t);
+size_t truth_skipped(const truth_table *t);
+
+/*
+ * The first snapshot time at or after from_ns of a connection of device,
+ * or INT64_MIN when there is none.
+ */
+int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns);
+
+#endif
