@@ -521,6 +521,8 @@ static void drain_notes(coordinator *c)
 			if (note->t_ns > c->t_swap_last_ns)
 				c->t_swap_last_ns = note->t_ns;
 		}
+		if (note->kind != WP_SWAP_STARTED)
+			c->swap_jobs_finished++;
 		if (note->kind >= 0)
 			coord_send_swap(c, note->device, (wp_swap_kind)note->kind, note->t_ns);
 	}

@@ -61,12 +61,14 @@ typedef struct coord_device {
 	unsigned effective : 1;
 	unsigned recorded : 1;    /* its samples.csv row is written */
 	unsigned failed : 1;      /* connect or subscribe failed and the worker gave up */
+	unsigned censored : 1;    /* its row is censored */
 	uint32_t errors;
 	int64_t t_connect_ns;
 	int64_t t_swap_start_ns;
 	int64_t t_swap_ns;
 	int64_t t_change_ns;      /* when the call that changes the device's access was sent */
 	int64_t t_effect_ns;
+	int64_t latency_ns;       /* as written to samples.csv, or unknown */
 } coord_device;
 
 /* One worker process. */
@@ -134,6 +136,9 @@ typedef struct coordinator {
 	size_t nnotes, notes_cap;
 	int wake_pipe[2]; /* written by pool threads and the signal handler to end poll early */
 
+	uint32_t swap_jobs;          /* control-plane jobs of the swap */
+	uint32_t swap_jobs_finished; /* of which ended (DONE or failed) */
+
 	coord_counts counts;
 	int interrupted;          /* a stop was requested (signal, fatal error) */
 	char interrupt_reason[128];
@@ -143,6 +148,17 @@ typedef struct coordinator {
 	uint64_t samples_written;
 	int truth_loaded;
 	struct truth_table *truth;
+	void *swap_job_array;     /* owned; freed after the pool */
+
+	/* run.json */
+	char run_id[256];
+	char host[256];
+	int64_t anchor_wall_ns;   /* CLOCK_REALTIME at t_start_ns */
+	int64_t t_end_ns;         /* 0 while running */
+	int shard_index, shard_count;
+	int sim_pid, sim_mqtt_port, sim_api_port;
+	const char *propagation;  /* the simulator's propagation model, or NULL */
+	uint64_t truth_rows;      /* rows that got ground truth */
 } coordinator;
 
 /* Allocates the device table for the shard and assigns devices to workers. */

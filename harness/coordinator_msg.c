@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -253,6 +254,8 @@ static void write_row(coordinator *c, coord_device *d, rundir_sample *s)
 		return;
 	}
 	d->recorded = 1;
+	d->censored = s->censored ? 1 : 0;
+	d->latency_ns = s->latency_ns;
 	c->samples_written++;
 	if (s->censored)
 		c->counts.censored++;
