@@ -7,4 +7,6 @@
 
 #include "harness/cli.h"
 
+extern const cli_command cmd_run;
+
 #endif

@@ -240,6 +240,7 @@ static void add_truth(coordinator *c, const coord_device *d, rundir_sample *s)
 		return;
 	s->truth_effect_ns = truth;
 	s->truth_error_ns = s->t_effect_ns - truth;
+	c->truth_rows++;
 }
 
 static void write_row(coordinator *c, coord_device *d, rundir_sample *s)

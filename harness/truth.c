@@ -18,10 +18,11 @@ struct truth_table {
 	size_t count;
 	size_t cap;
 	size_t skipped;
+	size_t ignored;
 };
 
-static const char *const time_keys[] = { "t_ns", "mono_ns", "t_mono_ns", NULL };
-static const char *const id_keys[] = { "client_id", "clientid", NULL };
+static const char *const time_keys[] = { "monoNs", "t_ns", "mono_ns", NULL };
+static const char *const id_keys[] = { "clientId", "client_id", NULL };
 
 static json_t *first_member(json_t *obj, const char *const *keys)
 {
@@ -32,6 +33,21 @@ static json_t *first_member(json_t *obj, const char *const *keys)
 			return v;
 	}
 	return NULL;
+}
+
+/*
+ * Whether a snapshot line can carry a policy change: a connection's first
+ * snapshot, or a refresh whose content changed. A refresh that found the
+ * same policies (the change was not yet applied) is not the effect.
+ */
+static int takes_effect(json_t *obj)
+{
+	json_t *changed = json_object_get(obj, "changed");
+	json_t *event = json_object_get(obj, "event");
+
+	if (json_is_string(event) && strstr(json_string_value(event), "connect") != NULL)
+		return 1;
+	return changed == NULL || json_is_true(changed);
 }
 
 static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, pl_errmsg *e)
@@ -66,7 +82,9 @@ static pl_err parse_line(truth_table *t, const char *line, size_t len, size_t li
 	}
 	id = first_member(obj, id_keys);
 	tv = first_member(obj, time_keys);
-	if (json_is_string(id) && json_is_integer(tv))
+	if (!takes_effect(obj))
+		t->ignored++;
+	else if (json_is_string(id) && json_is_integer(tv))
 		err = add_entry(t, json_string_value(id), (int64_t)json_integer_value(tv), e);
 	else
 		t->skipped++;

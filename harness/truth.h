@@ -25,9 +25,11 @@ typedef struct truth_table truth_table;
 
 /*
  * Reads a ground-truth JSON-lines file. Each line is an object with the
- * client id ("client_id" or "clientid") and the CLOCK_MONOTONIC time of the
- * snapshot ("t_ns", "mono_ns" or "t_mono_ns"). Lines without both are
- * skipped and counted; a line that is not JSON is an error naming the line.
+ * client id ("clientId") and the CLOCK_MONOTONIC time of the snapshot
+ * ("monoNs"), an "event" (why the snapshot was taken) and "changed"
+ * (whether a refresh found different policies). Refreshes that changed
+ * nothing are ignored; lines without an id or time are skipped and counted.
+ * A line that is not JSON is an error naming the line.
  */
 pl_err truth_load_file(truth_table **out, const char *path, pl_errmsg *e);
 
