@@ -9,10 +9,10 @@
 
 #define CLI_MAX_OPTIONS 64
 
-enum { GLOBAL_HELP = 1, GLOBAL_VERSION, GLOBAL_LOG_LEVEL };
+enum { GLOBAL_VERSION = 1, GLOBAL_LOG_LEVEL };
 
+/* --help is not listed: cli_parse handles it for every command. */
 static const cli_option global_options[] = {
-	{ GLOBAL_HELP, "help", 'h', NULL, "Show this help and exit.", NULL },
 	{ GLOBAL_VERSION, "version", 'V', NULL, "Show the version and exit.", NULL },
 	{ GLOBAL_LOG_LEVEL, "log-level", 0, "LEVEL",
 	  "Log messages up to LEVEL: error, warn, info or debug.", "info" },
@@ -38,7 +38,7 @@ static void print_options(const cli_option *options, int with_help)
 	char left[64];
 
 	if (with_help)
-		printf("  -h, --help%*sShow this help and exit.\n", 20, "");
+		printf("  %-28s %s\n", "-h, --help", "Show this help and exit.");
 	for (size_t i = 0; options != NULL && options[i].id != 0; i++) {
 		const cli_option *o = &options[i];
 
@@ -57,6 +57,10 @@ static void print_options(const cli_option *options, int with_help)
 
 void cli_print_command_help(const cli_command *cmd)
 {
+	if (cmd == &global_command) {
+		cli_print_main_help();
+		return;
+	}
 	printf("Usage: policylag %s\n\n", cmd->synopsis);
 	if (cmd->description != NULL)
 		printf("%s\n\n", cmd->description);
@@ -81,7 +85,7 @@ void cli_print_main_help(void)
 	if (cli_commands[0] == NULL)
 		printf("  (none yet in this build)\n");
 	printf("\nGlobal options (before COMMAND):\n");
-	print_options(global_options + 1, 1);
+	print_options(global_options, 1);
 	printf("\nRun 'policylag COMMAND --help' for the options of one command.\n");
 	printf("\nExit status:\n"
 	       "  0  success\n"
@@ -186,17 +190,13 @@ pl_err cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn on
 
 static pl_err on_global_option(void *ctx, int id, const char *value, pl_errmsg *e)
 {
-	int *version = ctx;
+	int *show_version = ctx;
 	pl_log_level level;
 	pl_err rc;
 
 	switch (id) {
-	case GLOBAL_HELP:
-		cli_print_main_help();
-		*version = 2;
-		return PL_OK;
 	case GLOBAL_VERSION:
-		*version = 1;
+		*show_version = 1;
 		return PL_OK;
 	case GLOBAL_LOG_LEVEL:
 		rc = pl_log_level_parse(value, &level, e);
@@ -214,24 +214,18 @@ int cli_main(int argc, char **argv)
 	pl_errmsg e = { "" };
 	int first = 1;
 	int shown = 0;
-	int version = 0;
+	int show_version = 0;
 	char message[PL_ERRMSG_MAX + 64];
 
-	/* --help is handled by the generic 'h' path, which prints command help; the
-	 * global table is printed by cli_print_main_help instead. */
-	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		cli_print_main_help();
-		return PL_EXIT_OK;
-	}
-	if (cli_parse(&global_command, argc, argv, on_global_option, &version, &first, &shown,
-		      &e) != PL_OK)
+	if (cli_parse(&global_command, argc, argv, on_global_option, &show_version, &first,
+		      &shown, &e) != PL_OK)
 		return cli_usage_error(&global_command, e.msg);
-	if (version == 1) {
+	if (shown)
+		return PL_EXIT_OK;
+	if (show_version) {
 		printf("policylag %s\n", POLICYLAG_VERSION);
 		return PL_EXIT_OK;
 	}
-	if (version == 2 || shown)
-		return PL_EXIT_OK;
 	if (first >= argc)
 		return cli_usage_error(&global_command, "missing command");
 	cmd = cli_find_command(argv[first]);
