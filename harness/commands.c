@@ -7,6 +7,9 @@
 #include "harness/commands.h"
 
 const cli_command *const cli_commands[] = {
-	/* cmd_run: listed once the modules it links against are merged */
+	&cmd_run,
+	&cmd_report,
+	&cmd_compare,
+	&cmd_merge,
 	NULL,
 };

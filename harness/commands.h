@@ -8,5 +8,8 @@
 #include "harness/cli.h"
 
 extern const cli_command cmd_run;
+extern const cli_command cmd_report;
+extern const cli_command cmd_compare;
+extern const cli_command cmd_merge;
 
 #endif

@@ -87,8 +87,9 @@ double stats_km_survival(const stats_km *km, double t);
  * Time by which a fraction p of the group saw the effect: the smallest t
  * with S(t) <= 1 - p (the midpoint to the next step when S(t) equals
  * 1 - p exactly), and its Brookmeyer-Crowley interval found by inverting
- * the pointwise band: lo is the time the upper band reaches 1 - p, hi the
- * time the lower band does. As in R's quantile.survfit.
+ * the pointwise band: lo is the time the lower band reaches 1 - p, hi the
+ * time the upper band does (NaN when it never does). As in R's
+ * quantile.survfit.
  */
 stats_estimate stats_km_quantile(const stats_km *km, double p);
 

@@ -52,7 +52,8 @@ typedef struct summary {
 	summary_check *checks;
 	size_t nchecks;
 	size_t nchecks_failed;
-	/* events.jsonl counts */
+	/* events.jsonl counts; have_events is 0 when the run has no events.jsonl */
+	int have_events;
 	uint64_t events_connect, events_disconnect, events_swap, events_error;
 	uint64_t events_throttle_connect, events_throttle_subscribe,
 		events_throttle_publish, events_throttle_other;
@@ -70,6 +71,13 @@ typedef struct summary {
  */
 pl_err summary_build(summary **out, const char *run_dir, const char *const *expectations,
 		     size_t nexpectations, pl_errmsg *e);
+/*
+ * Builds a summary from records already in memory and takes ownership of
+ * them (also on error). info and events may be NULL.
+ */
+pl_err summary_build_from(summary **out, struct run_info *info, struct run_samples *samples,
+			  struct run_events *events, const char *const *expectations,
+			  size_t nexpectations, pl_errmsg *e);
 void summary_free(summary *s);
 
 /* Finds a group by name, or returns NULL. */
@@ -78,9 +86,18 @@ const summary_group *summary_find_group(const summary *s, const char *name);
 const summary_pair *summary_find_pair(const summary *s, const char *a, const char *b,
 				      int *swapped);
 
-/* Writes summary.json, junit.xml and report.html into dir. */
+/* Writes summary.json; NaN values are written as null. */
 pl_err summary_write_json(const summary *s, const char *path, pl_errmsg *e);
+/* Writes junit.xml: one test case per expectation. */
 pl_err summary_write_junit(const summary *s, const char *path, pl_errmsg *e);
+
+/* Formats seconds for people: "850 us", "12.3 ms", "4.56 s", "212 s". */
+void summary_format_seconds(char *buf, size_t len, double seconds);
+/* Formats a p-value: "p = 0.043", "p < 1e-9". */
+void summary_format_p(char *buf, size_t len, double p);
+
+/* Writes summary.json, junit.xml and report.html into run_dir. */
+pl_err summary_write_all(const summary *s, const char *run_dir, pl_errmsg *e);
 
 /*
  * The call the coordinator makes after a run, and `policylag report`:
