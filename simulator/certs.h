@@ -67,7 +67,8 @@ pl_err sim_certs_id_from_pem(const char *pem, char out[SIM_CERTS_ID_LEN + 1], pl
 void sim_certs_id_from_der(const unsigned char *der, size_t len,
 			   char out[SIM_CERTS_ID_LEN + 1]);
 
-/* Writes text to path atomically with the given mode (0600 for keys). */
+/* Writes text to path atomically with the given mode (0600 for keys):
+ * temporary file, fsync, rename, fsync of the directory. */
 pl_err sim_certs_write_file(const char *path, const char *text, unsigned mode, pl_errmsg *e);
 
 /* Reads a whole file into a NUL-terminated heap string. */

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "simulator/policy.h"
 
 #define SIM_POLICY_MAX_VERSIONS 5      /* AWS: 5 named versions per policy */
 #define SIM_MAX_POLICIES_PER_TARGET 10 /* AWS: 10 policies per certificate */
@@ -35,30 +36,22 @@
 
 typedef struct sim_state sim_state;
 
-/*
- * Compiles a policy document for the evaluator, or fails with a message.
- * The store calls it when a version is added or loaded and keeps the
- * result next to the text. release frees a compiled form.
- */
-typedef void *(*sim_state_compile_fn)(const char *document, pl_errmsg *e);
-typedef void (*sim_state_release_fn)(void *compiled);
-
 typedef struct sim_state_config {
 	const char *path;    /* state file; NULL keeps the store in memory only */
 	const char *region;  /* for ARNs, default "us-east-1" */
 	const char *account; /* for ARNs, default "123456789012" */
-	sim_state_compile_fn compile; /* NULL stores documents uncompiled */
-	sim_state_release_fn release;
 } sim_state_config;
 
 /*
- * One policy document text and its compiled form, reference-counted so
- * that a connection's snapshot keeps it alive after the version is deleted.
- * Immutable after creation.
+ * One policy document text and its compiled form (simulator/policy.h),
+ * reference-counted so that a connection's snapshot keeps it alive after
+ * the version is deleted. Immutable after creation. The store compiles
+ * every document when it is added or loaded, so a document the policy
+ * engine rejects never enters the store.
  */
 typedef struct sim_doc sim_doc;
 const char *sim_doc_text(const sim_doc *d);
-void *sim_doc_compiled(const sim_doc *d); /* NULL when no compiler is set */
+const sim_policy *sim_doc_compiled(const sim_doc *d);
 void sim_doc_ref(sim_doc *d);
 void sim_doc_unref(sim_doc *d); /* NULL is a no-op; needs no lock */
 
@@ -81,7 +74,7 @@ typedef struct sim_policy_version {
 	int64_t create_ms;
 } sim_policy_version;
 
-typedef struct sim_policy {
+typedef struct sim_policy_rec {
 	char *name;
 	char *arn;
 	sim_policy_version versions[SIM_POLICY_MAX_VERSIONS];
@@ -91,7 +84,7 @@ typedef struct sim_policy {
 	int64_t create_ms;
 	int64_t modify_ms;
 	char generation_id[65];   /* changes on every modification */
-} sim_policy;
+} sim_policy_rec;
 
 /* A target that carries policies: a certificate or a thing group. */
 typedef struct sim_attachments {
@@ -149,6 +142,13 @@ void sim_state_unlock(sim_state *s);
  */
 pl_err sim_state_load(sim_state *s, pl_errmsg *e);
 
+/*
+ * Replaces the whole content with the state file's, for a file changed by
+ * another program. The file is parsed into a new store first, so a bad file
+ * leaves the content unchanged. Takes the lock itself.
+ */
+pl_err sim_state_reload(sim_state *s, pl_errmsg *e);
+
 /* Writes the store atomically to its file (no-op without a path). Lock held. */
 pl_err sim_state_save(sim_state *s, pl_errmsg *e);
 
@@ -161,14 +161,15 @@ void sim_state_arn(const sim_state *s, const char *kind, const char *name, char 
 
 /* --- policies (lock held) ------------------------------------------- */
 
-sim_policy *sim_state_policy_find(sim_state *s, const char *name);
+sim_policy_rec *sim_state_policy_find(sim_state *s, const char *name);
 size_t sim_state_policy_count(const sim_state *s);
-sim_policy *sim_state_policy_at(sim_state *s, size_t index);
+sim_policy_rec *sim_state_policy_at(sim_state *s, size_t index);
 
-/* Creates a policy with version "1" as default. PL_ERR_EXISTS, PL_ERR_PARSE
- * (the compiler rejected the document). */
+/* Creates a policy with version "1" as default. PL_ERR_EXISTS, or the
+ * policy engine's error for a rejected document (PL_ERR_PARSE,
+ * PL_ERR_LIMIT, PL_ERR_UNSUPPORTED). */
 pl_err sim_state_policy_create(sim_state *s, const char *name, const char *document,
-			       sim_policy **out, pl_errmsg *e);
+			       sim_policy_rec **out, pl_errmsg *e);
 
 /* Adds a version; PL_ERR_LIMIT when 5 exist. set_default makes it operative. */
 pl_err sim_state_policy_version_create(sim_state *s, const char *name, const char *document,
@@ -184,7 +185,7 @@ pl_err sim_state_policy_set_default(sim_state *s, const char *name, const char *
 /* PL_ERR_STATE while attached or while non-default versions exist. */
 pl_err sim_state_policy_delete(sim_state *s, const char *name, pl_errmsg *e);
 
-sim_policy_version *sim_state_policy_version_find(sim_policy *p, const char *version_id);
+sim_policy_version *sim_state_policy_version_find(sim_policy_rec *p, const char *version_id);
 
 /* --- attachments (lock held) ---------------------------------------- */
 
@@ -261,6 +262,7 @@ typedef struct sim_snapshot_entry {
  * attributes and the policies of its groups. Owned by the caller.
  */
 typedef struct sim_snapshot {
+	int refs;                     /* see sim_snapshot_ref; one owner thread */
 	uint64_t generation;
 	int cert_found;               /* 0 when the certificate is unknown */
 	sim_cert_status cert_status;
@@ -276,6 +278,10 @@ typedef struct sim_snapshot {
 /* Takes the lock itself. PL_ERR_NOMEM only. */
 pl_err sim_state_snapshot_take(sim_state *s, const char *cert_id, const char *client_id,
 			       sim_snapshot **out);
+/* Adds a reference (the broker thread shares snapshots between connections
+ * of one certificate). Not atomic: use from one thread. */
+sim_snapshot *sim_snapshot_ref(sim_snapshot *snap);
+/* Drops a reference; the last one frees. NULL is a no-op. */
 void sim_snapshot_free(sim_snapshot *snap);
 
 /* Whether two snapshots saw the same policy names and versions. */

@@ -1,0 +1,152 @@
+/*
+ * Internals of the mosquitto plugin (simulator/plugin*.c). Everything here
+ * runs on mosquitto's broker thread unless a comment says otherwise; the
+ * only state shared with other threads is the sim_state store (its own
+ * mutex) and the API's action queue.
+ */
+#ifndef SIM_PLUGIN_INTERNAL_H
+#define SIM_PLUGIN_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "simulator/policy.h"
+#include "simulator/propagation.h"
+#include "simulator/quota.h"
+#include "simulator/state.h"
+
+/* Reactions to a denial where AWS's behaviour is a choice (docs/simulator.md). */
+typedef enum plugin_sub_deny {
+	SUB_DENY_DISCONNECT,     /* close the connection (AWS staff, 2017-2018) */
+	SUB_DENY_SUBACK_FAILURE, /* SUBACK 0x80 for the filter */
+} plugin_sub_deny;
+
+typedef enum plugin_qos0_deny {
+	QOS0_DENY_DROP,       /* drop silently, keep the connection */
+	QOS0_DENY_DISCONNECT, /* close the connection */
+} plugin_qos0_deny;
+
+/* Every plugin option, parsed from plugin_opt_<key> lines. */
+typedef struct plugin_config {
+	char *state_dir;
+	char *region;
+	char *account;
+	sim_propagation propagation;
+	int connect_fresh_snapshot;
+	int64_t state_watch_ns;           /* 0 = off */
+	plugin_sub_deny mqtt311_subscribe_denied;
+	plugin_qos0_deny mqtt5_publish_qos0_denied;
+	double connect_rate_per_client;   /* per second, 0 = off */
+	double connect_rate_per_account;
+	double publish_rate_per_connection;
+	int64_t subscriptions_per_connection; /* 0 = off */
+	int64_t subscriptions_per_request;
+	int64_t client_id_max;
+	int64_t topic_max_bytes;
+	int64_t topic_max_slashes;        /* -1 = off */
+	uint64_t payload_max;             /* 0 = off */
+	uint64_t seed;
+} plugin_config;
+
+/* One MQTT connection the plugin has seen at CONNECT. */
+typedef struct plugin_conn {
+	struct mosquitto *client;
+	struct plugin_conn *hash_next;
+	struct plugin_conn *prev, *next; /* list of all connections */
+	uint64_t id;                     /* connection number, from 1 */
+	char *client_id;
+	char cert_id[SIM_CERT_ID_LEN + 1];
+	int protocol_version;            /* 3, 4 or 5 as mosquitto reports */
+	sim_cert_fields *cert_fields;
+	sim_snapshot *snapshot;
+	const sim_policy **set;          /* compiled policies of snapshot */
+	int64_t connect_mono_ns;
+	int64_t next_refresh_ns;         /* INT64_MAX = never (immediate model) */
+	sim_quota_bucket publish_bucket;
+	int64_t sub_burst_tick;          /* tick number of the last SUBSCRIBE check */
+	int64_t sub_burst_count;
+	int authorized;                  /* passed CONNECT */
+} plugin_conn;
+
+/* A disconnect of every connection of one certificate, due at due_ns. */
+typedef struct plugin_cert_kick {
+	char cert_id[SIM_CERT_ID_LEN + 1];
+	int64_t due_ns;
+} plugin_cert_kick;
+
+#define PLUGIN_MAX_CERT_KICKS 256
+
+typedef struct plugin_counters {
+	uint64_t connects, connect_denied, unknown_cert, inactive_cert;
+	uint64_t publish_denied, subscribe_denied, receive_denied;
+	uint64_t throttled_connect, throttled_publish, throttled_subscribe;
+	uint64_t size_rejected, snapshots, refreshes, refresh_changes;
+} plugin_counters;
+
+typedef struct plugin {
+	mosquitto_plugin_id_t *id;
+	plugin_config cfg;
+	sim_state *state;
+	void *api;                       /* sim_api * when the API is built in */
+	plugin_conn **table;             /* hash of connections by client pointer */
+	size_t table_size;
+	plugin_conn *conns;              /* list head */
+	size_t conn_count;
+	uint64_t next_conn_id;
+	int64_t next_scan_ns;            /* earliest refresh deadline */
+	uint64_t rng;
+	sim_quota_bucket account_connect_bucket;
+	sim_quota_table *client_connect_table;
+	plugin_cert_kick kicks[PLUGIN_MAX_CERT_KICKS];
+	size_t kick_count;
+	int64_t tick_number;
+	FILE *ground_truth;
+	FILE *denials;
+	int logs_dirty;
+	int64_t anchor_mono_ns, anchor_wall_ns;
+	int64_t state_checked_ns;
+	int64_t state_mtime_ns;
+	plugin_counters counters;
+} plugin;
+
+/* plugin_options.c */
+void plugin_config_defaults(plugin_config *c);
+pl_err plugin_config_option(plugin *p, const char *key, const char *value, pl_errmsg *e);
+void plugin_config_free(plugin_config *c);
+
+/* plugin_conn.c */
+plugin_conn *plugin_conn_find(plugin *p, const struct mosquitto *client);
+pl_err plugin_conn_add(plugin *p, struct mosquitto *client, plugin_conn **out);
+void plugin_conn_remove(plugin *p, plugin_conn *c);
+void plugin_conns_free(plugin *p);
+pl_err plugin_conn_snapshot(plugin *p, plugin_conn *c, const char *reason);
+void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now);
+void plugin_refresh_due(plugin *p, int64_t now);
+void plugin_reschedule_all(plugin *p, int64_t now);
+
+/* plugin_auth.c */
+int plugin_on_basic_auth(int event, void *event_data, void *userdata);
+int plugin_on_acl_check(int event, void *event_data, void *userdata);
+int plugin_on_disconnect(int event, void *event_data, void *userdata);
+
+/* plugin_log.c */
+pl_err plugin_logs_open(plugin *p, pl_errmsg *e);
+void plugin_logs_close(plugin *p);
+void plugin_log_snapshot(plugin *p, const plugin_conn *c, const char *reason, int changed,
+			 int64_t scheduled_ns, int64_t now);
+void plugin_log_denial(plugin *p, const plugin_conn *c, const struct mosquitto *client,
+		       const char *event_type, sim_action action, const char *name,
+		       const char *reason, const sim_policy_explanation *why);
+void plugin_logs_flush(plugin *p);
+
+/* plugin_actions.c */
+int plugin_on_tick(int event, void *event_data, void *userdata);
+void plugin_schedule_cert_kick(plugin *p, const char *cert_id, int64_t delay_ns);
+pl_err plugin_api_start(plugin *p, struct mosquitto_opt *opts, int opt_count, pl_errmsg *e);
+void plugin_api_stop(plugin *p);
+
+#endif
