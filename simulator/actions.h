@@ -3,13 +3,13 @@
  *
  * mosquitto's broker API (publish, kick) may only be called from the broker
  * thread, so the control-plane and data-plane handlers never call it: they
- * push a sim_action onto a bounded queue, and the plugin's tick event drains
+ * push a sim_broker_action onto a bounded queue, and the plugin's tick event drains
  * the queue and performs each action. The queue is thread-safe; one producer
  * lock guards it. When the queue is full the push fails with PL_ERR_LIMIT and
- * the refusal is counted (sim_action_queue_dropped), never silently grown.
+ * the refusal is counted (sim_broker_queue_dropped), never silently grown.
  *
  * Delays: an action pushed with delay_ns > 0 is held in the queue and handed
- * out by sim_action_queue_drain only once that much monotonic time has passed
+ * out by sim_broker_queue_drain only once that much monotonic time has passed
  * since the push (used for "a non-ACTIVE certificate's connections are dropped
  * within a few minutes"). The consumer therefore never waits on delay_ns.
  */
@@ -22,19 +22,19 @@
 #include "common/error.h"
 
 typedef enum {
-	SIM_ACTION_PUBLISH,           /* topic, payload, payload_len, qos, retain */
-	SIM_ACTION_DISCONNECT_CLIENT, /* client_id, clean_session, prevent_will */
-	SIM_ACTION_DISCONNECT_CERT,   /* cert_id: drop every connection using it */
-	SIM_ACTION_SET_PROPAGATION,   /* propagation: "immediate" | "ttl:30s" | "uniform:360s-480s" */
-} sim_action_kind;
+	SIM_BROKER_PUBLISH,           /* topic, payload, payload_len, qos, retain */
+	SIM_BROKER_DISCONNECT_CLIENT, /* client_id, clean_session, prevent_will */
+	SIM_BROKER_DISCONNECT_CERT,   /* cert_id: drop every connection using it */
+	SIM_BROKER_SET_PROPAGATION,   /* propagation: "immediate" | "ttl:30s" | "uniform:360s-480s" */
+} sim_broker_action_kind;
 
 /*
  * One unit of broker work. Strings are NUL-terminated and owned by the
  * action; fields a kind does not use are NULL or 0. payload may be NULL when
  * payload_len is 0.
  */
-typedef struct sim_action {
-	sim_action_kind kind;
+typedef struct sim_broker_action {
+	sim_broker_action_kind kind;
 	char *topic;
 	void *payload;
 	size_t payload_len;
@@ -46,18 +46,18 @@ typedef struct sim_action {
 	char *propagation;
 	int clean_session; /* DeleteConnection cleanSession=true: discard the session */
 	int prevent_will;  /* DeleteConnection preventWillMessage=true: no will message */
-} sim_action;
+} sim_broker_action;
 
 /* Frees the strings and payload an action owns and zeroes it. NULL is a no-op. */
-void sim_action_clear(sim_action *a);
+void sim_broker_action_clear(sim_broker_action *a);
 
-typedef struct sim_action_queue sim_action_queue;
+typedef struct sim_broker_queue sim_broker_queue;
 
 /* Creates a queue holding at most capacity (>= 1) actions. */
-pl_err sim_action_queue_create(sim_action_queue **out, size_t capacity);
+pl_err sim_broker_queue_create(sim_broker_queue **out, size_t capacity);
 
 /* Frees the queue and every action still in it. NULL is a no-op. */
-void sim_action_queue_free(sim_action_queue *q);
+void sim_broker_queue_free(sim_broker_queue *q);
 
 /*
  * Moves *a into the queue: on success the queue owns its strings and payload
@@ -65,21 +65,21 @@ void sim_action_queue_free(sim_action_queue *q);
  * is full; then *a is left unchanged and still owned by the caller.
  * Thread-safe.
  */
-pl_err sim_action_queue_push(sim_action_queue *q, sim_action *a);
+pl_err sim_broker_queue_push(sim_broker_queue *q, sim_broker_action *a);
 
 /*
  * Calls fn for each action whose delay has passed, in push order among
  * actions that are due, then frees it. fn must not push onto the same queue
  * (the lock is not held while fn runs, but the drained batch is fixed before
- * the first call). Returns the number of actions handed to fn. Thread-safe.
+XX the number of actions handed to fn. Thread-safe.
  */
-size_t sim_action_queue_drain(sim_action_queue *q,
-			      void (*fn)(void *ctx, const sim_action *a), void *ctx);
+size_t sim_broker_queue_drain(sim_broker_queue *q,
+			      void (*fn)(void *ctx, const sim_broker_action *a), void *ctx);
 
 /* Number of pushes refused because the queue was full. Thread-safe. */
-uint64_t sim_action_queue_dropped(sim_action_queue *q);
+uint64_t sim_broker_queue_dropped(sim_broker_queue *q);
 
 /* Number of actions waiting, due or not. Thread-safe. */
-size_t sim_action_queue_length(sim_action_queue *q);
+size_t sim_broker_queue_length(sim_broker_queue *q);
 
 #endif

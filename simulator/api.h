@@ -8,7 +8,7 @@
  * simulator's generated credentials. Handlers change the store under the
  * store's own lock and save it before they answer, so an acknowledged change
  * survives a crash. Anything that needs the broker (publish, disconnect,
- * propagation model) is queued as a sim_action (simulator/actions.h) and
+ * propagation model) is queued as a sim_broker_action (simulator/actions.h) and
  * performed by the broker thread when the plugin calls sim_api_drain from its
  * tick event.
  *
@@ -41,11 +41,11 @@ void sim_api_config_free(sim_api_config *cfg);
  *                         profile [policylag-sim] (required)
  *   api_region            region in ARNs, endpoints and the SigV4 scope (us-east-1)
  *   api_account_id        12-digit account id in ARNs (123456789012)
- *   api_state_file        the store's JSON file, saved before each answer (required)
  *   api_ground_truth_file JSON-lines file of snapshot refreshes (unset: 404)
  *   api_throttle          on|off: the per-operation token buckets (on)
- *   api_throttle_<Operation>  TPS for one operation, "0" turns that bucket off
- *                         (AWS's defaults, for example api_throttle_AttachPolicy 15)
+ *   api_throttle_<Operation>  RATE[/BURST]: tokens per second and bucket size
+ *                         for one operation; "0" turns that bucket off. Defaults
+ *                         are AWS's quotas with BURST = RATE (AttachPolicy 15)
  *   api_throttle_status   400|429: HTTP status of a control-plane ThrottlingException (400)
  *   api_cert_disconnect_delay  duration before a non-ACTIVE certificate's
  *                         connections are dropped, e.g. "90s" (0)
@@ -53,26 +53,38 @@ void sim_api_config_free(sim_api_config *cfg);
  *   api_max_body          largest request body in bytes (131072)
  *   api_queue             capacity of the broker action queue (4096)
  *   api_endpoint          address DescribeEndpoint returns (127.0.0.1)
+ *   api_ca_cert, api_ca_key  the simulator CA that signs CreateKeysAndCertificate
+ *                         and CreateCertificateFromCsr certificates (unset: those
+ *                         operations fail with InternalFailureException)
+ *   api_trust_dir         directory (mosquitto "capath") where registered
+ *                         certificates are written under OpenSSL hash names (unset: not written)
  */
 pl_err sim_api_config_option(sim_api_config *cfg, const char *key, const char *value,
 			     pl_errmsg *e);
 
 /*
- * Loads or creates the credentials file, loads the state file into state
- * (a corrupt or truncated file is an error naming the file), and starts
- * listening. state stays owned by the caller and must outlive the API.
+ * Loads or creates the credentials file and starts listening. state is the
+ * plugin's store, already loaded (sim_state_load) with its file path set:
+ * the API saves it (sim_state_save) before acknowledging each change. state
+ * stays owned by the caller and must outlive the API.
  */
 pl_err sim_api_start(sim_api **out, const sim_api_config *cfg, sim_state *state,
 		     pl_errmsg *e);
 
 /* The TCP port the API listens on (the chosen one when api_port was 0). */
-uint16_t sim_api_port(const sim_api *api);
+uint16_t sim_api_listen_port(const sim_api *api);
+
+/*
+ * Requests refused by the throttle so far for one operation ("AttachPolicy")
+ * or, with NULL, for all of them. Thread-safe.
+ */
+uint64_t sim_api_throttled(sim_api *api, const char *operation);
 
 /*
  * Hands every due queued action to fn and frees it afterwards. Broker thread
  * only (the plugin's tick event). fn must not call back into the API.
  */
-void sim_api_drain(sim_api *api, void (*fn)(void *ctx, const sim_action *a), void *ctx);
+void sim_api_drain(sim_api *api, void (*fn)(void *ctx, const sim_broker_action *a), void *ctx);
 
 /* Stops the HTTP thread, frees queued actions and the API. NULL is a no-op. */
 void sim_api_stop(sim_api *api);

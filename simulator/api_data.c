@@ -1,0 +1,217 @@
+/*
+ * Data-plane operations (Publish, DeleteConnection) and the simulator-only
+ * /_sim endpoints. Everything that needs the broker is queued for its thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/parse.h"
+#include "simulator/api_internal.h"
+
+/* AWS's limits on a topic name in a publish. */
+#define TOPIC_MAX_BYTES 256
+
+static int topic_valid(api_response *res, const char *topic)
+{
+	if (topic == NULL || topic[0] == '\0' || strlen(topic) > TOPIC_MAX_BYTES) {
+		api_error(res, 400, "InvalidRequestException",
+			  "The topic must be 1 to %d bytes", TOPIC_MAX_BYTES);
+		return 0;
+	}
+	if (strpbrk(topic, "+#") != NULL) {
+		api_error(res, 400, "InvalidRequestException",
+			  "The topic must not contain the wildcards + or #");
+		return 0;
+	}
+	return 1;
+}
+
+static int read_qos(const api_request *req, api_response *res, int *qos)
+{
+	const char *text = api_query(req, "qos");
+
+	*qos = 0;
+	if (text == NULL)
+		return 1;
+	if (strcmp(text, "0") == 0 || strcmp(text, "1") == 0) {
+		*qos = text[0] - '0';
+		return 1;
+	}
+	api_error_validation(res, "qos", text, "Member must have value between 0 and 1");
+	return 0;
+}
+
+void api_publish(sim_api *api, const api_request *req, api_response *res)
+{
+	const char *topic = req->rest_after_first;
+	sim_broker_action a;
+	int qos, retain;
+	char trace[40];
+
+	if (!topic_valid(res, topic) || !read_qos(req, res, &qos) ||
+	    !api_query_bool(req, res, "retain", 0, &retain))
+		return;
+	memset(&a, 0, sizeof(a));
+	a.kind = SIM_BROKER_PUBLISH;
+	a.topic = strdup(topic);
+	a.payload = req->body_len > 0 ? malloc(req->body_len) : NULL;
+	if (a.topic == NULL || (req->body_len > 0 && a.payload == NULL)) {
+		sim_broker_action_clear(&a);
+		api_error(res, 500, "InternalFailureException", "Out of memory");
+		return;
+	}
+	if (req->body_len > 0)
+		memcpy(a.payload, req->body, req->body_len);
+	a.payload_len = req->body_len;
+	a.qos = qos;
+	a.retain = retain;
+	if (!api_queue(api, res, &a))
+		return;
+	snprintf(trace, sizeof(trace), "%016llx", (unsigned long long)pl_mono_ns());
+	api_json(res, json_pack("{s:s,s:s}", "message", "OK", "traceId", trace));
+}
+
+void api_delete_connection(sim_api *api, const api_request *req, api_response *res)
+{
+	const char *client_id = req->segments[1];
+	sim_broker_action a;
+	int clean, no_will;
+
+	if (client_id[0] == '\0' || client_id[0] == '$' || strlen(client_id) > 128) {
+		api_error_validation(res, "clientId", client_id,
+				     "Member must be 1 to 128 characters and not start with $");
+		return;
+	}
+	if (!api_query_bool(req, res, "cleanSession", 0, &clean) ||
+	    !api_query_bool(req, res, "preventWillMessage", 0, &no_will))
+		return;
+	memset(&a, 0, sizeof(a));
+	a.kind = SIM_BROKER_DISCONNECT_CLIENT;
+	a.client_id = strdup(client_id);
+	a.clean_session = clean;
+	a.prevent_will = no_will;
+	if (a.client_id == NULL) {
+		api_error(res, 500, "InternalFailureException", "Out of memory");
+		return;
+	}
+	/* NOTE: only the broker thread knows who is connected, so an unknown client id
+	 * is acknowledged here instead of AWS's ResourceNotFoundException. */
+	if (api_queue(api, res, &a))
+		api_json(res, NULL);
+}
+
+int api_propagation_valid(const char *text)
+{
+	int64_t lo, hi;
+	char first[64];
+	const char *dash;
+
+	if (strcmp(text, "immediate") == 0)
+		return 1;
+	if (strncmp(text, "ttl:", 4) == 0)
+		return pl_parse_duration(text + 4, 0, 86400 * PL_NS_PER_S, &lo, NULL) == PL_OK;
+	if (strncmp(text, "uniform:", 8) != 0)
+		return 0;
+	text += 8;
+	dash = strchr(text, '-');
+	if (dash == NULL || (size_t)(dash - text) >= sizeof(first))
+		return 0;
+	memcpy(first, text, (size_t)(dash - text));
+	first[dash - text] = '\0';
+	return pl_parse_duration(first, 0, 86400 * PL_NS_PER_S, &lo, NULL) == PL_OK &&
+	       pl_parse_duration(dash + 1, 0, 86400 * PL_NS_PER_S, &hi, NULL) == PL_OK && lo <= hi;
+}
+
+void api_sim_propagation(sim_api *api, const api_request *req, api_response *res)
+{
+	const char *model;
+	json_t *body;
+	sim_broker_action a;
+
+	if (!api_body_object(req, res, &body))
+		return;
+	if (!api_member_string(body, res, "propagation", 1, &model))
+		goto out;
+	if (!api_propagation_valid(model)) {
+		api_error(res, 400, "InvalidRequestException",
+			  "propagation must be \"immediate\", \"ttl:<duration>\" or "
+			  "\"uniform:<duration>-<duration>\", not '%.100s'",
+			  model);
+		goto out;
+	}
+	memset(&a, 0, sizeof(a));
+	a.kind = SIM_BROKER_SET_PROPAGATION;
+	a.propagation = strdup(model);
+	if (a.propagation == NULL)
+		api_error(res, 500, "InternalFailureException", "Out of memory");
+	else if (api_queue(api, res, &a))
+		api_json(res, json_pack("{s:s}", "propagation", model));
+out:
+	json_decref(body);
+}
+
+/* A record's client id and time, under the names the ground-truth writer may use. */
+static int record_matches(json_t *rec, const char *client_id, int64_t since, int64_t until)
+{
+	const char *cid = json_string_value(json_object_get(rec, "client_id"));
+	json_t *t = json_object_get(rec, "t_ns");
+
+	if (cid == NULL)
+		cid = json_string_value(json_object_get(rec, "clientId"));
+	if (client_id != NULL && (cid == NULL || strcmp(cid, client_id) != 0))
+		return 0;
+	if (t == NULL)
+		t = json_object_get(rec, "mono_ns");
+	if (json_is_integer(t)) {
+		int64_t v = (int64_t)json_integer_value(t);
+		if (v < since || v > until)
+			return 0;
+	}
+	return 1;
+}
+
+static int read_range(const api_request *req, api_response *res, const char *key, int64_t def,
+		      int64_t *out)
+{
+	const char *text = api_query(req, key);
+
+	*out = def;
+	if (text == NULL || pl_parse_int64(text, 0, INT64_MAX, out, NULL) == PL_OK)
+		return 1;
+	api_error(res, 400, "InvalidRequestException",
+		  "%s must be a non-negative integer of nanoseconds, not '%.100s'", key, text);
+	return 0;
+}
+
+void api_sim_ground_truth(sim_api *api, const api_request *req, api_response *res)
+{
+	const char *client_id = api_query(req, "clientId");
+	int64_t since, until;
+	char *line = NULL;
+	size_t cap = 0;
+	json_t *list;
+	FILE *f;
+
+	if (!read_range(req, res, "since_ns", 0, &since) ||
+	    !read_range(req, res, "until_ns", INT64_MAX, &until))
+		return;
+	if (api->cfg.ground_truth_file == NULL) {
+		api_error(res, 404, "ResourceNotFoundException", "No ground-truth file is configured");
+		return;
+	}
+	f = fopen(api->cfg.ground_truth_file, "r");
+	list = json_array();
+	/* A missing file means no refresh was recorded yet. A partial last line is skipped. */
+	while (f != NULL && getline(&line, &cap, f) > 0) {
+		json_t *rec = json_loads(line, 0, NULL);
+		if (rec != NULL && json_is_object(rec) && record_matches(rec, client_id, since, until))
+			json_array_append(list, rec);
+		json_decref(rec);
+	}
+	free(line);
+	if (f != NULL)
+		fclose(f);
+	api_json(res, json_pack("{s:o}", "refreshes", list));
+}
