@@ -2,7 +2,7 @@
  * AWS credentials, resolved the way the AWS CLI and SDKs do it:
  *
  *   1. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN
- *      when set) from the environment, unless a profile was named explicitly;
+ *      when set) from the environment, unless the caller names a profile;
  *   2. the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, default
  *      ~/.aws/credentials), profile from the caller, else AWS_PROFILE, else
  *      "default";
@@ -34,8 +34,8 @@ typedef struct aws_credentials {
 
 /*
  * Resolves credentials and region as described above. profile may be NULL
- * (AWS_PROFILE, then "default"); a profile given here or in AWS_PROFILE
- * makes the files win over the environment keys, as in the AWS CLI. The
+ * (AWS_PROFILE, then "default"); a profile given here makes the files win
+ * over the environment keys, as "--profile" does in the AWS CLI. The
  * region comes from AWS_REGION, then AWS_DEFAULT_REGION, then the profile's
  * "region" setting. Returns PL_ERR_NOT_FOUND when no keys exist,
  * PL_ERR_PARSE for a malformed file (message "file:line: ..."), PL_ERR_RANGE
