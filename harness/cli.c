@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "workers/worker.h"
 
 #define CLI_MAX_OPTIONS 64
 
@@ -228,6 +229,10 @@ int cli_main(int argc, char **argv)
 	}
 	if (first >= argc)
 		return cli_usage_error(&global_command, "missing command");
+	/* The hidden worker subcommand is started by 'policylag run' only, so it
+	 * is not in the table that --help lists. */
+	if (strcmp(argv[first], "worker") == 0)
+		return worker_main(argc - first, argv + first);
 	cmd = cli_find_command(argv[first]);
 	if (cmd == NULL) {
 		snprintf(message, sizeof(message), "unknown command '%s'", argv[first]);

@@ -31,7 +31,7 @@
 
 #include <stdint.h>
 
-#define DETECT_WINDOW 256
+#define DETECT_WINDOW 64
 
 typedef enum detect_state {
 	DETECT_PENDING = 0,
@@ -83,6 +83,12 @@ void detect_on_delivered(detect *d, uint64_t seq, int64_t t_send, int64_t t_recv
  * PENDING, the state and t_effect no longer change.
  */
 detect_state detect_poll(detect *d, int64_t now);
+
+/*
+ * Ends a pending detection at time now (the run is draining): it becomes
+ * censored at min(now, deadline). No-op when no longer PENDING.
+ */
+void detect_finish(detect *d, int64_t now);
 
 /* The time at which detect_poll can next change the state (INT64_MAX = only on input). */
 int64_t detect_next_deadline(const detect *d);

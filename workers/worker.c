@@ -1,0 +1,562 @@
+/*
+ * The worker process: the coordinator channel, the driver loop and the
+ * message handlers. One driver thread (the process's main thread) owns every
+ * device, paho handle and the timer queue; paho's threads only enqueue
+ * events (workers/mqtt.c).
+ */
+#include "workers/worker.h"
+
+#include <errno.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "workers/worker_internal.h"
+
+#define COMPONENT "worker"
+#define CHAN_OUT_CAP (4u << 20)
+#define EVENT_QUEUE_CAP 65536
+#define EVENT_BATCH 256
+#define MUST_SEND_TIMEOUT_NS (10 * PL_NS_PER_S)
+#define DRAIN_TIMEOUT_NS (15 * PL_NS_PER_S)
+#define HEARTBEAT_NS PL_NS_PER_S
+#define DEFAULT_FD 3
+#define WK_EXIT_RUNTIME 3 /* runtime failure, as for every policylag command */
+
+/* Sending --------------------------------------------------------------- */
+
+void wk_send_event(worker *w, const wk_device *d, wp_event_kind kind, int32_t code,
+		   const char *text)
+{
+	wp_msg m = { .type = WP_MSG_EVENT };
+
+	m.u.event.device = d != NULL ? d->cfg.index : UINT32_MAX;
+	m.u.event.kind = (uint8_t)kind;
+	m.u.event.attempt = d != NULL ? d->total.attempts : 0;
+	m.u.event.t_ns = pl_mono_ns();
+	m.u.event.code = code;
+	snprintf(m.u.event.text, sizeof(m.u.event.text), "%s", text != NULL ? text : "");
+	if (wp_chan_send(w->chan, &m, NULL) != PL_OK)
+		w->hb.events_dropped++;
+}
+
+/* Sends a message that must not be dropped (EFFECT, RECORD, DONE, READY). */
+void wk_send_must(worker *w, const wp_msg *m)
+{
+	pl_errmsg e;
+
+	if (w->fatal)
+		return;
+	if (wp_chan_send_wait(w->chan, m, MUST_SEND_TIMEOUT_NS, &e) != PL_OK) {
+		PL_ERROR(COMPONENT, "worker %u: sending %s to the coordinator failed: %s",
+			 w->hello.worker_index, wp_type_name(m->type), e.msg);
+		w->fatal = 1;
+	}
+}
+
+static uint32_t rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0;
+	unsigned long resident = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint32_t)(resident * (unsigned long)sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void send_heartbeat(worker *w, uint32_t ping_seq)
+{
+	wp_msg m = { .type = WP_MSG_HEARTBEAT };
+
+	w->hb.ping_seq = ping_seq;
+	w->hb.t_ns = pl_mono_ns();
+	w->hb.devices = w->ndevices;
+	w->hb.rss_kb = rss_kb();
+	m.u.heartbeat = w->hb;
+	m.u.heartbeat.events_dropped += mq_queue_dropped(w->events);
+	if (wp_chan_send(w->chan, &m, NULL) != PL_OK)
+		w->hb.events_dropped++;
+}
+
+/* Timers ---------------------------------------------------------------- */
+
+static int timer_stale(void *ctx, const timerq_entry *e)
+{
+	const worker *w = ctx;
+
+	return e->owner >= w->ndevices || w->devices[e->owner].timer_tag != e->tag;
+}
+
+void wk_schedule(worker *w, wk_device *d, int64_t t)
+{
+	if (t == d->t_timer)
+		return;
+	d->timer_tag++;
+	d->t_timer = t == INT64_MAX ? 0 : t;
+	if (t == INT64_MAX)
+		return;
+	if (timerq_push(w->timers, t, d->slot, d->timer_tag) != PL_OK) {
+		/* Cannot happen with one live entry per device and 4 slots each. */
+		PL_ERROR(COMPONENT, "timer queue full at %zu entries", timerq_size(w->timers));
+		w->fatal = 1;
+	}
+}
+
+static void run_timers(worker *w, int64_t now)
+{
+	timerq_entry e;
+
+	while (timerq_pop_due(w->timers, now, &e)) {
+		wk_device *d;
+
+		if (timer_stale(w, &e))
+			continue;
+		d = &w->devices[e.owner];
+		d->t_timer = 0;
+		dev_on_timer(w, d, now);
+	}
+	if (w->started)
+		prober_on_timer(w, now);
+}
+
+/* Connection parameters ------------------------------------------------- */
+
+static int dest_port(const char *host_port)
+{
+	const char *colon = strrchr(host_port, ':');
+	int64_t port = 0;
+
+	if (colon == NULL || pl_parse_int64(colon + 1, 1, 65535, &port, NULL) != PL_OK)
+		return 0;
+	return (int)port;
+}
+
+void wk_conn_params(const worker *w, uint32_t dest_slot, const char *client_id,
+		    const char *cert, const char *key, int mqtt_version, mq_params *p,
+		    char *uri, size_t uri_len)
+{
+	const wp_hello *h = &w->hello;
+	int port = h->port;
+
+	if (h->dest_count > 0) {
+		const char *dest = h->dest[dest_slot % h->dest_count];
+
+		snprintf(uri, uri_len, "ssl://%s", dest);
+		port = dest_port(dest);
+	} else {
+		snprintf(uri, uri_len, "ssl://%s:%u", h->host, (unsigned)h->port);
+	}
+	*p = (mq_params){ 0 };
+	p->uri = uri;
+	p->client_id = client_id;
+	p->mqtt_version = mqtt_version;
+	p->keepalive_s = h->keepalive_s != 0 ? h->keepalive_s : 60;
+	p->connect_timeout_s = h->connect_timeout_s != 0 ? h->connect_timeout_s : 10;
+	p->ca_path = h->ca_path;
+	p->cert_path = cert;
+	p->key_path = key;
+	p->alpn = port == 443;
+}
+
+/* AWS's certificate id: lowercase hex SHA-256 of the certificate's DER. */
+static pl_err cert_id_of(const char *path, char out[WP_CERT_ID_MAX], pl_errmsg *e)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+	unsigned char *der = NULL;
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	int len;
+
+	if (f == NULL)
+		return pl_errmsg_set(e, PL_ERR_IO, "certificate %s: %s", path, strerror(errno));
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL)
+		return pl_errmsg_set(e, PL_ERR_PARSE, "certificate %s: not a PEM certificate",
+				     path);
+	len = i2d_X509(x, &der);
+	X509_free(x);
+	if (len <= 0)
+		return pl_errmsg_set(e, PL_ERR_PARSE, "certificate %s: cannot encode DER", path);
+	SHA256(der, (size_t)len, md);
+	OPENSSL_free(der);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return PL_OK;
+}
+
+/* Message handlers ------------------------------------------------------ */
+
+static const char *paho_version(void)
+{
+	MQTTAsync_nameValue *info = MQTTAsync_getVersionInfo();
+
+	for (int i = 0; info != NULL && info[i].name != NULL; i++)
+		if (strcmp(info[i].name, "Version") == 0)
+			return info[i].value;
+	return "unknown";
+}
+
+static void on_hello(worker *w, const wp_hello *h)
+{
+	wp_msg m = { .type = WP_MSG_READY };
+	struct rlimit rl = { 0 };
+
+	w->hello = *h;
+	w->have_hello = 1;
+	if (h->log_level <= PL_LOG_DEBUG)
+		pl_log_set_level((pl_log_level)h->log_level);
+	w->connect_period_ns = h->connect_rate_milli != 0
+				       ? PL_NS_PER_S * 1000 / h->connect_rate_milli : 0;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	m.u.ready.worker_index = h->worker_index;
+	m.u.ready.pid = (uint32_t)getpid();
+	m.u.ready.nofile_limit = rl.rlim_cur > UINT32_MAX ? UINT32_MAX : (uint32_t)rl.rlim_cur;
+	snprintf(m.u.ready.paho_version, sizeof(m.u.ready.paho_version), "%s", paho_version());
+	wk_send_must(w, &m);
+}
+
+static void on_group(worker *w, const wp_group *g)
+{
+	if (g->id >= WK_GROUPS_MAX || g->probe_interval_ns <= 0 || g->observe_timeout_ns <= 0 ||
+	    (g->direction == WP_DIRECTION_REVOKE && g->confirm_ns <= 0)) {
+		PL_ERROR(COMPONENT, "group %u (%s): invalid settings, rejected", (unsigned)g->id,
+			 g->name);
+		wk_send_event(w, NULL, WP_EV_ERROR, g->id, "invalid group settings");
+		return;
+	}
+	w->groups[g->id] = *g;
+	w->group_known[g->id] = 1;
+}
+
+static pl_err add_device(worker *w, const wp_device *dv, pl_errmsg *e)
+{
+	uint32_t limit = w->hello.max_devices != 0 && w->hello.max_devices < WK_DEVICES_MAX
+				 ? w->hello.max_devices : WK_DEVICES_MAX;
+	wk_device *d;
+
+	if (!w->have_hello || w->started)
+		return pl_errmsg_set(e, PL_ERR_STATE, "device %u: sent before HELLO or after "
+				     "PHASE connect", dv->index);
+	if (dv->group >= WK_GROUPS_MAX || !w->group_known[dv->group])
+		return pl_errmsg_set(e, PL_ERR_NOT_FOUND, "device %u: unknown group %u",
+				     dv->index, (unsigned)dv->group);
+	if (w->ndevices >= limit)
+		return pl_errmsg_set(e, PL_ERR_LIMIT, "device %u: worker limit of %u devices",
+				     dv->index, limit);
+	if (w->ndevices == w->cap_devices) {
+		uint32_t cap = w->cap_devices != 0 ? w->cap_devices * 2 : 64;
+		wk_device *grown = realloc(w->devices, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return pl_errmsg_set(e, PL_ERR_NOMEM, "device table: out of memory");
+		w->devices = grown;
+		w->cap_devices = cap;
+	}
+	d = &w->devices[w->ndevices];
+	memset(d, 0, sizeof(*d));
+	d->cfg = *dv;
+	d->group = &w->groups[dv->group];
+	d->slot = w->ndevices;
+	if (d->cfg.cert_id[0] == '\0' && cert_id_of(dv->cert_path, d->cfg.cert_id, e) != PL_OK)
+		return PL_ERR_INVALID;
+	w->ndevices++;
+	return PL_OK;
+}
+
+static void on_phase(worker *w, const wp_phase_msg *p, int64_t now)
+{
+	pl_errmsg e;
+
+	switch (p->phase) {
+	case WP_PHASE_CONNECT:
+		if (w->started)
+			return;
+		if (timerq_create(&w->timers, (size_t)w->ndevices * 4 + 16, timer_stale, w, &e) !=
+		    PL_OK) {
+			PL_ERROR(COMPONENT, "%s", e.msg);
+			w->fatal = 1;
+			return;
+		}
+		w->started = 1;
+		w->next_connect_slot = now;
+		for (uint32_t i = 0; i < w->ndevices; i++)
+			dev_start(w, &w->devices[i], now);
+		break;
+	case WP_PHASE_PROBE:
+		w->probing = 1;
+		w->prober_next = now;
+		/* Spread the devices' probes over one interval. */
+		for (uint32_t i = 0; i < w->ndevices; i++) {
+			wk_device *d = &w->devices[i];
+
+			d->t_next_probe = now + d->group->probe_interval_ns * i / w->ndevices;
+			if (w->started)
+				dev_on_timer(w, d, now);
+		}
+		break;
+	case WP_PHASE_DRAIN:
+		w->draining = 1;
+		w->t_drain = now;
+		for (uint32_t i = 0; i < w->ndevices && w->started; i++)
+			dev_drain(w, &w->devices[i], now);
+		prober_drain(w);
+		break;
+	default:
+		PL_WARN(COMPONENT, "unknown phase %u ignored", (unsigned)p->phase);
+	}
+}
+
+static void on_swap(worker *w, const wp_swap *s)
+{
+	uint64_t end = s->count == WP_ALL_DEVICES ? UINT64_MAX : (uint64_t)s->first + s->count;
+
+	for (uint32_t i = 0; i < w->ndevices && w->started; i++) {
+		wk_device *d = &w->devices[i];
+
+		if (d->cfg.index < s->first || d->cfg.index >= end)
+			continue;
+		if (s->kind == WP_SWAP_STARTED)
+			dev_swap_started(w, d, s->swap_index, s->t_ns);
+		else
+			dev_swap_done(w, d, s->swap_index, s->t_ns);
+	}
+}
+
+static void handle_msg(worker *w, const wp_msg *m, int64_t now)
+{
+	pl_errmsg e;
+
+	switch (m->type) {
+	case WP_MSG_HELLO: on_hello(w, &m->u.hello); break;
+	case WP_MSG_GROUP: on_group(w, &m->u.group); break;
+	case WP_MSG_DEVICE:
+		if (add_device(w, &m->u.device, &e) != PL_OK) {
+			PL_ERROR(COMPONENT, "%s", e.msg);
+			wk_send_event(w, NULL, WP_EV_ERROR, (int32_t)m->u.device.index, e.msg);
+		}
+		break;
+	case WP_MSG_PHASE: on_phase(w, &m->u.phase, now); break;
+	case WP_MSG_SWAP: on_swap(w, &m->u.swap); break;
+	case WP_MSG_PING:
+		w->last_ping = m->u.ping.seq;
+		send_heartbeat(w, m->u.ping.seq);
+		break;
+	default:
+		PL_WARN(COMPONENT, "unexpected %s message ignored", wp_type_name(m->type));
+	}
+}
+
+/* Reads and handles the coordinator's messages; returns -1 when the channel ended. */
+static int read_channel(worker *w, int64_t now)
+{
+	pl_errmsg e;
+	wp_msg m;
+	int got;
+	pl_err rc = wp_chan_fill(w->chan, &e);
+
+	while ((got = wp_chan_next(w->chan, &m, &e)) > 0)
+		handle_msg(w, &m, now);
+	if (got < 0 || (rc != PL_OK && rc != PL_ERR_NOT_FOUND)) {
+		PL_ERROR(COMPONENT, "coordinator channel: %s", e.msg);
+		return -1;
+	}
+	return rc == PL_ERR_NOT_FOUND ? -1 : 0;
+}
+
+static void dispatch_events(worker *w)
+{
+	mq_event batch[EVENT_BATCH];
+	size_t n;
+
+	while ((n = mq_queue_drain(w->events, batch, EVENT_BATCH)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			const mq_event *ev = &batch[i];
+
+			if (ev->owner == WK_OWNER_PROBER)
+				prober_on_event(w, ev);
+			else if (ev->owner == WK_OWNER_SENTINEL && ev->kind == MQ_CONNECTION_LOST)
+				PL_WARN(COMPONENT, "the sentinel client lost its connection");
+			else if (ev->owner < w->ndevices && w->started)
+				dev_on_event(w, &w->devices[ev->owner], ev);
+		}
+		if (n < EVENT_BATCH)
+			break;
+	}
+}
+
+/* Driver loop ----------------------------------------------------------- */
+
+static int all_idle(const worker *w)
+{
+	for (uint32_t i = 0; i < w->ndevices; i++)
+		if (!dev_is_idle(&w->devices[i]))
+			return 0;
+	return prober_is_idle(w);
+}
+
+static int64_t next_deadline(const worker *w)
+{
+	int64_t t = w->next_heartbeat;
+	int64_t x;
+
+	if (w->timers != NULL && (x = timerq_next(w->timers)) < t)
+		t = x;
+	if ((x = waker_next_kick(w)) < t)
+		t = x;
+	if (w->started && (x = prober_next_time(w)) < t)
+		t = x;
+	return t;
+}
+
+static void wait_for_work(worker *w, int64_t now)
+{
+	struct pollfd p[3];
+	int64_t wait = next_deadline(w) - now;
+	struct timespec ts;
+	int n = 0;
+
+	if (wait < 0)
+		wait = 0;
+	ts.tv_sec = (time_t)(wait / PL_NS_PER_S);
+	ts.tv_nsec = (long)(wait % PL_NS_PER_S);
+	p[n++] = (struct pollfd){ wp_chan_fd(w->chan),
+				  (short)(POLLIN | (wp_chan_pending(w->chan) ? POLLOUT : 0)), 0 };
+	p[n++] = (struct pollfd){ mq_queue_fd(w->events), POLLIN, 0 };
+	p[n++] = (struct pollfd){ w->waker.conn_fd >= 0 ? w->waker.conn_fd : w->waker.listen_fd,
+				  POLLIN, 0 };
+	if (ppoll(p, (nfds_t)n, &ts, NULL) < 0 && errno != EINTR)
+		PL_WARN(COMPONENT, "ppoll: %s", strerror(errno));
+	if (p[2].revents & POLLIN)
+		waker_on_readable(w);
+}
+
+/* One pass: channel, paho events, timers, kicks, heartbeat. Returns 1 to stop. */
+static int drive_once(worker *w)
+{
+	int64_t now;
+
+	wait_for_work(w, pl_mono_ns());
+	now = pl_mono_ns();
+	if (read_channel(w, now) < 0)
+		return 1;
+	dispatch_events(w);
+	now = pl_mono_ns();
+	if (w->timers != NULL)
+		run_timers(w, now);
+	if (w->connecting > 0)
+		waker_kick(w, now);
+	if (now >= w->next_heartbeat) {
+		send_heartbeat(w, 0);
+		w->next_heartbeat = now + HEARTBEAT_NS;
+	}
+	if (wp_chan_pending(w->chan) > 0 && wp_chan_flush(w->chan, NULL) != PL_OK)
+		return 1;
+	return w->fatal;
+}
+
+static void finish(worker *w)
+{
+	wp_msg m = { .type = WP_MSG_DONE };
+
+	if (!all_idle(w))
+		PL_WARN(COMPONENT, "worker %u: drain timed out with connections still open",
+			w->hello.worker_index);
+	m.u.done.records = w->records_sent;
+	wk_send_must(w, &m);
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			PL_WARN(COMPONENT, "raising RLIMIT_NOFILE failed: %s", strerror(errno));
+	}
+}
+
+static void worker_cleanup(worker *w)
+{
+	for (uint32_t i = 0; i < w->ndevices; i++)
+		dev_free(&w->devices[i]);
+	if (w->prober.h != NULL)
+		MQTTAsync_destroy(&w->prober.h);
+	waker_stop(w);
+	timerq_free(w->timers);
+	free(w->devices);
+}
+
+int worker_run(int fd)
+{
+	worker *w = calloc(1, sizeof(*w));
+	pl_errmsg e;
+	int status = WK_EXIT_RUNTIME;
+
+	if (w == NULL)
+		return WK_EXIT_RUNTIME;
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	if (wp_chan_create(&w->chan, fd, CHAN_OUT_CAP, &e) != PL_OK ||
+	    mq_queue_create(&w->events, EVENT_QUEUE_CAP, &e) != PL_OK)
+		goto fail;
+	mq_set_queue(w->events);
+	if (waker_start(w, &e) != PL_OK)
+		goto fail;
+	w->next_heartbeat = pl_mono_ns() + HEARTBEAT_NS;
+	for (;;) {
+		if (drive_once(w))
+			break;
+		if (w->draining && (all_idle(w) || pl_mono_ns() - w->t_drain > DRAIN_TIMEOUT_NS)) {
+			finish(w);
+			status = w->fatal ? WK_EXIT_RUNTIME : 0;
+			break;
+		}
+	}
+	goto cleanup;
+fail:
+	PL_ERROR(COMPONENT, "worker start failed: %s", e.msg);
+cleanup:
+	worker_cleanup(w);
+	/* The queue outlives every handle, so it goes after them. */
+	mq_queue_free(w->events);
+	wp_chan_free(w->chan);
+	free(w);
+	return status;
+}
+
+int worker_main(int argc, char **argv)
+{
+	int64_t fd = DEFAULT_FD;
+	pl_errmsg e;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc) {
+			if (pl_parse_int64(argv[++i], 0, 65535, &fd, &e) != PL_OK) {
+				fprintf(stderr, "policylag worker: --fd: %s\n", e.msg);
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "policylag worker: unknown argument '%s' (this subcommand "
+				"is started by 'policylag run')\n", argv[i]);
+			return 2;
+		}
+	}
+	return worker_run((int)fd);
+}
