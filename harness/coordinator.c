@@ -169,6 +169,21 @@ static pl_err start_worker(coordinator *c, coord_worker *w, pl_errmsg *e)
 	return PL_OK;
 }
 
+/*
+ * Publishes per second of one prober connection: 80% of the per-connection
+ * publish quota (AWS: 100/s), so that throttling never looks like a denial.
+ */
+static uint16_t prober_rate(const profile *p)
+{
+	double quota = p->target.kind == PROFILE_TARGET_SIMULATOR
+			       ? p->target.simulator.quotas.publish_per_connection
+			       : 100.0;
+
+	if (quota <= 0)
+		quota = 100.0;
+	return (uint16_t)(quota * 0.8 < 1 ? 1 : quota * 0.8);
+}
+
 static void fill_hello(const coordinator *c, const coord_worker *w, wp_hello *h)
 {
 	const profile *p = c->prof;
@@ -187,9 +202,15 @@ static void fill_hello(const coordinator *c, const coord_worker *w, wp_hello *h)
 			(uint32_t)(p->fleet.connect_rate * 1000.0 / c->nworkers + 0.5);
 	h->keepalive_s = (uint16_t)(keep_alive > 0 ? keep_alive : 30);
 	h->connect_timeout_s = (uint16_t)(connect_timeout > 0 ? connect_timeout : 10);
+	if (c->have_prober) {
+		snprintf(h->prober_client_id, sizeof(h->prober_client_id), "%sprober-%d",
+			 p->fleet.client_id_prefix, w->index);
+		snprintf(h->prober_cert, sizeof(h->prober_cert), "%s", c->prober.cert_path);
+		snprintf(h->prober_key, sizeof(h->prober_key), "%s", c->prober.key_path);
+	}
 	if (p->probe.shared_topic)
 		snprintf(h->prober_topic, sizeof(h->prober_topic), "%s", p->probe.topic);
-	h->prober_rate_max = 20;
+	h->prober_rate_max = prober_rate(p);
 	h->max_devices = w->count;
 }
 
@@ -480,9 +501,10 @@ static void apply_note(coordinator *c, coord_device *d, const coord_swap_note *n
 		d->swap_started = 1;
 		d->t_swap_start_ns = n->t_ns;
 		d->t_change_ns = n->t_change_ns;
-	} else if (n->kind == WP_SWAP_DONE) {
+	} else if (n->kind == WP_SWAP_DONE || n->kind == COORD_NOTE_FINISHED) {
 		d->swapped = 1;
-		d->t_swap_ns = n->t_ns;
+		if (n->kind == WP_SWAP_DONE)
+			d->t_swap_ns = n->t_ns;
 		if (n->t_change_ns != RUNDIR_TIME_UNKNOWN)
 			d->t_change_ns = n->t_change_ns;
 		c->counts.swapped++;
@@ -523,7 +545,7 @@ static void drain_notes(coordinator *c)
 		}
 		if (note->kind != WP_SWAP_STARTED)
 			c->swap_jobs_finished++;
-		if (note->kind >= 0)
+		if (note->kind == WP_SWAP_STARTED || note->kind == WP_SWAP_DONE)
 			coord_send_swap(c, note->device, (wp_swap_kind)note->kind, note->t_ns);
 	}
 	free(batch);

@@ -88,10 +88,13 @@ typedef struct coord_worker {
 	wp_heartbeat heartbeat;
 } coord_worker;
 
+/* A swap note that ends a job whose t_swap is unknown (trigger-topic). */
+#define COORD_NOTE_FINISHED 2
+
 /* Swap progress reported from the swap pool's threads to the coordinator thread. */
 typedef struct coord_swap_note {
 	uint32_t device;     /* index into coordinator devices, or UINT32_MAX for all */
-	int kind;            /* wp_swap_kind, or -1 for a failed swap */
+	int kind;            /* wp_swap_kind, COORD_NOTE_FINISHED, or -1 for a failed swap */
 	int64_t t_ns;
 	int64_t t_change_ns;
 } coord_swap_note;
@@ -117,6 +120,8 @@ typedef struct coordinator {
 	uint32_t first_index;
 	coord_identity *identities; /* one per device, or one when the certificate is shared */
 	size_t nidentities;
+	coord_identity prober;      /* the prober connections' identity (probe.kind prober) */
+	int have_prober;
 
 	coord_worker *workers;
 	int nworkers;

@@ -130,6 +130,71 @@ static void identity_job(awsapi_client *client, void *arg)
 		pl_errmsg_prefix(&j->msg, "device %s", j->name);
 }
 
+/*
+ * The prober's policy: connect as "<prefix>prober-<worker>" and publish to
+ * every device's probe topic (template variables become the '*' wildcard).
+ */
+static pl_err prober_policy(const profile *p, profile_policy *pol, char *name, size_t name_len,
+			    char *doc, size_t doc_len, pl_errmsg *e)
+{
+	char topic[WP_TOPIC_MAX];
+	int n;
+
+	if (profile_expand_topic(p->probe.topic, "*", "*", topic, sizeof(topic)) != PL_OK)
+		return pl_errmsg_set(e, PL_ERR_RANGE, "probe.topic too long");
+	snprintf(name, name_len, "%sprober", p->fleet.client_id_prefix);
+	n = snprintf(doc, doc_len,
+		     "{\"Version\":\"2012-10-17\",\"Statement\":["
+		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Connect\","
+		     "\"Resource\":\"arn:aws:iot:*:*:client/%sprober-*\"},"
+		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Publish\","
+		     "\"Resource\":\"arn:aws:iot:*:*:topic/%s\"}]}",
+		     p->fleet.client_id_prefix, topic);
+	if (n < 0 || (size_t)n >= doc_len)
+		return pl_errmsg_set(e, PL_ERR_RANGE, "prober policy too long");
+	memset(pol, 0, sizeof(*pol));
+	pol->name = name;
+	pol->document = doc;
+	pol->document_len = (size_t)n;
+	return PL_OK;
+}
+
+/* Creates the prober's policy and certificate when the probe kind needs them. */
+static pl_err prepare_prober(coordinator *c, const char *dir, pl_errmsg *e)
+{
+	const profile *p = c->prof;
+	char name[WP_ID_MAX];
+	char doc[1024];
+	profile_policy pol;
+	fleet_job job;
+	awsapi_client *client = NULL;
+	pl_err err;
+
+	if (p->probe.kind != PROFILE_PROBE_PROBER || p->probe.via != PROFILE_PROBE_VIA_MQTT)
+		return PL_OK;
+	err = prober_policy(p, &pol, name, sizeof(name), doc, sizeof(doc), e);
+	if (err == PL_OK)
+		err = awsapi_client_create(&client, c->api, e);
+	if (err == PL_OK)
+		err = create_policy(client, &pol, e);
+	memset(&job, 0, sizeof(job));
+	job.c = c;
+	job.identity = &c->prober;
+	job.dir = dir;
+	snprintf(job.name, sizeof(job.name), "%s", name);
+	if (err == PL_OK)
+		err = create_certificate(client, &job, e);
+	if (err == PL_OK)
+		err = awsapi_attach_policy(client, name, c->prober.cert_arn, NULL, e);
+	awsapi_client_free(client);
+	if (err != PL_OK) {
+		pl_errmsg_prefix(e, "prober identity");
+		return err;
+	}
+	c->have_prober = 1;
+	return PL_OK;
+}
+
 static pl_err run_jobs(coordinator *c, fleet_job *jobs, size_t n, pl_errmsg *e)
 {
 	pl_err err = PL_OK;
@@ -171,6 +236,8 @@ pl_err run_fleet_prepare(coordinator *c, const char *dir, pl_errmsg *e)
 	int64_t t0 = pl_mono_ns();
 	pl_err err = create_policies(c, e);
 
+	if (err == PL_OK)
+		err = prepare_prober(c, dir, e);
 	if (err != PL_OK)
 		return err;
 	c->identities = calloc(n, sizeof(*c->identities));

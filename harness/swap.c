@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "harness/awsapi.h"
+#include "harness/swap_trigger.h"
 
 #define COMPONENT "swap"
 
@@ -25,7 +26,7 @@ unsigned swap_calls_per_job(const profile *p)
 	case PROFILE_SWAP_POLICY_VERSION:
 		return 2;
 	default:
-		return 0;
+		return 1; /* one trigger publish */
 	}
 }
 
@@ -173,7 +174,7 @@ failed:
 static pl_err make_jobs(coordinator *c, swap_job **out, uint32_t *count, pl_errmsg *e)
 {
 	const profile *p = c->prof;
-	int per_device = p->swap.kind == PROFILE_SWAP_ATTACH_DETACH &&
+	int per_device = p->swap.kind != PROFILE_SWAP_POLICY_VERSION &&
 			 p->fleet.certificates == PROFILE_CERTIFICATES_PER_DEVICE;
 	uint32_t n = per_device ? c->ndevices : 1;
 	swap_job *jobs = calloc(n, sizeof(*jobs));
@@ -191,15 +192,17 @@ static pl_err make_jobs(coordinator *c, swap_job **out, uint32_t *count, pl_errm
 	return PL_OK;
 }
 
-/* Marks every device as triggered now: the rule changes policies on each trigger. */
-static pl_err start_trigger_swap(coordinator *c)
+static void trigger_job(awsapi_client *client, void *arg)
 {
-	coord_swap_note n = { UINT32_MAX, WP_SWAP_STARTED, pl_mono_ns(), RUNDIR_TIME_UNKNOWN };
+	swap_job *j = arg;
+	pl_errmsg e = { "" };
 
-	coord_push_note(c, &n);
-	c->swap_jobs = 1;
-	c->swap_jobs_finished = 1;
-	return PL_OK;
+	if (client == NULL) {
+		pl_errmsg_set(&e, PL_ERR_INTERRUPTED, "the swap was cancelled");
+		fail(j->c, j, &e);
+		return;
+	}
+	swap_trigger_publish(j->c, j->device);
 }
 
 /* Submits jobs at the pace the rate allows, pumping worker messages meanwhile. */
@@ -236,8 +239,6 @@ pl_err swap_start(coordinator *c, pl_errmsg *e)
 	uint32_t n = 0;
 	pl_err err;
 
-	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC)
-		return start_trigger_swap(c);
 	if (p->swap.kind == PROFILE_SWAP_POLICY_VERSION && (p->before_count < 1 || p->after_count < 1))
 		return pl_errmsg_set(e, PL_ERR_INVALID,
 				     "policy-version swap needs one before and one after policy");
@@ -248,6 +249,10 @@ pl_err swap_start(coordinator *c, pl_errmsg *e)
 	c->swap_job_array = jobs; /* pool threads use the jobs until the pool is freed */
 	PL_INFO(COMPONENT, "%s swap: %u call sequences at %.1f calls/s",
 		profile_swap_kind_name(p->swap.kind), n, p->swap.rate);
+	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC) {
+		swap_trigger_begin(c);
+		return submit_paced(c, jobs, n, trigger_job, e);
+	}
 	return submit_paced(c, jobs, n,
 			    p->swap.kind == PROFILE_SWAP_POLICY_VERSION ? policy_version_job
 									: attach_detach_job,
