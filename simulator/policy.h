@@ -1,8 +1,8 @@
 /*
  * AWS IoT policy engine: compiles AWS IoT policy documents (IAM-style JSON)
  * and authorizes MQTT operations against a set of compiled policies the way
- * AWS IoT Core does: default deny, an explicit Deny in any policy wins, and
- * an Allow in any policy of the set allows.
+ * AWS IoT Core does. Everything is denied by default, an explicit Deny in
+ * any policy wins, and otherwise an Allow in any policy of the set allows.
  *
  * Supported grammar, limits and the choices made where AWS documents
  * nothing are listed in docs/policies.md.
@@ -30,7 +30,7 @@
 typedef struct sim_policy sim_policy;
 
 /*
- * Actions with a resource the engine knows. Other action names (shadow and
+ * Actions whose resource the engine builds. Other action names (shadow and
  * jobs actions, other services) are accepted by the parser and never match
  * one of these.
  */

@@ -32,7 +32,7 @@ static const op_info supported_ops[] = {
 	{ "NotIpAddress", SIM_COND_IP_ADDRESS, 1, 0 },
 };
 
-/* IAM operators this engine does not evaluate; named so the error can say so. */
+/* IAM operators this engine does not evaluate, listed so that the error names them. */
 static const char *const unsupported_ops[] = {
 	"NumericEquals", "NumericNotEquals", "NumericLessThan", "NumericLessThanEquals",
 	"NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals", "DateNotEquals",

@@ -113,10 +113,11 @@ typedef struct sim_var_table {
 } sim_var_table;
 
 /*
- * Compiles src; wildcards says whether '*' and '?' are wildcards (resources,
- * StringLike) or literal characters (StringEquals). Variables are added to
- * table. Errors: PL_ERR_PARSE (unterminated or empty ${}), PL_ERR_LIMIT,
- * PL_ERR_NOMEM; the message does not name the field (the caller prefixes it).
+ * Compiles src. The wildcards flag selects whether '*' and '?' are
+ * wildcards (resources, StringLike) or literal characters (StringEquals).
+ * Variables are added to table. Errors: PL_ERR_PARSE (unterminated or empty
+ * ${}), PL_ERR_LIMIT, PL_ERR_NOMEM. The message does not name the field,
+ * because the caller prefixes it.
  */
 pl_err sim_pattern_compile(const char *src, int wildcards, sim_var_table *table,
 			   sim_pattern *out, pl_errmsg *e);
