@@ -1,0 +1,517 @@
+/*
+ * report, compare and merge on run directories written by the test, driven
+ * through the policylag binary; the report is rendered in headless Chromium.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "results/run.h"
+
+static char work_dir[256];
+
+static void setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(work_dir, sizeof(work_dir), "%s/policylag-report.XXXXXX", tmp ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(work_dir));
+}
+
+static void teardown(void)
+{
+	char *argv[] = { "rm", "-rf", work_dir, NULL };
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execvp("rm", argv);
+		_exit(127);
+	}
+	waitpid(pid, NULL, 0);
+}
+
+static void path_in(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Formats a path below the test's work directory. */
+static void path_in(char *buf, size_t len, const char *fmt, ...)
+{
+	char rel[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	snprintf(buf, len, "%s/%s", work_dir, rel);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long len;
+
+	ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)len + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	return buf;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/*
+ * Writes DIR/run.json and DIR/samples.csv: groups "fast" (latency k * scale_fast
+ * seconds for k = 1..n) and "slow" (k * 10 * scale_fast), device names with the
+ * given prefix. expectations is a JSON array text.
+ */
+static void make_run(const char *name, const char *hash, const char *shard, long anchor_wall,
+		     const char *prefix, int n, double scale_fast, const char *expectations)
+{
+	char dir[512], path[600], line[512];
+	FILE *f;
+
+	path_in(dir, sizeof(dir), "%s", name);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/run.json", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "{\"tool_version\": \"test\", \"profile_name\": \"unit\", \"profile_hash\": \"%s\","
+		   " \"run_id\": \"%s\", \"shard\": \"%s\", \"target\": \"simulator\","
+		   " \"start_wall\": \"2026-12-04T21:00:00.000Z\", \"end_wall\": \"2026-12-04T21:10:00.000Z\","
+		   " \"anchor_mono_ns\": 1000, \"anchor_wall_ns\": %ld, \"status\": \"completed\","
+		   " \"reason\": \"\", \"expectations\": %s}\n",
+		hash, name, shard, anchor_wall, expectations);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/samples.csv", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	for (size_t c = 0; run_samples_columns[c] != NULL; c++)
+		fprintf(f, "%s%s", c ? "," : "", run_samples_columns[c]);
+	fputc('\n', f);
+	for (int g = 0; g < 2; g++) {
+		for (int k = 1; k <= n; k++) {
+			long long lat = (long long)(k * scale_fast * (g ? 10 : 1) * 1e9);
+			snprintf(line, sizeof(line),
+				 "%s-%s-%d,client-%d,%s,%s,grant,0,cert-%d,%d,0,%d000000,%lld,%lld,0,"
+				 "1,1,0,%d,0,,\n",
+				 prefix, g ? "slow" : "fast", k, k, g ? "slow" : "fast",
+				 g ? "keep-connection" : "reconnect-per-attempt", k, k % 3, k,
+				 k * 1000000LL + lat, lat, g);
+			fputs(line, f);
+		}
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+	write_text(path, "{\"t_ns\": 0, \"type\": \"swap\", \"swap_index\": 0}\n"
+			 "{\"t_ns\": 1000000, \"type\": \"connect\", \"device\": \"a\"}\n"
+			 "{\"t_ns\": 2500000000, \"type\": \"throttle\", \"op\": \"connect\"}\n"
+			 "{\"t_ns\": 3000000000, \"type\": \"error\", \"message\": \"x\"}\n");
+}
+
+/* Runs policylag with args (NULL-terminated); output goes to WORK/out.txt. */
+static int policylag(const char *first, ...)
+{
+	const char *bin = getenv("POLICYLAG_BIN");
+	char *argv[32], out[512];
+	va_list ap;
+	int argc = 0, status;
+	pid_t pid;
+
+	ck_assert_msg(bin != NULL, "POLICYLAG_BIN is not set; run through make check");
+	argv[argc++] = (char *)bin;
+	va_start(ap, first);
+	for (const char *a = first; a != NULL && argc < 31; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	path_in(out, sizeof(out), "out.txt");
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static char *output(void)
+{
+	char out[512];
+
+	path_in(out, sizeof(out), "out.txt");
+	return read_text(out);
+}
+
+static json_t *load_json(const char *rel)
+{
+	char path[512];
+	json_error_t jerr;
+	json_t *root;
+
+	path_in(path, sizeof(path), "%s", rel);
+	root = json_load_file(path, 0, &jerr);
+	ck_assert_msg(root != NULL, "%s: %s", path, jerr.text);
+	return root;
+}
+
+static const char default_expectations[] =
+	"[\"fast.p50 < 30s\", \"slow.p50 < 30s\", \"compare(fast, slow).p < 0.001\","
+	" \"throttled.connect == 1\"]";
+
+START_TEST(test_report_writes_outputs)
+{
+	char dir[512];
+	json_t *root, *groups, *fast;
+	char *junit, *html, *path_junit = malloc(600), *path_html = malloc(600);
+
+	make_run("run", "h1", "1/1", 0, "d", 20, 1.0, default_expectations);
+	path_in(dir, sizeof(dir), "run");
+	ck_assert_int_eq(policylag("report", dir, NULL), 1);
+
+	root = load_json("run/summary.json");
+	groups = json_object_get(root, "groups");
+	ck_assert_uint_eq(json_array_size(groups), 3); /* fast, slow, all */
+	fast = json_array_get(groups, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(fast, "name")), "fast");
+	ck_assert_int_eq(json_integer_value(json_object_get(fast, "n")), 20);
+	/* S(t) is exactly 0.5 from 10 s to 11 s, so the median is 10.5 s. */
+	ck_assert_double_eq_tol(
+		json_real_value(json_object_get(
+			json_object_get(json_object_get(fast, "quantiles_s"), "p50"), "value")),
+		10.5, 1e-9);
+	ck_assert_int_eq(json_integer_value(json_object_get(root, "expectations_failed")), 1);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(root, "verdict")),
+				     "fast saw the change"));
+	json_decref(root);
+
+	snprintf(path_junit, 600, "%s/junit.xml", dir);
+	junit = read_text(path_junit);
+	ck_assert_uint_eq(count_of(junit, "<testcase "), 4);
+	ck_assert_uint_eq(count_of(junit, "<failure "), 1);
+	ck_assert_ptr_nonnull(strstr(junit, "failures=\"1\""));
+	snprintf(path_html, 600, "%s/report.html", dir);
+	html = read_text(path_html);
+	ck_assert_uint_ge(count_of(html, "<svg "), 4);
+	ck_assert_uint_eq(count_of(html, "<script"), 0);
+	/* The only URL is the SVG namespace name, which is never fetched. */
+	ck_assert_uint_eq(count_of(html, "http"), count_of(html, "http://www.w3.org/2000/svg"));
+	ck_assert_uint_eq(count_of(html, "src="), 0);
+	free(junit);
+	free(html);
+	free(path_junit);
+	free(path_html);
+}
+END_TEST
+
+START_TEST(test_report_expect_option_passes)
+{
+	char dir[512];
+
+	make_run("run", "h1", "1/1", 0, "d", 10, 1.0, default_expectations);
+	path_in(dir, sizeof(dir), "run");
+	ck_assert_int_eq(policylag("report", dir, "--expect", "fast.censored == 0", "-q", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_report_bad_row_names_line)
+{
+	char dir[512], path[600];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/samples.csv", dir);
+	char *csv = read_text(path);
+	char *second = strchr(strchr(csv, '\n') + 1, '\n') + 1; /* start of line 3 */
+	char *grant = strstr(second, "grant");
+	memcpy(grant, "grunt", 5);
+	write_text(path, csv);
+	free(csv);
+
+	ck_assert_int_eq(policylag("report", dir, NULL), 3);
+	out = output();
+	ck_assert_ptr_nonnull(strstr(out, "samples.csv:3: field direction"));
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_reads_quoted_fields)
+{
+	char path[512];
+	run_samples *rs = NULL;
+	pl_errmsg e = { "" };
+	char csv[1024];
+	size_t used = 0;
+
+	for (size_t c = 0; run_samples_columns[c] != NULL; c++)
+		used += (size_t)snprintf(csv + used, sizeof(csv) - used, "%s%s", c ? "," : "",
+					 run_samples_columns[c]);
+	snprintf(csv + used, sizeof(csv) - used,
+		 "\r\n\"dev,\"\"1\"\"\nx\",c1,g,s,revoke,2,,0,,,,5000,1,,,,,,,-7\r\n");
+	path_in(path, sizeof(path), "samples.csv");
+	write_text(path, csv);
+
+	ck_assert_msg(run_samples_read(&rs, path, &e) == PL_OK, "%s", e.msg);
+	ck_assert_uint_eq(rs->nrows, 1);
+	ck_assert_str_eq(rs->rows[0].device, "dev,\"1\"\nx");
+	ck_assert_int_eq(rs->rows[0].direction, RUN_REVOKE);
+	ck_assert_int_eq(rs->rows[0].censored, 1);
+	ck_assert(rs->rows[0].t_effect_ns == RUN_UNKNOWN);
+	ck_assert_int_eq(rs->rows[0].truth_error_ns, -7);
+	run_samples_free(rs);
+}
+END_TEST
+
+START_TEST(test_report_compare_threshold)
+{
+	char a[512], b[512], json_path[512];
+	json_t *root;
+
+	make_run("a", "h1", "1/1", 0, "d", 20, 1.0, "[]");
+	make_run("b", "h1", "1/1", 0, "d", 20, 1.5, "[]");
+	path_in(a, sizeof(a), "a");
+	path_in(b, sizeof(b), "b");
+	path_in(json_path, sizeof(json_path), "cmp.json");
+
+	ck_assert_int_eq(policylag("compare", a, b, "--max-p50-increase", "10%", "--json",
+				   json_path, NULL), 1);
+	ck_assert_int_eq(policylag("compare", a, b, "--max-p50-increase", "60%", NULL), 0);
+	ck_assert_int_eq(policylag("compare", a, a, "--min-logrank-p", "0.05", NULL), 0);
+	root = load_json("cmp.json");
+	ck_assert_uint_ge(json_array_size(json_object_get(root, "groups")), 2);
+	json_t *fast = json_array_get(json_object_get(root, "groups"), 0);
+	/* Medians 10.5 s and 15.75 s: +50%. */
+	ck_assert_double_eq_tol(json_real_value(json_object_get(fast, "p50_change")), 0.5, 1e-9);
+	ck_assert_uint_eq(json_array_size(json_object_get(fast, "crossed")), 1);
+	json_decref(root);
+	ck_assert_int_eq(policylag("compare", a, NULL), 2);
+}
+END_TEST
+
+START_TEST(test_report_merge_shards)
+{
+	char s1[512], s2[512], out[512];
+	json_t *root;
+
+	make_run("s1", "h1", "1/2", 1000, "x", 10, 1.0, "[\"all.n == 40\"]");
+	make_run("s2", "h1", "2/2", 5000, "y", 10, 1.0, "[\"all.n == 40\"]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out, NULL), 0);
+	root = load_json("merged/summary.json");
+	json_t *all = json_array_get(json_object_get(root, "groups"), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(all, "name")), "all");
+	ck_assert_int_eq(json_integer_value(json_object_get(all, "n")), 40);
+	ck_assert_int_eq(json_integer_value(json_object_get(root, "expectations_failed")), 0);
+	json_decref(root);
+	root = load_json("merged/run.json");
+	ck_assert_str_eq(json_string_value(json_object_get(root, "shard")), "1/1");
+	ck_assert_uint_eq(json_array_size(json_object_get(root, "merged_from")), 2);
+	json_decref(root);
+	/* A second merge into the same directory would overwrite a run. */
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out, NULL), 3);
+}
+END_TEST
+
+START_TEST(test_report_merge_rejects_profiles)
+{
+	char s1[512], s2[512], out[512];
+	char *text;
+
+	make_run("s1", "h1", "1/2", 0, "x", 5, 1.0, "[]");
+	make_run("s2", "h2", "2/2", 0, "y", 5, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out, NULL), 2);
+	text = output();
+	ck_assert_ptr_nonnull(strstr(text, "different profiles"));
+	free(text);
+}
+END_TEST
+
+START_TEST(test_report_merge_rejects_overlap)
+{
+	char s1[512], s2[512], out[512];
+	char *text;
+
+	make_run("s1", "h1", "1/2", 0, "same", 5, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 0, "same", 5, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out, NULL), 2);
+	text = output();
+	ck_assert_ptr_nonnull(strstr(text, "is in both"));
+	free(text);
+}
+END_TEST
+
+/* Runs argv with stdout and stderr into log; returns the exit status. */
+static int run_logged(char *const argv[], const char *log)
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void require_chromium(void)
+{
+	const char *src = getenv("POLICYLAG_SOURCE_DIR");
+	char script[512], log[512];
+
+	ck_assert_msg(src != NULL, "POLICYLAG_SOURCE_DIR is not set; run through make check");
+	snprintf(script, sizeof(script), "%s/scripts/install-deps.sh", src);
+	path_in(log, sizeof(log), "install.log");
+	char *argv[] = { "bash", script, "--extra", "chromium", NULL };
+	if (run_logged(argv, log) != 0) {
+		char *text = read_text(log);
+		ck_abort_msg("chromium is required for this test and could not be installed with "
+			     "'scripts/install-deps.sh --extra chromium': %s", text);
+	}
+}
+
+/* Headless Chromium on url with one extra argument (--screenshot=... or --dump-dom). */
+static int chromium(const char *url, const char *extra, const char *log)
+{
+	char profile[600], user_data[700];
+
+	path_in(profile, sizeof(profile), "chromium-profile-%ld", (long)random());
+	snprintf(user_data, sizeof(user_data), "--user-data-dir=%s", profile);
+	char *argv[] = { "timeout", "120", "chromium", "--headless", "--no-sandbox",
+			 "--disable-gpu", "--disable-background-networking",
+			 "--disable-component-update", "--disable-sync", "--no-first-run",
+			 "--enable-logging=stderr", "--v=0", "--window-size=1000,2600",
+			 user_data, (char *)extra, (char *)url, NULL };
+	return run_logged(argv, log);
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+
+	ck_assert_msg(stat(path, &st) == 0, "%s: %s", path, strerror(errno));
+	return (long)st.st_size;
+}
+
+START_TEST(test_report_renders_in_chromium)
+{
+	char dir[512], url[600], blank_url[600], blank[512], shot[512], blank_shot[512], log[512];
+	char arg[600];
+	char *text;
+
+	require_chromium();
+	make_run("run", "h1", "1/1", 0, "d", 50, 1.0, default_expectations);
+	path_in(dir, sizeof(dir), "run");
+	ck_assert_int_eq(policylag("report", dir, "-q", NULL), 1);
+	snprintf(url, sizeof(url), "file://%s/report.html", dir);
+	path_in(blank, sizeof(blank), "blank.html");
+	write_text(blank, "<!DOCTYPE html><html><head><title>blank</title></head><body></body></html>");
+	snprintf(blank_url, sizeof(blank_url), "file://%s", blank);
+	path_in(shot, sizeof(shot), "report.png");
+	path_in(blank_shot, sizeof(blank_shot), "blank.png");
+	path_in(log, sizeof(log), "chromium.log");
+
+	snprintf(arg, sizeof(arg), "--screenshot=%s", shot);
+	ck_assert_int_eq(chromium(url, arg, log), 0);
+	text = read_text(log);
+	ck_assert_msg(strstr(text, "CONSOLE") == NULL, "console messages while rendering: %s", text);
+	free(text);
+	snprintf(arg, sizeof(arg), "--screenshot=%s", blank_shot);
+	ck_assert_int_eq(chromium(blank_url, arg, log), 0);
+	/* A rendered page compresses far worse than an empty white one of the same size. */
+	ck_assert_msg(file_size(shot) > 5 * file_size(blank_shot),
+		      "screenshot %ld bytes, empty page %ld bytes: the report looks blank",
+		      file_size(shot), file_size(blank_shot));
+
+	ck_assert_int_eq(chromium(url, "--dump-dom", log), 0);
+	text = read_text(log);
+	ck_assert_uint_ge(count_of(text, "<svg "), 4);
+	ck_assert_ptr_nonnull(strstr(text, "Kaplan-Meier"));
+	ck_assert_ptr_null(strstr(text, "CONSOLE"));
+	free(text);
+}
+END_TEST
+
+static Suite *report_suite(void)
+{
+	Suite *s = suite_create("report");
+	TCase *tc = tcase_create("files");
+	TCase *browser = tcase_create("chromium");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_report_writes_outputs);
+	tcase_add_test(tc, test_report_expect_option_passes);
+	tcase_add_test(tc, test_report_bad_row_names_line);
+	tcase_add_test(tc, test_report_reads_quoted_fields);
+	tcase_add_test(tc, test_report_compare_threshold);
+	tcase_add_test(tc, test_report_merge_shards);
+	tcase_add_test(tc, test_report_merge_rejects_profiles);
+	tcase_add_test(tc, test_report_merge_rejects_overlap);
+	suite_add_tcase(s, tc);
+	/* Installing chromium on first use can take minutes. */
+	tcase_set_timeout(browser, 600);
+	tcase_add_checked_fixture(browser, setup, teardown);
+	tcase_add_test(browser, test_report_renders_in_chromium);
+	suite_add_tcase(s, browser);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(report_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
