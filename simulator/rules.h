@@ -14,7 +14,10 @@
  *                          "${clientid}" in it is replaced by the publisher's client id
  *   rule_response_payload  payload of the response ("{\"swapped\":true}")
  *   rule_response_qos      0 or 1 (0)
- *   rule_once              on|off: fire at most once per certificate (on)
+ *   rule_once              on|off: change the policies only on the first matching
+ *                          publish of each certificate (on); the response is
+ *                          published on every matching publish, as the
+ *                          experiment's function did
  *
  * Threads: created and configured at plugin init; sim_rules_on_publish only
  * from the broker thread.
@@ -41,9 +44,10 @@ int sim_rules_enabled(const sim_rules *r);
 /*
  * Runs the rule for one publish. When topic matches the rule's filter and
  * cert_id is not NULL, attaches and detaches the configured policies for the
- * certificate in st (saved to disk before returning), then calls publish for
- * the response. Returns 1 when the rule fired, 0 when it did not match, -1
- * when the store refused a change (logged; the response is not sent).
+ * certificate in st (saved to disk before returning; takes the store's
+ * lock, so the caller must not hold it), then calls publish for the
+ * response. Returns 1 when the rule fired, 0 when it did not match, -1 when
+ * the store refused a change (logged; the response is not sent).
  */
 int sim_rules_on_publish(sim_rules *r, sim_state *st, const char *topic, const char *cert_id,
 			 const char *client_id,

@@ -45,7 +45,7 @@ static json_t *policy_json(const sim_policy_rec *p)
 
 static json_t *cert_json(const sim_cert *c)
 {
-	return json_pack("{s:s, s:s, s:s, s:s?, s:I, s:I, s:s, s:o}", "id", c->id, "arn", c->arn,
+	return json_pack("{s:s, s:s, s:s, s:s*, s:I, s:I, s:s, s:o}", "id", c->id, "arn", c->arn,
 			 "status", sim_cert_status_name(c->status), "caId", c->ca_id, "createMs",
 			 (json_int_t)c->create_ms, "modifyMs", (json_int_t)c->modify_ms, "pem",
 			 c->pem, "policies", names_json(c->policies.names, c->policies.count));
@@ -58,7 +58,7 @@ static json_t *thing_json(const sim_thing *t)
 	for (size_t i = 0; i < t->attribute_count; i++)
 		json_object_set_new(attrs, t->attributes[i].name,
 				    json_string(t->attributes[i].value));
-	return json_pack("{s:s, s:s, s:s?, s:o, s:o, s:I}", "name", t->name, "arn", t->arn,
+	return json_pack("{s:s, s:s, s:s*, s:o, s:o, s:I}", "name", t->name, "arn", t->arn,
 			 "type", t->type_name, "attributes", attrs, "principals",
 			 names_json(t->principals, t->principal_count), "version",
 			 (json_int_t)t->version);
