@@ -8,6 +8,7 @@
 
 const cli_command *const cli_commands[] = {
 	&cmd_run,
+	&cmd_validate,
 	&cmd_report,
 	&cmd_compare,
 	&cmd_merge,

@@ -91,6 +91,8 @@ typedef struct profile_simulator {
 	int mqtt_port;                        /* loopback TLS port; 0 = pick a free one */
 	int control_port;                     /* loopback HTTP port; 0 = pick a free one */
 	uint64_t seed;                        /* random seed for delays; 0 = chosen at start */
+	char *region;                         /* region in ARNs the simulator evaluates */
+	char *account;                        /* 12-digit account id in those ARNs */
 } profile_simulator;
 
 typedef struct profile_aws {
@@ -256,6 +258,7 @@ typedef enum profile_severity {
 typedef struct profile_issue {
 	profile_severity severity;
 	char message[PL_ERRMSG_MAX]; /* "file:line:column: ..." or "--set k=v: ..." */
+	profile_pos pos;             /* 0/0 for overrides and whole-profile issues */
 } profile_issue;
 
 /* Every error and warning found while loading, in file order. Caller-owned. */
@@ -323,6 +326,13 @@ void profile_hash(const profile *p, char out[65]);
  * drain.
  */
 int64_t profile_expected_duration(const profile *p);
+
+/*
+ * Control-plane calls the swap makes: attaches plus detaches per
+ * certificate (once for a shared certificate), or 1 for a policy-version
+ * swap.
+ */
+int64_t profile_swap_calls(const profile *p);
 
 /* The group that device index belongs to, or NULL when index is out of range. */
 const profile_group *profile_group_of(const profile *p, int64_t index);

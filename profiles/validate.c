@@ -1,0 +1,359 @@
+/*
+ * Cross-field checks: combinations of keys that would make a run measure
+ * something else than policy propagation (throttling, shared topics,
+ * policies that change nothing). Each check reports at the key it names.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "profiles/internal.h"
+
+/* AWS limits (AWS IoT Core quotas page): topic size and slashes, client id size. */
+#define AWS_TOPIC_MAX_BYTES 256
+#define AWS_TOPIC_MAX_SLASHES 7
+#define AWS_CLIENT_ID_MAX_BYTES 128
+#define AWS_PUBLISH_PER_CONNECTION 100.0
+#define AWS_CONNECT_PER_CLIENT_ID 1.0
+#define AWS_KEEP_ALIVE_MIN (30 * PL_NS_PER_S)
+#define AWS_KEEP_ALIVE_MAX (1200 * PL_NS_PER_S)
+/* Probe rates above this leave too little room under the 100/s per-connection quota. */
+#define SAFE_PUBLISH_PER_CONNECTION 20.0
+
+static const ptree *at(const ptree *root, const char *path)
+{
+	return ptree_find(root, path);
+}
+
+static const ptree *group_key(const ptree *root, const profile_group *g, const char *key)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "groups.%s.%s", g->name, key);
+	return at(root, path);
+}
+
+/* The per-client-id CONNECT quota in force: the simulator's setting, or AWS's 1/s. */
+static double connect_per_client_id(const profile *p)
+{
+	if (p->target.kind == PROFILE_TARGET_SIMULATOR)
+		return p->target.simulator.quotas.connect_per_client_id;
+	return AWS_CONNECT_PER_CLIENT_ID;
+}
+
+static void check_reconnect_group(loader *l, const ptree *root, const profile_group *g)
+{
+	const profile *p = &l->impl->pub;
+	double quota = connect_per_client_id(p);
+	char interval[32];
+	char window[32];
+
+	schema_format_duration(g->attempt_interval_ns, interval, sizeof(interval));
+	schema_format_duration(g->attempt_window_ns, window, sizeof(window));
+	if (g->attempt_window_ns >= g->attempt_interval_ns)
+		loader_error(l, group_key(root, g, "attempt_window"),
+			     "groups.%s.attempt_window: %s must be shorter than attempt_interval (%s), because each attempt disconnects before the next one connects",
+			     g->name, window, interval);
+	if (g->client_id_scheme == PROFILE_CLIENT_ID_FIXED && quota > 0.0 &&
+	    (double)g->attempt_interval_ns < 2e9 / quota)
+		loader_error(l, group_key(root, g, "attempt_interval"),
+			     "groups.%s.attempt_interval: %s with a fixed client id is too close to the quota of %g CONNECT/s per client id, so throttling would be measured as policy delay; use at least %gs or client_id_scheme: fresh-per-attempt",
+			     g->name, interval, quota, 2.0 / quota);
+	if (g->attempt_window_ns < p->probe.interval_ns)
+		loader_warning(l, group_key(root, g, "attempt_window"),
+			       "groups.%s.attempt_window: %s is shorter than probe.interval, so some attempts send no probe",
+			       g->name, window);
+}
+
+static void check_keep_group(loader *l, const ptree *root, const profile_group *g)
+{
+	const profile *p = &l->impl->pub;
+	double quota = connect_per_client_id(p);
+
+	if (g->backoff_max_ns < g->backoff_initial_ns)
+		loader_error(l, group_key(root, g, "backoff_max"),
+			     "groups.%s.backoff_max: must not be shorter than backoff_initial", g->name);
+	if (quota > 0.0 && (double)g->backoff_initial_ns < 1e9 / quota)
+		loader_warning(l, group_key(root, g, "backoff_initial"),
+			       "groups.%s.backoff_initial: reconnecting sooner than the %g CONNECT/s per client id quota allows gets throttled",
+			       g->name, quota);
+}
+
+static void check_groups(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+
+	for (size_t i = 0; i < p->group_count; i++) {
+		const profile_group *g = &p->groups[i];
+
+		if (g->strategy == PROFILE_STRATEGY_RECONNECT_PER_ATTEMPT)
+			check_reconnect_group(l, root, g);
+		else
+			check_keep_group(l, root, g);
+		if (g->keep_alive_ns < AWS_KEEP_ALIVE_MIN || g->keep_alive_ns > AWS_KEEP_ALIVE_MAX)
+			loader_warning(l, group_key(root, g, "keep_alive"),
+				       "groups.%s.keep_alive: AWS IoT accepts 30s to 1200s and changes other values (0 and above 1200s become 1200s, below 30s becomes 30s)",
+				       g->name);
+	}
+}
+
+/* Checks the ${...} placeholders of a topic template; sets *has_device_part. */
+static void check_placeholders(loader *l, const ptree *node, const char *key, const char *topic,
+			       int *has_device_part)
+{
+	*has_device_part = 0;
+	for (const char *s = strstr(topic, "${"); s != NULL; s = strstr(s + 2, "${")) {
+		if (strncmp(s, "${client_id}", 12) == 0 || strncmp(s, "${device}", 9) == 0) {
+			*has_device_part = 1;
+			continue;
+		}
+		if (strncmp(s, "${iot:", 6) == 0)
+			loader_error(l, node,
+				     "%s: '%s' uses a policy variable; in profiles write ${client_id} or ${device} (policy documents use ${iot:ClientId})",
+				     key, topic);
+		else
+			loader_error(l, node,
+				     "%s: unknown placeholder in '%s': expected ${client_id} or ${device}",
+				     key, topic);
+		return;
+	}
+}
+
+/* Topic limits after expansion with the longest client id of the fleet. */
+static void check_topic_limits(loader *l, const ptree *node, const char *key, const char *topic,
+			       int is_publish_topic)
+{
+	const profile *p = &l->impl->pub;
+	char device[160];
+	char client_id[160];
+	char expanded[1024];
+	size_t slashes = 0;
+
+	if (topic[0] == '\0') {
+		loader_error(l, node, "%s: missing topic", key);
+		return;
+	}
+	if (is_publish_topic && strpbrk(topic, "+#") != NULL)
+		loader_error(l, node, "%s: '%s' contains a wildcard (+ or #), but probes are published to it",
+			     key, topic);
+	profile_device_name(p, p->fleet.devices - 1, device, sizeof(device));
+	snprintf(client_id, sizeof(client_id), "%s-999999", device);
+	if (profile_expand_topic(topic, device, client_id, expanded, sizeof(expanded)) != PL_OK ||
+	    strlen(expanded) > AWS_TOPIC_MAX_BYTES) {
+		loader_error(l, node, "%s: '%s' is longer than AWS IoT's %d bytes for a device's topic",
+			     key, topic, AWS_TOPIC_MAX_BYTES);
+		return;
+	}
+	for (const char *s = expanded; *s != '\0'; s++)
+		slashes += *s == '/';
+	if (slashes > AWS_TOPIC_MAX_SLASHES)
+		loader_error(l, node, "%s: '%s' has %zu slashes; AWS IoT allows at most %d", key, topic,
+			     slashes, AWS_TOPIC_MAX_SLASHES);
+}
+
+static void check_probe_topic(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const ptree *node = at(root, "probe.topic");
+	int per_device;
+
+	check_placeholders(l, node, "probe.topic", p->probe.topic, &per_device);
+	check_topic_limits(l, node, "probe.topic", p->probe.topic, 1);
+	if (!per_device && !p->probe.shared_topic)
+		loader_error(l, node,
+			     "probe.topic: '%s' is the same for every device, so each device would receive every other device's probes; add ${client_id} or ${device}, or set probe.shared_topic: true",
+			     p->probe.topic);
+	if (per_device && p->probe.shared_topic)
+		loader_error(l, at(root, "probe.shared_topic"),
+			     "probe.shared_topic: true, but probe.topic '%s' differs per device; remove ${client_id} and ${device} or set shared_topic: false",
+			     p->probe.topic);
+}
+
+static void check_swap_topics(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	int per_device;
+
+	if (p->swap.kind != PROFILE_SWAP_TRIGGER_TOPIC) {
+		if (p->swap.trigger_topic[0] != '\0')
+			loader_error(l, at(root, "swap.trigger_topic"),
+				     "swap.trigger_topic: applies only to swap.kind trigger-topic");
+		return;
+	}
+	if (p->swap.trigger_topic[0] == '\0') {
+		loader_error(l, at(root, "swap"),
+			     "swap.trigger_topic: required for swap.kind trigger-topic: the topic each device publishes to so that the rule swaps its policies");
+		return;
+	}
+	check_placeholders(l, at(root, "swap.trigger_topic"), "swap.trigger_topic",
+			   p->swap.trigger_topic, &per_device);
+	check_topic_limits(l, at(root, "swap.trigger_topic"), "swap.trigger_topic",
+			   p->swap.trigger_topic, 1);
+	if (p->swap.response_topic[0] != '\0' && strcmp(p->swap.response_topic, p->probe.topic) != 0)
+		loader_error(l, at(root, "swap.response_topic"),
+			     "swap.response_topic: the rule's response is the probe, so it must equal probe.topic ('%s'); leave it empty",
+			     p->probe.topic);
+	if (p->probe.kind != PROFILE_PROBE_PROBER)
+		loader_error(l, at(root, "probe.kind"),
+			     "probe.kind: a trigger-topic swap answers each trigger on the probe topic, so probe.kind must be prober");
+}
+
+/* Publishes per second on one device connection: probes sent and received, plus triggers. */
+static double device_publish_rate(const profile *p)
+{
+	double per_interval = p->probe.kind == PROFILE_PROBE_ECHO ? 2.0 : 1.0;
+
+	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC)
+		per_interval += 1.0;
+	return per_interval * 1e9 / (double)p->probe.interval_ns;
+}
+
+static void check_probe_rate(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const ptree *node = at(root, "probe.interval");
+	double rate = device_publish_rate(p);
+	char interval[32];
+
+	schema_format_duration(p->probe.interval_ns, interval, sizeof(interval));
+	if (rate > AWS_PUBLISH_PER_CONNECTION)
+		loader_error(l, node,
+			     "probe.interval: %s gives %.4g publishes/s per connection (sent and received), above AWS IoT's %.0f/s, so throttling would be measured as denial; use a longer interval",
+			     interval, rate, AWS_PUBLISH_PER_CONNECTION);
+	else if (rate > SAFE_PUBLISH_PER_CONNECTION)
+		loader_warning(l, node,
+			       "probe.interval: %s gives %.4g publishes/s per connection; keep it under %.0f/s to stay clear of the 100/s quota",
+			       interval, rate, SAFE_PUBLISH_PER_CONNECTION);
+	if (p->probe.kind == PROFILE_PROBE_ECHO && p->probe.via == PROFILE_PROBE_VIA_HTTP)
+		loader_error(l, at(root, "probe.via"),
+			     "probe.via: http applies only to probe.kind prober; echo probes are published by the devices");
+	if (p->probe.shared_topic && p->probe.kind == PROFILE_PROBE_ECHO)
+		loader_error(l, at(root, "probe.shared_topic"),
+			     "probe.shared_topic: echo probes on one shared topic reach every device; use a per-device topic or probe.kind prober");
+}
+
+static void check_swap(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const ptree *kind = at(root, "swap.kind");
+	const ptree *policies = at(root, "policies");
+
+	if (p->before_count == 0)
+		loader_error(l, policies, "policies.before: at least one policy is required: devices need iot:Connect to connect");
+	if (p->after_count == 0)
+		loader_error(l, policies, "policies.after: at least one policy is required: the policies in force after the swap");
+	if (p->swap.kind == PROFILE_SWAP_POLICY_VERSION && (p->before_count != 1 || p->after_count != 1))
+		loader_error(l, kind,
+			     "swap.kind: policy-version makes the one policies.after document the new default version of the one policies.before policy, so each list needs exactly one entry (found %zu and %zu)",
+			     p->before_count, p->after_count);
+	if (p->before_count > 10 || p->after_count > 10)
+		loader_error(l, policies, "policies: AWS IoT attaches at most 10 policies to a certificate");
+	if (p->fleet.certificates == PROFILE_CERTIFICATES_SHARED &&
+	    p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC)
+		loader_error(l, at(root, "fleet.certificates"),
+			     "fleet.certificates: shared, but a trigger-topic swap changes the policies of the triggering device's certificate: the first trigger would swap every device at once and the other devices' swap times would be wrong; use per-device certificates or swap.kind attach-detach");
+}
+
+static void check_target(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const profile_simulator *sim = &p->target.simulator;
+	char observe[32];
+	char longest[32];
+
+	if (p->target.kind == PROFILE_TARGET_AWS) {
+		if (p->target.aws.region[0] == '\0')
+			loader_error(l, at(root, "target"), "target.aws.region: required for target.kind aws");
+		if (p->target.aws.root_ca[0] == '\0')
+			loader_error(l, at(root, "target"),
+				     "target.aws.root_ca: required for target.kind aws: the path of the Amazon root CA (AmazonRootCA1.pem)");
+		return;
+	}
+	schema_format_duration(p->timing.observe_timeout_ns, observe, sizeof(observe));
+	schema_format_duration(sim->propagation.max_ns, longest, sizeof(longest));
+	if (p->timing.observe_timeout_ns <= sim->propagation.max_ns)
+		loader_warning(l, at(root, "timing.observe_timeout"),
+			       "timing.observe_timeout: %s is not longer than the simulator's longest propagation delay (%s), so some keep-connection devices will be censored",
+			       observe, longest);
+	if (sim->quotas.connect_per_account > 0.0 &&
+	    p->fleet.connect_rate > sim->quotas.connect_per_account)
+		loader_warning(l, at(root, "fleet.connect_rate"),
+			       "fleet.connect_rate: above the simulator's connect_per_account quota (%g/s), so connects will be throttled",
+			       sim->quotas.connect_per_account);
+}
+
+static void check_client_ids(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	char device[256];
+
+	if (profile_device_name(p, p->fleet.devices - 1, device, sizeof(device)) != PL_OK ||
+	    strlen(device) + 7 > AWS_CLIENT_ID_MAX_BYTES)
+		loader_error(l, at(root, "fleet.client_id_prefix"),
+			     "fleet.client_id_prefix: too long: client ids would exceed AWS IoT's %d bytes",
+			     AWS_CLIENT_ID_MAX_BYTES);
+	for (const char *c = p->fleet.client_id_prefix; *c != '\0'; c++) {
+		if (*c == '/' || *c == '+' || *c == '#' || *c <= ' ') {
+			loader_error(l, at(root, "fleet.client_id_prefix"),
+				     "fleet.client_id_prefix: '%s' contains '%c', which would break topics built from client ids",
+				     p->fleet.client_id_prefix, *c);
+			return;
+		}
+	}
+}
+
+void profile_validate(loader *l, const ptree *root)
+{
+	check_groups(l, root);
+	check_probe_topic(l, root);
+	check_swap_topics(l, root);
+	check_probe_rate(l, root);
+	check_swap(l, root);
+	check_target(l, root);
+	check_client_ids(l, root);
+	policy_effect_check(l, root);
+}
+
+/* Control-plane calls for one principal's swap: attaches plus detaches. */
+static int64_t calls_per_principal(const profile *p)
+{
+	int64_t calls = 0;
+
+	for (size_t i = 0; i < p->after_count; i++) {
+		int kept = 0;
+
+		for (size_t j = 0; j < p->before_count; j++)
+			kept |= strcmp(p->after[i].name, p->before[j].name) == 0;
+		calls += !kept;
+	}
+	for (size_t j = 0; j < p->before_count; j++) {
+		int kept = 0;
+
+		for (size_t i = 0; i < p->after_count; i++)
+			kept |= strcmp(p->after[i].name, p->before[j].name) == 0;
+		calls += !kept;
+	}
+	return calls;
+}
+
+int64_t profile_swap_calls(const profile *p)
+{
+	int64_t principals = p->fleet.certificates == PROFILE_CERTIFICATES_SHARED ? 1
+										 : p->fleet.devices;
+
+	if (p->swap.kind == PROFILE_SWAP_POLICY_VERSION)
+		return 1;
+	return principals * calls_per_principal(p);
+}
+
+int64_t profile_expected_duration(const profile *p)
+{
+	double connect_s = (double)p->fleet.devices / p->fleet.connect_rate;
+	double swap_s = (double)profile_swap_calls(p) / p->swap.rate;
+	double total_ns = (connect_s + swap_s) * 1e9;
+
+	total_ns += (double)(p->timing.connect_timeout_ns + p->timing.settle_ns +
+			     p->timing.observe_timeout_ns + p->timing.drain_ns);
+	return (int64_t)ceil(total_ns);
+}
