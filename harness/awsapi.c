@@ -228,6 +228,22 @@ void awsapi_ctx_free(awsapi_ctx *ctx)
 	free(ctx);
 }
 
+pl_err awsapi_ctx_set_data_endpoint(awsapi_ctx *ctx, const char *url, pl_errmsg *e)
+{
+	char *copy;
+
+	if (url == NULL || !endpoint_scheme_ok(url))
+		return pl_errmsg_set(e, PL_ERR_INVALID,
+				     "AWS API: data endpoint %s is not an http:// or https:// URL",
+				     url ? url : "(missing)");
+	copy = strdup(url);
+	if (copy == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "AWS API: out of memory");
+	free(ctx->data_endpoint);
+	ctx->data_endpoint = copy;
+	return PL_OK;
+}
+
 void awsapi_ctx_cancel(awsapi_ctx *ctx)
 {
 	ctx->cancelled = 1;

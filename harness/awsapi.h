@@ -108,6 +108,12 @@ pl_err awsapi_ctx_create(awsapi_ctx **out, const awsapi_config *cfg, pl_errmsg *
 void awsapi_ctx_free(awsapi_ctx *ctx);
 
 /*
+ * Replaces the data-plane endpoint (found with DescribeEndpoint after the
+ * context was created). Set-up only: no data-plane call may be in flight.
+ */
+pl_err awsapi_ctx_set_data_endpoint(awsapi_ctx *ctx, const char *url, pl_errmsg *e);
+
+/*
  * Makes waiting calls (rate limiter, backoff) return PL_ERR_INTERRUPTED and
  * stops further retries. Thread-safe and async-signal-safe; permanent.
  */
