@@ -94,6 +94,7 @@ static const struct {
 	{ MOSQ_EVT_ACL_CHECK, plugin_on_acl_check },
 	{ MOSQ_EVT_DISCONNECT, plugin_on_disconnect },
 	{ MOSQ_EVT_TICK, plugin_on_tick },
+	{ MOSQ_EVT_MESSAGE, plugin_on_message },
 };
 
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
@@ -126,6 +127,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_INVAL;
 	}
 	for (size_t i = 0; i < CALLBACK_COUNT; i++) {
+		/* Without a topic rule the MESSAGE event has nothing to do. */
+		if (callbacks[i].event == MOSQ_EVT_MESSAGE && !p->rules)
+			continue;
 		if (mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].fn,
 						NULL, p) != MOSQ_ERR_SUCCESS) {
 			for (size_t j = 0; j < i; j++)
@@ -169,7 +173,9 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	if (!p)
 		return MOSQ_ERR_SUCCESS;
 	for (size_t i = 0; i < CALLBACK_COUNT; i++)
-		mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].fn, NULL);
+		if (callbacks[i].event != MOSQ_EVT_MESSAGE || p->rules)
+			mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].fn,
+						      NULL);
 	log_counters(p);
 	plugin_free(p);
 	return MOSQ_ERR_SUCCESS;

@@ -1,9 +1,10 @@
 /*
  * Work done on the broker's tick: snapshot refreshes that fell due,
- * delayed certificate disconnects, reloading a state file changed by
- * another program (state_watch), and the actions the HTTP API queues
- * (publish, disconnect, propagation change), since mosquitto's broker
- * calls are allowed only on the broker thread.
+ * reloading a state file changed by another program (state_watch), and the
+ * actions the HTTP API queues (publish, disconnect a client or every
+ * connection of a certificate, propagation change), since mosquitto's
+ * broker calls are allowed only on the broker thread. Also the topic rule,
+ * run from the MESSAGE event.
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -12,31 +13,8 @@
 #include "common/log.h"
 #include "simulator/plugin_internal.h"
 
-#if defined(__has_include)
-#if __has_include("simulator/api.h")
-#define PLUGIN_HAVE_API 1
 #include "simulator/api.h"
-#endif
-#endif
-#ifndef PLUGIN_HAVE_API
-#define PLUGIN_HAVE_API 0
-#endif
-
-void plugin_schedule_cert_kick(plugin *p, const char *cert_id, int64_t delay_ns)
-{
-	plugin_cert_kick *k;
-
-	if (p->kick_count == PLUGIN_MAX_CERT_KICKS) {
-		PL_WARN("sim", "certificate disconnect queue full (%d); disconnecting %s now",
-			PLUGIN_MAX_CERT_KICKS, cert_id);
-		delay_ns = 0;
-		k = &p->kicks[0];
-	} else {
-		k = &p->kicks[p->kick_count++];
-	}
-	snprintf(k->cert_id, sizeof(k->cert_id), "%s", cert_id);
-	k->due_ns = pl_mono_ns() + delay_ns;
-}
+#include "simulator/rules.h"
 
 /* Disconnects every connection that uses cert_id. */
 static void kick_cert(plugin *p, const char *cert_id)
@@ -54,22 +32,6 @@ static void kick_cert(plugin *p, const char *cert_id)
 			next = p->conns; /* the list may have changed; restart */
 		}
 		c = next;
-	}
-}
-
-static void run_cert_kicks(plugin *p, int64_t now)
-{
-	size_t i = 0;
-
-	while (i < p->kick_count) {
-		if (p->kicks[i].due_ns <= now) {
-			char cert_id[SIM_CERT_ID_LEN + 1];
-			memcpy(cert_id, p->kicks[i].cert_id, sizeof(cert_id));
-			p->kicks[i] = p->kicks[--p->kick_count];
-			kick_cert(p, cert_id);
-		} else {
-			i++;
-		}
 	}
 }
 
@@ -97,14 +59,56 @@ static void watch_state(plugin *p, int64_t now)
 		PL_INFO("sim", "state file reloaded");
 }
 
-#if PLUGIN_HAVE_API
-/* NOTE: performs the API's queued actions; the shape follows simulator/actions.h. */
-static void perform_action(void *ctx, const sim_action *a)
+/* Publishes from the broker thread with the broker as the sender. */
+static void broker_publish(void *ctx, const char *topic, const void *payload, size_t len,
+			   int qos)
 {
 	(void)ctx;
-	(void)a;
+	if (len > INT32_MAX)
+		return;
+	mosquitto_broker_publish_copy(NULL, topic, (int)len, payload, qos, false, NULL);
 }
-#endif
+
+static void set_propagation(plugin *p, const char *text)
+{
+	sim_propagation model = p->cfg.propagation;
+	pl_errmsg e;
+
+	if (sim_propagation_parse(text, &model, &e) != PL_OK) {
+		PL_WARN("sim", "propagation change ignored: %s", e.msg);
+		return;
+	}
+	p->cfg.propagation = model;
+	/* Every connection starts a new schedule under the new model. */
+	plugin_reschedule_all(p, pl_mono_ns());
+	PL_INFO("sim", "propagation model set to %s", text);
+}
+
+/* Performs one action queued by the HTTP API. */
+static void perform_action(void *ctx, const sim_broker_action *a)
+{
+	plugin *p = ctx;
+
+	switch (a->kind) {
+	case SIM_BROKER_PUBLISH:
+		if (a->payload_len <= INT32_MAX)
+			mosquitto_broker_publish_copy(NULL, a->topic, (int)a->payload_len,
+						      a->payload, a->qos, a->retain, NULL);
+		break;
+	case SIM_BROKER_DISCONNECT_CLIENT:
+		/* NOTE: mosquitto 2.0.11 has no call to discard a session, so
+		 * clean_session is not applied. */
+		mosquitto_kick_client_by_clientid(a->client_id, !a->prevent_will);
+		break;
+	case SIM_BROKER_DISCONNECT_CERT:
+		/* The queue already waited for the delay the API asked for. */
+		kick_cert(p, a->cert_id);
+		break;
+	case SIM_BROKER_SET_PROPAGATION:
+		set_propagation(p, a->propagation);
+		break;
+	}
+}
 
 int plugin_on_tick(int event, void *event_data, void *userdata)
 {
@@ -115,28 +119,71 @@ int plugin_on_tick(int event, void *event_data, void *userdata)
 	(void)event_data;
 	p->tick_number++;
 	watch_state(p, now);
-#if PLUGIN_HAVE_API
 	if (p->api)
 		sim_api_drain(p->api, perform_action, p);
-#endif
-	run_cert_kicks(p, now);
 	plugin_refresh_due(p, now);
 	plugin_logs_flush(p);
 	return MOSQ_ERR_SUCCESS;
 }
 
+int plugin_on_message(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_message *ev = event_data;
+	plugin *p = userdata;
+	plugin_conn *c;
+
+	(void)event;
+	if (!p->rules)
+		return MOSQ_ERR_SUCCESS;
+	c = plugin_conn_find(p, ev->client);
+	sim_rules_on_publish(p->rules, p->state, ev->topic, c ? c->cert_id : NULL,
+			     mosquitto_client_id(ev->client), broker_publish, p);
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* Applies the api_* and rule_* options to their modules. */
+static pl_err module_options(plugin *p, sim_api_config *cfg, struct mosquitto_opt *opts,
+			     int count, int *api_wanted, pl_errmsg *e)
+{
+	for (int i = 0; i < count; i++) {
+		pl_err rc = PL_OK;
+		if (strncmp(opts[i].key, "api_", 4) == 0) {
+			*api_wanted = 1;
+			rc = sim_api_config_option(cfg, opts[i].key, opts[i].value, e);
+		} else if (strncmp(opts[i].key, "rule_", 5) == 0) {
+			if (!p->rules && (rc = sim_rules_create(&p->rules)) != PL_OK)
+				return pl_errmsg_set(e, rc, "rules: out of memory");
+			rc = sim_rules_option(p->rules, opts[i].key, opts[i].value, e);
+		}
+		if (rc != PL_OK)
+			return rc;
+	}
+	return PL_OK;
+}
+
 pl_err plugin_api_start(plugin *p, struct mosquitto_opt *opts, int opt_count, pl_errmsg *e)
 {
-	(void)p;
-	(void)e;
-	for (int i = 0; i < opt_count; i++)
-		if (strncmp(opts[i].key, "api_", 4) == 0)
-			PL_WARN("sim", "plugin_opt_%s ignored: this build has no HTTP API",
-				opts[i].key);
-	return PL_OK;
+	sim_api_config *cfg;
+	int api_wanted = 0;
+	pl_err rc = sim_api_config_create(&cfg);
+
+	if (rc != PL_OK)
+		return pl_errmsg_set(e, rc, "API configuration: out of memory");
+	rc = module_options(p, cfg, opts, opt_count, &api_wanted, e);
+	if (rc == PL_OK && p->rules && !sim_rules_enabled(p->rules)) {
+		sim_rules_free(p->rules);
+		p->rules = NULL;
+	}
+	if (rc == PL_OK && api_wanted)
+		rc = sim_api_start((sim_api **)&p->api, cfg, p->state, e);
+	sim_api_config_free(cfg);
+	return rc;
 }
 
 void plugin_api_stop(plugin *p)
 {
-	(void)p;
+	sim_api_stop(p->api);
+	p->api = NULL;
+	sim_rules_free(p->rules);
+	p->rules = NULL;
 }

@@ -72,14 +72,6 @@ typedef struct plugin_conn {
 	int authorized;                  /* passed CONNECT */
 } plugin_conn;
 
-/* A disconnect of every connection of one certificate, due at due_ns. */
-typedef struct plugin_cert_kick {
-	char cert_id[SIM_CERT_ID_LEN + 1];
-	int64_t due_ns;
-} plugin_cert_kick;
-
-#define PLUGIN_MAX_CERT_KICKS 256
-
 typedef struct plugin_counters {
 	uint64_t connects, connect_denied, unknown_cert, inactive_cert;
 	uint64_t publish_denied, subscribe_denied, receive_denied;
@@ -91,7 +83,8 @@ typedef struct plugin {
 	mosquitto_plugin_id_t *id;
 	plugin_config cfg;
 	sim_state *state;
-	void *api;                       /* sim_api * when the API is built in */
+	struct sim_api *api;             /* NULL without api_* options */
+	struct sim_rules *rules;         /* NULL without a rule_topic */
 	plugin_conn **table;             /* hash of connections by client pointer */
 	size_t table_size;
 	plugin_conn *conns;              /* list head */
@@ -101,8 +94,6 @@ typedef struct plugin {
 	uint64_t rng;
 	sim_quota_bucket account_connect_bucket;
 	sim_quota_table *client_connect_table;
-	plugin_cert_kick kicks[PLUGIN_MAX_CERT_KICKS];
-	size_t kick_count;
 	int64_t tick_number;
 	FILE *ground_truth;
 	FILE *denials;
@@ -145,7 +136,7 @@ void plugin_logs_flush(plugin *p);
 
 /* plugin_actions.c */
 int plugin_on_tick(int event, void *event_data, void *userdata);
-void plugin_schedule_cert_kick(plugin *p, const char *cert_id, int64_t delay_ns);
+int plugin_on_message(int event, void *event_data, void *userdata);
 pl_err plugin_api_start(plugin *p, struct mosquitto_opt *opts, int opt_count, pl_errmsg *e);
 void plugin_api_stop(plugin *p);
 

@@ -145,8 +145,8 @@ pl_err plugin_config_option(plugin *p, const char *key, const char *value, pl_er
 {
 	pl_err rc;
 
-	/* Options of the HTTP API are parsed by the API module. */
-	if (strncmp(key, "api_", 4) == 0)
+	/* Options of the HTTP API and the topic rule are parsed by those modules. */
+	if (strncmp(key, "api_", 4) == 0 || strncmp(key, "rule_", 5) == 0)
 		return PL_OK;
 	rc = parse_option(&p->cfg, key, value, e);
 	if (rc != PL_OK)

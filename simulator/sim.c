@@ -26,16 +26,6 @@
 #define POLICYLAG_PREFIX "/usr/local"
 #endif
 
-/* The HTTP API is part of the plugin once simulator/api.c exists. */
-#if defined(__has_include)
-#if __has_include("simulator/api.h")
-#define SIM_HAVE_API 1
-#endif
-#endif
-#ifndef SIM_HAVE_API
-#define SIM_HAVE_API 0
-#endif
-
 #define CERT_DAYS 3650
 #define STOP_GRACE_NS (5 * PL_NS_PER_S)
 
@@ -55,6 +45,7 @@ struct sim {
 	char log_path[PATH_MAX];
 	char ground_truth_path[PATH_MAX];
 	char denials_path[PATH_MAX];
+	char credentials_path[PATH_MAX];
 };
 
 void sim_options_init(sim_options *o)
@@ -87,6 +78,7 @@ const char *sim_state_dir(const sim *s) { return s->state_dir; }
 const char *sim_state_path(const sim *s) { return s->state_path; }
 const char *sim_ground_truth_path(const sim *s) { return s->ground_truth_path; }
 const char *sim_denials_path(const sim *s) { return s->denials_path; }
+const char *sim_credentials_path(const sim *s) { return s->credentials_path; }
 int sim_pid(const sim *s) { return (int)s->pid; }
 
 /* Asks the kernel for a free loopback port. The port is released again, so
@@ -134,7 +126,8 @@ static pl_err set_paths(sim *s, const char *dir, pl_errmsg *e)
 	    join(s->conf_path, dir, "mosquitto.conf", e) ||
 	    join(s->log_path, dir, "mosquitto.log", e) ||
 	    join(s->ground_truth_path, dir, "ground-truth.jsonl", e) ||
-	    join(s->denials_path, dir, "denials.jsonl", e))
+	    join(s->denials_path, dir, "denials.jsonl", e) ||
+	    join(s->credentials_path, dir, "credentials", e))
 		return PL_ERR_INVALID;
 	return PL_OK;
 }
@@ -228,6 +221,10 @@ static pl_err write_config(const sim *s, const sim_options *o, const char *plugi
 	if (s->api_port > 0) {
 		snprintf(port, sizeof(port), "%d", s->api_port);
 		write_opt(f, "api_port", port);
+		write_opt(f, "api_credentials_file", s->credentials_path);
+		write_opt(f, "api_ca_cert", s->ca_path);
+		write_opt(f, "api_ca_key", s->ca_key_path);
+		write_opt(f, "api_ground_truth_file", s->ground_truth_path);
 	}
 	for (int i = 0; i < o->extra_count; i++)
 		write_opt(f, o->extra[i].key, o->extra[i].value);
@@ -342,7 +339,7 @@ static pl_err prepare(sim *s, const sim_options *o, pl_errmsg *e)
 	s->mqtt_port = o->mqtt_port;
 	if (s->mqtt_port == 0 && (rc = free_port(&s->mqtt_port, e)) != PL_OK)
 		return rc;
-	s->api_port = SIM_HAVE_API ? o->api_port : -1;
+	s->api_port = o->api_port;
 	if (s->api_port == 0 && (rc = free_port(&s->api_port, e)) != PL_OK)
 		return rc;
 	return PL_OK;

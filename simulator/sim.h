@@ -15,6 +15,7 @@
  *   mosquitto.conf                  generated on every start
  *   ground-truth.jsonl              one line per policy snapshot taken or refreshed
  *   denials.jsonl                   one CloudWatch-like line per authorization failure
+ *   credentials (0600)              access key of the HTTP API, profile [policylag-sim]
  *   mosquitto.log                   broker output
  *
  * Not thread-safe: one thread starts and stops a sim.
@@ -72,6 +73,8 @@ const char *sim_state_dir(const sim *s);
 const char *sim_state_path(const sim *s);     /* state.json */
 const char *sim_ground_truth_path(const sim *s);
 const char *sim_denials_path(const sim *s);
+/* AWS-style credentials file of the HTTP API (profile [policylag-sim]). */
+const char *sim_credentials_path(const sim *s);
 int sim_pid(const sim *s);
 
 /* Whether the broker process is still running. */
