@@ -57,23 +57,36 @@ static pl_err on_run_option(void *ctx, int id, const char *value, pl_errmsg *e)
 	}
 }
 
+/*
+ * Options may come before and after PROFILE. cli_parse stops at the first
+ * operand, so parsing resumes after each operand, with the operand in the
+ * place of argv[0].
+ */
 static int run_command(const cli_command *self, int argc, char **argv)
 {
 	run_options o;
 	pl_errmsg e = { "" };
-	int first = 1;
-	int help = 0;
+	int base = 0;
 
 	run_options_init(&o);
-	if (cli_parse(self, argc, argv, on_run_option, &o, &first, &help, &e) != PL_OK)
-		return cli_usage_error(self, e.msg);
-	if (help)
-		return PL_EXIT_OK;
-	if (first >= argc)
+	while (base < argc) {
+		int first = 1;
+		int help = 0;
+
+		if (cli_parse(self, argc - base, argv + base, on_run_option, &o, &first, &help,
+			      &e) != PL_OK)
+			return cli_usage_error(self, e.msg);
+		if (help)
+			return PL_EXIT_OK;
+		if (base + first >= argc)
+			break;
+		if (o.profile_path != NULL)
+			return cli_usage_error(self, "expected one PROFILE");
+		o.profile_path = argv[base + first];
+		base += first;
+	}
+	if (o.profile_path == NULL)
 		return cli_usage_error(self, "missing PROFILE");
-	if (first + 1 < argc)
-		return cli_usage_error(self, "expected one PROFILE");
-	o.profile_path = argv[first];
 	return run_execute(&o);
 }
 

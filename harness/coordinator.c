@@ -339,7 +339,7 @@ static void send_to_worker(coordinator *c, coord_worker *w, const wp_msg *m)
 {
 	pl_errmsg e = { "" };
 
-	if (w->dead)
+	if (w->dead || w->chan == NULL)
 		return;
 	if (wp_chan_send_wait(w->chan, m, SEND_TIMEOUT_NS, &e) != PL_OK) {
 		PL_WARN(COMPONENT, "worker %d: cannot send %s: %s", w->index,

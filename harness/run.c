@@ -195,8 +195,15 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return 0;
 }
 
+/* POLICYLAG_KEEP_TMP=1 keeps the directory (simulator logs, state) for debugging. */
 static void remove_tree(const char *dir)
 {
+	const char *keep = getenv("POLICYLAG_KEEP_TMP");
+
+	if (keep != NULL && strcmp(keep, "1") == 0) {
+		PL_INFO(COMPONENT, "keeping %s (POLICYLAG_KEEP_TMP=1); it holds private keys", dir);
+		return;
+	}
 	if (dir[0] != '\0')
 		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -321,7 +328,9 @@ static int run_loaded(const run_options *o, const profile *p, rundir *rd)
 	} else {
 		run_phases(&c);
 	}
-	run_drain(&c, s != NULL ? sim_ground_truth_path(s) : NULL);
+	/* Without workers there is nothing to drain and no device to report. */
+	if (c.nworkers > 0 && c.workers[0].pid > 0)
+		run_drain(&c, s != NULL ? sim_ground_truth_path(s) : NULL);
 	status = run_report(&c);
 	release(&c, s, work_dir);
 	return status;
