@@ -461,6 +461,7 @@ void coord_pump(coordinator *c, int64_t timeout_ns)
 	}
 	reap_children(c);
 	drain_notes(c);
+	coord_flush_pending(c, 0);
 	if (coord_signal_count > 0 && !c->interrupted) {
 		char reason[64];
 

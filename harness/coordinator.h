@@ -151,8 +151,13 @@ typedef struct coordinator {
 	int failed;               /* a runtime failure happened */
 	char failure[PL_ERRMSG_MAX];
 	uint64_t samples_written;
-	int truth_loaded;
+	/* ground truth, followed while the simulator writes it */
+	const char *truth_path;      /* NULL when the target has none */
 	struct truth_table *truth;
+	int64_t t_truth_read_ns;
+	wp_record *pending;          /* RECORDs waiting for their ground-truth line */
+	int64_t *pending_since;
+	size_t npending, pending_cap;
 	void *swap_job_array;     /* owned; freed after the pool */
 
 	/* run.json */
@@ -164,6 +169,8 @@ typedef struct coordinator {
 	int sim_pid, sim_mqtt_port, sim_api_port;
 	const char *propagation;  /* the simulator's propagation model, or NULL */
 	uint64_t truth_rows;      /* rows that got ground truth */
+	int64_t truth_error_sum;  /* of |truth_error_ns| over those rows */
+	int64_t truth_error_max;
 } coordinator;
 
 /* Allocates the device table for the shard and assigns devices to workers. */
@@ -199,8 +206,16 @@ void coord_reap_workers(coordinator *c, int64_t timeout_ns);
 /* Writes a row for every device without one, censored with reason at t_ns. */
 void coord_censor_remaining(coordinator *c, const char *reason, int64_t t_ns);
 
-/* Writes one samples.csv row from a worker's RECORD, adding the ground truth. */
+/*
+ * Writes one samples.csv row from a worker's RECORD, adding the ground
+ * truth. A row whose ground-truth line is not in the file yet (the
+ * simulator flushes it on its next tick) waits for it, at most a few
+ * seconds, in a pending list that coord_flush_pending empties.
+ */
 void coord_write_record(coordinator *c, const wp_record *r);
+
+/* Writes pending rows whose truth arrived or that waited long enough; all when force. */
+void coord_flush_pending(coordinator *c, int force);
 
 /* Appends an event line; fields_json may be NULL. Errors are logged once. */
 void coord_event(coordinator *c, int64_t t_ns, const char *type, const char *device,

@@ -1,7 +1,9 @@
 /* The coordinator's handling of worker messages, device rows and worker deaths. */
 #include "harness/coordinator.h"
 
+#include <assert.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -241,6 +243,9 @@ static void add_truth(coordinator *c, const coord_device *d, rundir_sample *s)
 	s->truth_effect_ns = truth;
 	s->truth_error_ns = s->t_effect_ns - truth;
 	c->truth_rows++;
+	c->truth_error_sum += llabs(s->truth_error_ns);
+	if (llabs(s->truth_error_ns) > c->truth_error_max)
+		c->truth_error_max = llabs(s->truth_error_ns);
 }
 
 static void write_row(coordinator *c, coord_device *d, rundir_sample *s)
@@ -291,6 +296,92 @@ static int64_t latency_origin(int64_t t_swap_start, int64_t t_swap)
 	return t_swap != RUNDIR_TIME_UNKNOWN ? t_swap : t_swap_start;
 }
 
+/* Converts a worker's RECORD into a row for device d. */
+static void record_sample(coordinator *c, const coord_device *d, const wp_record *r,
+			  rundir_sample *s)
+{
+	base_sample(c, d, s);
+	s->client_id = r->client_id;
+	if (r->cert_id[0] != '\0')
+		s->cert_id = r->cert_id;
+	s->swap_index = (int)r->swap_index;
+	s->worker = (int)r->worker;
+	s->t_swap_start_ns = r->t_swap_start_ns;
+	s->t_swap_ns = r->t_swap_ns != 0 ? r->t_swap_ns : RUNDIR_TIME_UNKNOWN;
+	s->t_effect_ns = r->t_effect_ns;
+	s->latency_ns = r->latency_ns;
+	s->censored = r->censored;
+	s->censor_reason = "timeout";
+	s->attempts = r->attempts;
+	s->connects = r->connects;
+	s->connect_failures = r->connect_failures;
+	s->throttled = r->throttled;
+	s->errors = r->errors + d->errors;
+	/* A device still waiting when the run was stopped is censored at the stop. */
+	if (c->interrupted && r->censored && r->t_effect_ns > c->t_interrupt_ns) {
+		s->t_effect_ns = c->t_interrupt_ns;
+		s->latency_ns = c->t_interrupt_ns - latency_origin(s->t_swap_start_ns, s->t_swap_ns);
+		s->censor_reason = "interrupted";
+	}
+}
+
+/* How long a row waits for its ground-truth line before it is written without. */
+#define TRUTH_WAIT_NS (3 * PL_NS_PER_S)
+#define TRUTH_READ_INTERVAL_NS (200 * PL_NS_PER_MS)
+
+static void read_truth(coordinator *c, int force)
+{
+	int64_t now = pl_mono_ns();
+	pl_errmsg e = { "" };
+
+	if (c->truth == NULL || c->truth_path == NULL)
+		return;
+	if (!force && now - c->t_truth_read_ns < TRUTH_READ_INTERVAL_NS)
+		return;
+	c->t_truth_read_ns = now;
+	if (truth_update(c->truth, c->truth_path, &e) != PL_OK)
+		PL_WARN(COMPONENT, "ground truth: %s", e.msg);
+}
+
+/* Whether the row of r should wait for a ground-truth line not read yet. */
+static int wants_truth(coordinator *c, const coord_device *d, const wp_record *r)
+{
+	int64_t from = d->t_change_ns != RUNDIR_TIME_UNKNOWN ? d->t_change_ns : r->t_swap_start_ns;
+
+	if (c->truth == NULL || r->censored)
+		return 0;
+	read_truth(c, 0);
+	return truth_effect(c->truth, d->name, from) == RUNDIR_TIME_UNKNOWN;
+}
+
+static void push_pending(coordinator *c, coord_device *d, const wp_record *r)
+{
+	if (c->npending == c->pending_cap) {
+		size_t cap = c->pending_cap ? c->pending_cap * 2 : 64;
+		wp_record *rows = realloc(c->pending, cap * sizeof(*rows));
+		int64_t *since = rows != NULL ? realloc(c->pending_since, cap * sizeof(*since))
+					      : NULL;
+
+		if (rows != NULL)
+			c->pending = rows;
+		if (since == NULL) {
+			rundir_sample s;
+
+			PL_WARN(COMPONENT, "out of memory for pending rows; writing %s without truth",
+				d->name);
+			record_sample(c, d, r, &s);
+			write_row(c, d, &s);
+			return;
+		}
+		c->pending_since = since;
+		c->pending_cap = cap;
+	}
+	c->pending[c->npending] = *r;
+	c->pending_since[c->npending] = pl_mono_ns();
+	c->npending++;
+	d->recorded = 1; /* the row is owned by the pending list now */
+}
+
 void coord_write_record(coordinator *c, const wp_record *r)
 {
 	coord_device *d = find_device(c, r->device);
@@ -298,35 +389,45 @@ void coord_write_record(coordinator *c, const wp_record *r)
 
 	if (d == NULL || d->recorded)
 		return;
-	base_sample(c, d, &s);
-	s.client_id = r->client_id;
-	if (r->cert_id[0] != '\0')
-		s.cert_id = r->cert_id;
-	s.swap_index = (int)r->swap_index;
-	s.worker = (int)r->worker;
-	s.t_swap_start_ns = r->t_swap_start_ns;
-	s.t_swap_ns = r->t_swap_ns != 0 ? r->t_swap_ns : RUNDIR_TIME_UNKNOWN;
-	s.t_effect_ns = r->t_effect_ns;
-	s.latency_ns = r->latency_ns;
-	s.censored = r->censored;
-	s.censor_reason = "timeout";
-	s.attempts = r->attempts;
-	s.connects = r->connects;
-	s.connect_failures = r->connect_failures;
-	s.throttled = r->throttled;
-	s.errors = r->errors + d->errors;
-	/* A device still waiting when the run was stopped is censored at the stop. */
-	if (c->interrupted && r->censored && r->t_effect_ns > c->t_interrupt_ns) {
-		s.t_effect_ns = c->t_interrupt_ns;
-		s.latency_ns = c->t_interrupt_ns - latency_origin(s.t_swap_start_ns, s.t_swap_ns);
-		s.censor_reason = "interrupted";
-	}
 	if (!r->censored && !d->effective) {
 		d->effective = 1;
 		d->t_effect_ns = r->t_effect_ns;
 		c->counts.effective++;
 	}
+	if (wants_truth(c, d, r)) {
+		push_pending(c, d, r);
+		return;
+	}
+	record_sample(c, d, r, &s);
 	write_row(c, d, &s);
+}
+
+void coord_flush_pending(coordinator *c, int force)
+{
+	int64_t now = pl_mono_ns();
+	size_t kept = 0;
+
+	if (c->npending == 0)
+		return;
+	read_truth(c, force);
+	for (size_t i = 0; i < c->npending; i++) {
+		const wp_record *r = &c->pending[i];
+		coord_device *d = find_device(c, r->device); /* not NULL: checked on arrival */
+		int64_t from;
+		rundir_sample s;
+
+		assert(d != NULL);
+		from = d->t_change_ns != RUNDIR_TIME_UNKNOWN ? d->t_change_ns : r->t_swap_start_ns;
+		if (!force && now - c->pending_since[i] < TRUTH_WAIT_NS &&
+		    truth_effect(c->truth, d->name, from) == RUNDIR_TIME_UNKNOWN) {
+			c->pending[kept] = *r;
+			c->pending_since[kept++] = c->pending_since[i];
+			continue;
+		}
+		record_sample(c, d, r, &s);
+		write_row(c, d, &s);
+	}
+	c->npending = kept;
 }
 
 /* Writes the row of a device whose worker sent no RECORD. */

@@ -248,8 +248,13 @@ static pl_err prepare(coordinator *c, const run_options *o, char *work_dir, sim 
 		return pl_errmsg_set(e, PL_ERR_IO, "cannot create '%s': %s", fleet_dir,
 				     strerror(errno));
 	err = coord_init_devices(c, o->shard_index, o->shard_count, e);
-	if (err == PL_OK && c->prof->target.kind == PROFILE_TARGET_SIMULATOR)
+	if (err == PL_OK && c->prof->target.kind == PROFILE_TARGET_SIMULATOR) {
 		err = run_sim_start(c, sim_dir, s, e);
+		if (err == PL_OK)
+			err = truth_create(&c->truth, e);
+		if (err == PL_OK)
+			c->truth_path = sim_ground_truth_path(*s);
+	}
 	if (err == PL_OK)
 		err = run_api_create(c, *s, e);
 	signal_api = c->api;
@@ -285,6 +290,8 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 	free(c->devices);
 	free(c->identities);
 	free(c->notes);
+	free(c->pending);
+	free(c->pending_since);
 	coord_signal_wake_fd = -1;
 	if (c->wake_pipe[0] >= 0)
 		close(c->wake_pipe[0]);
@@ -330,7 +337,7 @@ static int run_loaded(const run_options *o, const profile *p, rundir *rd)
 	}
 	/* Without workers there is nothing to drain and no device to report. */
 	if (c.nworkers > 0 && c.workers[0].pid > 0)
-		run_drain(&c, s != NULL ? sim_ground_truth_path(s) : NULL);
+		run_drain(&c);
 	status = run_report(&c);
 	release(&c, s, work_dir);
 	return status;

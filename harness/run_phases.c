@@ -8,7 +8,6 @@
 #include "common/log.h"
 #include "harness/awsapi.h"
 #include "harness/swap.h"
-#include "harness/truth.h"
 
 #define COMPONENT "run"
 
@@ -165,21 +164,6 @@ static int phase_observe(coordinator *c)
 	return pump_until(c, all_observed, deadline);
 }
 
-/* Loads the simulator's ground truth so that rows get it as they are written. */
-static void load_truth(coordinator *c, const char *path)
-{
-	pl_errmsg e = { "" };
-
-	if (path == NULL || c->truth != NULL)
-		return;
-	if (truth_load_file(&c->truth, path, &e) != PL_OK) {
-		PL_WARN(COMPONENT, "no ground truth: %s", e.msg);
-		return;
-	}
-	PL_DEBUG(COMPONENT, "ground truth: %zu snapshots, %zu lines skipped",
-		 truth_count(c->truth), truth_skipped(c->truth));
-}
-
 static int all_done(const coordinator *c)
 {
 	for (int i = 0; i < c->nworkers; i++)
@@ -206,7 +190,7 @@ static void wait_workers(coordinator *c, int64_t deadline)
 		coord_reap_workers(c, 5 * PL_NS_PER_S);
 }
 
-void run_drain(coordinator *c, const char *truth_path)
+void run_drain(coordinator *c)
 {
 	int64_t budget = c->interrupted ? INTERRUPT_DRAIN_NS
 					: c->prof->timing.drain_ns + DRAIN_GRACE_NS;
@@ -214,9 +198,9 @@ void run_drain(coordinator *c, const char *truth_path)
 	if (c->pool != NULL)
 		awsapi_pool_cancel(c->pool);
 	coord_set_phase(c, COORD_PHASE_DRAIN);
-	load_truth(c, truth_path);
 	coord_send_phase(c, WP_PHASE_DRAIN);
 	wait_workers(c, pl_mono_ns() + budget);
+	coord_flush_pending(c, 1);
 	if (c->interrupted)
 		coord_censor_remaining(c, "interrupted", c->t_interrupt_ns);
 	else

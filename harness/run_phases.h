@@ -20,10 +20,10 @@
 void run_phases(coordinator *c);
 
 /*
- * Drains the workers, adding the ground truth from truth_path (NULL: none)
- * to the rows, and writes a censored row for every device without one.
+ * Drains the workers, writes the rows still waiting for ground truth, and
+ * writes a censored row for every device without one.
  */
-void run_drain(coordinator *c, const char *truth_path);
+void run_drain(coordinator *c);
 
 /* Whether a second signal asked to stop at once. */
 int run_stop_now(const coordinator *c);

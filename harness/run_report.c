@@ -81,8 +81,12 @@ static void print_truth(const coordinator *c)
 		printf("\nground truth: none matched (no simulator refresh after the swap)\n");
 		return;
 	}
-	printf("\nground truth: %" PRIu64 " of %" PRIu64 " rows; see truth_error_ns in samples.csv\n",
-	       c->truth_rows, c->samples_written);
+	printf("\nmeasurement error against the simulator's ground truth (%" PRIu64 " of %" PRIu64
+	       " rows): mean %.1f ms, max %.1f ms (probe interval %.0f ms)\n",
+	       c->truth_rows, c->samples_written,
+	       (double)c->truth_error_sum / (double)c->truth_rows / (double)PL_NS_PER_MS,
+	       (double)c->truth_error_max / (double)PL_NS_PER_MS,
+	       (double)c->prof->probe.interval_ns / (double)PL_NS_PER_MS);
 }
 
 static void print_paths(const coordinator *c, int with_summary)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TRUTH_ID_MAX 129
 
@@ -19,6 +20,8 @@ struct truth_table {
 	size_t cap;
 	size_t skipped;
 	size_t ignored;
+	long offset;     /* bytes of the file consumed by truth_update */
+	size_t lineno;   /* lines consumed, for messages */
 };
 
 static const char *const time_keys[] = { "monoNs", "t_ns", "mono_ns", NULL };
@@ -103,23 +106,46 @@ static int compare_entries(const void *a, const void *b)
 	return (x->t_ns > y->t_ns) - (x->t_ns < y->t_ns);
 }
 
-pl_err truth_load_text(truth_table **out, const char *text, size_t len, pl_errmsg *e)
+/* Parses the complete lines of text; returns the bytes consumed. */
+static pl_err append_lines(truth_table *t, const char *text, size_t len, size_t *used,
+			   pl_errmsg *e)
 {
-	truth_table *t = calloc(1, sizeof(*t));
-	size_t lineno = 0;
+	size_t pos = 0;
 	pl_err err = PL_OK;
 
-	if (t == NULL)
-		return pl_errmsg_set(e, PL_ERR_NOMEM, "ground truth: out of memory");
-	for (size_t pos = 0; pos < len && err == PL_OK;) {
+	while (pos < len && err == PL_OK) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t end = nl != NULL ? (size_t)(nl - text) : len;
 
-		lineno++;
-		if (end > pos)
-			err = parse_line(t, text + pos, end - pos, lineno, e);
-		pos = end + 1;
+		if (nl == NULL)
+			break;
+		t->lineno++;
+		if ((size_t)(nl - text) > pos)
+			err = parse_line(t, text + pos, (size_t)(nl - text) - pos, t->lineno, e);
+		pos = (size_t)(nl - text) + 1;
 	}
+	*used = pos;
+	return err;
+}
+
+pl_err truth_create(truth_table **out, pl_errmsg *e)
+{
+	*out = calloc(1, sizeof(**out));
+	if (*out == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "ground truth: out of memory");
+	return PL_OK;
+}
+
+pl_err truth_load_text(truth_table **out, const char *text, size_t len, pl_errmsg *e)
+{
+	truth_table *t;
+	size_t used;
+	pl_err err = truth_create(&t, e);
+
+	if (err != PL_OK)
+		return err;
+	err = append_lines(t, text, len, &used, e);
+	if (err == PL_OK && used < len)
+		err = parse_line(t, text + used, len - used, t->lineno + 1, e);
 	if (err != PL_OK) {
 		truth_free(t);
 		return err;
@@ -129,41 +155,57 @@ pl_err truth_load_text(truth_table **out, const char *text, size_t len, pl_errms
 	return PL_OK;
 }
 
-pl_err truth_load_file(truth_table **out, const char *path, pl_errmsg *e)
+pl_err truth_update(truth_table *t, const char *path, pl_errmsg *e)
 {
 	FILE *f = fopen(path, "rb");
-	char *text = NULL;
-	size_t len = 0;
-	size_t cap = 0;
-	pl_err err;
+	char buf[1 << 16];
+	size_t have = 0;
+	size_t before = t->count;
+	pl_err err = PL_OK;
 
 	if (f == NULL)
-		return pl_errmsg_set(e, PL_ERR_IO, "cannot open ground truth '%s': %s", path,
-				     strerror(errno));
-	for (;;) {
-		if (cap - len < 65536) {
-			char *grown = realloc(text, cap + (1u << 20));
+		return errno == ENOENT ? PL_OK
+				       : pl_errmsg_set(e, PL_ERR_IO, "cannot open ground truth '%s': %s",
+						       path, strerror(errno));
+	if (fseek(f, t->offset, SEEK_SET) != 0)
+		err = pl_errmsg_set(e, PL_ERR_IO, "%s: %s", path, strerror(errno));
+	while (err == PL_OK) {
+		size_t n = fread(buf + have, 1, sizeof(buf) - have, f);
+		size_t used;
 
-			if (grown == NULL) {
-				free(text);
-				fclose(f);
-				return pl_errmsg_set(e, PL_ERR_NOMEM, "ground truth: out of memory");
-			}
-			text = grown;
-			cap += 1u << 20;
-		}
-		size_t n = fread(text + len, 1, cap - len, f);
-
-		len += n;
 		if (n == 0)
 			break;
+		have += n;
+		err = append_lines(t, buf, have, &used, e);
+		t->offset += (long)used;
+		memmove(buf, buf + used, have - used);
+		have -= used;
+		if (have == sizeof(buf))
+			err = pl_errmsg_set(e, PL_ERR_PARSE, "%s: line %zu is longer than %zu bytes",
+					    path, t->lineno + 1, sizeof(buf));
 	}
 	fclose(f);
-	err = truth_load_text(out, text, len, e);
-	if (err != PL_OK)
-		pl_errmsg_prefix(e, "%s", path);
-	free(text);
+	if (t->count != before)
+		qsort(t->entries, t->count, sizeof(*t->entries), compare_entries);
 	return err;
+}
+
+pl_err truth_load_file(truth_table **out, const char *path, pl_errmsg *e)
+{
+	truth_table *t;
+	pl_err err = truth_create(&t, e);
+
+	if (err == PL_OK && access(path, R_OK) != 0)
+		err = pl_errmsg_set(e, PL_ERR_IO, "cannot read ground truth '%s': %s", path,
+				    strerror(errno));
+	if (err == PL_OK)
+		err = truth_update(t, path, e);
+	if (err != PL_OK) {
+		truth_free(t);
+		return err;
+	}
+	*out = t;
+	return PL_OK;
 }
 
 void truth_free(truth_table *t)

@@ -29,11 +29,23 @@ typedef struct truth_table truth_table;
  * ("monoNs"), an "event" (why the snapshot was taken) and "changed"
  * (whether a refresh found different policies). Refreshes that changed
  * nothing are ignored; lines without an id or time are skipped and counted.
- * A line that is not JSON is an error naming the line.
+ * A line that is not JSON is an error naming the line; a last line without
+ * its newline is ignored.
  */
 pl_err truth_load_file(truth_table **out, const char *path, pl_errmsg *e);
 
-/* Same, from text in memory (the /_sim/ground-truth answer). */
+/* Creates an empty table for truth_update. */
+pl_err truth_create(truth_table **out, pl_errmsg *e);
+
+/*
+ * Reads the lines appended to path since the previous call, so a table can
+ * follow the file while the simulator writes it. A last line without its
+ * newline is kept for the next call. A missing file is not an error (the
+ * simulator creates it with its first snapshot).
+ */
+pl_err truth_update(truth_table *t, const char *path, pl_errmsg *e);
+
+/* Same as truth_load_file, from text in memory (the /_sim/ground-truth answer). */
 pl_err truth_load_text(truth_table **out, const char *text, size_t len, pl_errmsg *e);
 
 void truth_free(truth_table *t);
