@@ -24,8 +24,8 @@ static const char groups_both[] =
 	"  - name: reconnect\n"
 	"    share: 50%\n"
 	"    strategy: reconnect-per-attempt\n"
-	"    attempt_interval: 1500ms\n"
-	"    attempt_window: 1s\n";
+	"    attempt_interval: 2s\n"
+	"    attempt_window: 1500ms\n";
 
 static const char groups_keep[] =
 	"  - name: keep\n"
