@@ -142,7 +142,10 @@ static void print_duration(const profile *p)
 	char swap[32];
 	char observe[32];
 
-	pl_format_duration(profile_expected_duration(p), total, sizeof(total));
+	/* Whole seconds, rounded up: the bound is an estimate. */
+	pl_format_duration((profile_expected_duration(p) + PL_NS_PER_S - 1) / PL_NS_PER_S *
+				   PL_NS_PER_S,
+			   total, sizeof(total));
 	seconds_text((double)p->fleet.devices / p->fleet.connect_rate, connect, sizeof(connect));
 	seconds_text((double)profile_swap_calls(p) / p->swap.rate, swap, sizeof(swap));
 	pl_format_duration(p->timing.observe_timeout_ns, observe, sizeof(observe));
@@ -157,9 +160,10 @@ static void print_summary(const profile *p)
 
 	printf("%s: valid, profile '%s', hash %.16s\n", p->path, p->name, p->hash);
 	print_target(p);
-	printf("  %-10s %lld devices, %s certificates, %lld worker process%s\n", "fleet:",
+	printf("  %-10s %lld devices, %s, %lld worker process%s\n", "fleet:",
 	       (long long)p->fleet.devices,
-	       p->fleet.certificates == PROFILE_CERTIFICATES_SHARED ? "one shared" : "per-device",
+	       p->fleet.certificates == PROFILE_CERTIFICATES_SHARED ? "one shared certificate"
+								    : "one certificate per device",
 	       (long long)workers, workers == 1 ? "" : "es");
 	for (size_t i = 0; i < p->group_count; i++)
 		print_group(&p->groups[i], i == 0);
@@ -238,6 +242,8 @@ static int run_validate(const cli_command *self, int argc, char **argv)
 		status = print_resolved(p);
 	else if (!args.quiet)
 		print_summary(p);
+	if (!args.quiet && !args.resolved && issues.warnings > 0)
+		printf("  %-10s %zu, listed on stderr\n", "warnings:", issues.warnings);
 	profile_free(p);
 	profile_issues_clear(&issues);
 	return status;

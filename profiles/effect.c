@@ -74,8 +74,8 @@ static void check_session(effect_ctx *c, sim_policy *const *set, size_t count, c
 		report(c, "the %s policies do not allow iot:Connect for this client id", side);
 	if (!allows(c, set, count, SIM_ACTION_SUBSCRIBE, c->probe_topic))
 		report(c, "the %s policies do not allow iot:Subscribe to '%s'", side, c->probe_topic);
-	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC && strcmp(side, "before") == 0 &&
-	    !allows(c, set, count, SIM_ACTION_PUBLISH, c->trigger_topic))
+	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC && c->trigger_topic[0] != '\0' &&
+	    strcmp(side, "before") == 0 && !allows(c, set, count, SIM_ACTION_PUBLISH, c->trigger_topic))
 		report(c, "the before policies do not allow iot:Publish to the trigger topic '%s'",
 		       c->trigger_topic);
 }

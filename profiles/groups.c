@@ -4,10 +4,11 @@
  * A share is a count ("120") or a percentage of fleet.devices ("37.5%",
  * up to 6 decimals). Groups without a share split what the others leave
  * equally. Percentages and equal splits rarely give whole devices, so they
- * are apportioned by the largest remainder method: each group first gets
- * the whole part of its exact quota, then the devices left over go one at
- * a time to the groups with the largest fractional parts (the earlier group
- * on a tie). Every device belongs to exactly one group, in profile order.
+ * are apportioned by the largest remainder method. Each group first gets
+ * the whole part of its exact quota. The devices left over then go one at
+ * a time to the groups with the largest fractional parts, the earlier group
+ * first on a tie. Every device belongs to exactly one group, in profile
+ * order.
  */
 #include <math.h>
 #include <stdio.h>
@@ -274,6 +275,7 @@ void groups_decode(loader *l, const ptree *groups)
 
 	if (groups == NULL || ptree_is_null(groups)) {
 		default_group(l);
+		l->groups_valid = !l->oom;
 		return;
 	}
 	if (groups->type != PTREE_SEQ || groups->count == 0 || groups->count > MAX_GROUPS) {
@@ -302,4 +304,5 @@ void groups_decode(loader *l, const ptree *groups)
 	check_names(l, groups);
 	if (l->issues->errors == errors_before)
 		resolve_shares(l, groups, shares);
+	l->groups_valid = l->issues->errors == errors_before;
 }

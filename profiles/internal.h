@@ -70,9 +70,9 @@ typedef struct loader {
 	const char *name;            /* file name used in messages */
 	profile_impl *impl;
 	profile_issues *issues;      /* never NULL while loading */
-	pl_errmsg first;             /* the first error */
-	pl_err first_code;
+	pl_errmsg first;             /* a syntax error from the YAML parser */
 	int oom;
+	int groups_valid;            /* groups decoded without errors, so names can be checked */
 	struct sim_policy **before_compiled; /* parallel to before; entries may be NULL */
 	struct sim_policy **after_compiled;
 } loader;

@@ -127,7 +127,7 @@ static void load_document(loader *l, const char *where, const ptree *file, profi
 		return;
 	}
 	if (rc != PL_OK) {
-		loader_error_code(l, PL_ERR_IO, file, "%s: policy document %s", where, e.msg);
+		loader_error_code(l, PL_ERR_IO, file, "%s: %s", where, e.msg);
 		return;
 	}
 	profile_sha256_hex(policy->document, policy->document_len, policy->sha256);

@@ -40,13 +40,14 @@ static profile_issue *new_issue(profile_issues *issues)
 }
 
 /* Records an error whose message already has its position (syntax errors, unreadable files). */
-static void add_plain_error(profile_issues *issues, const char *message)
+static void add_plain_error(profile_issues *issues, pl_err code, const char *message)
 {
 	profile_issue *issue = new_issue(issues);
 
 	if (issue == NULL)
 		return;
 	issue->severity = PROFILE_SEVERITY_ERROR;
+	issue->code = code;
 	snprintf(issue->message, sizeof(issue->message), "%s", message);
 	issues->errors++;
 }
@@ -63,6 +64,7 @@ static void add_issue(loader *l, profile_severity severity, pl_err code, const p
 		return;
 	}
 	issue->severity = severity;
+	issue->code = code;
 	vsnprintf(text, sizeof(text), fmt, ap);
 	if (node == NULL)
 		snprintf(issue->message, sizeof(issue->message), "%s: %s", l->name, text);
@@ -80,8 +82,6 @@ static void add_issue(loader *l, profile_severity severity, pl_err code, const p
 		return;
 	}
 	issues->errors++;
-	if (l->first_code == PL_OK)
-		l->first_code = code;
 }
 
 void loader_error(loader *l, const ptree *node, const char *fmt, ...)
@@ -224,9 +224,10 @@ void profile_free(profile *p)
 	free(impl);
 }
 
-static void record_env_error(void *ctx, const ptree *node, const char *message)
+static void record_env_error(void *ctx, const ptree *node, const char *path,
+			     const char *message)
 {
-	loader_error(ctx, node, "%s", message);
+	loader_error(ctx, node, "%s: %s", path, message);
 }
 
 /* Sort key: file positions in order, overrides and whole-profile issues last. */
@@ -288,12 +289,14 @@ static void default_name(loader *l, profile *p)
 static void resolve(loader *l, ptree *root, const profile_load_opts *opts)
 {
 	profile *p = &l->impl->pub;
+	size_t errors_before = l->issues->errors;
 
 	for (size_t i = 0; i < opts->override_count; i++) {
 		pl_errmsg e;
 
-		if (ptree_apply_override(root, opts->overrides[i], &e) != PL_OK)
-			loader_error_code(l, PL_ERR_INVALID, NULL, "%s", e.msg);
+		if (ptree_apply_override(root, opts->overrides[i], &e) == PL_OK)
+			continue;
+		add_plain_error(l->issues, PL_ERR_INVALID, e.msg);
 	}
 	ptree_substitute_env(root, record_env_error, l);
 	schema_set_defaults(l, &schema_root, p);
@@ -302,7 +305,7 @@ static void resolve(loader *l, ptree *root, const profile_load_opts *opts)
 	groups_decode(l, ptree_get(root, "groups"));
 	policies_decode(l, ptree_get(root, "policies"), opts->skip_policy_files);
 	expectations_decode(l, ptree_get(root, "expect"));
-	if (l->issues->errors == 0)
+	if (l->issues->errors == errors_before)
 		profile_validate(l, root);
 }
 
@@ -314,16 +317,18 @@ static void free_compiled(sim_policy **compiled, size_t count)
 }
 
 /* Moves the first error into e and returns the load's result code. */
-static pl_err finish(loader *l, pl_errmsg *e)
+static pl_err finish(loader *l, size_t first_issue, pl_errmsg *e)
 {
 	if (l->oom) {
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "%s: out of memory while loading the profile",
 				     l->name);
 	}
-	for (size_t i = 0; i < l->issues->count; i++) {
-		if (l->issues->items[i].severity == PROFILE_SEVERITY_ERROR)
-			return pl_errmsg_set(e, l->first_code ? l->first_code : PL_ERR_INVALID, "%s",
-					     l->issues->items[i].message);
+	for (size_t i = first_issue; i < l->issues->count; i++) {
+		const profile_issue *issue = &l->issues->items[i];
+
+		if (issue->severity == PROFILE_SEVERITY_ERROR)
+			return pl_errmsg_set(e, issue->code ? issue->code : PL_ERR_INVALID, "%s",
+					     issue->message);
 	}
 	return PL_OK;
 }
@@ -355,13 +360,13 @@ pl_err profile_load_text(profile **out, const char *text, size_t len, const char
 	}
 	rc = ptree_parse(&root, text, len, name, &l.first);
 	if (rc != PL_OK) {
-		add_plain_error(l.issues, l.first.msg);
+		add_plain_error(l.issues, rc, l.first.msg);
 		pl_errmsg_set(e, rc, "%s", l.first.msg);
 		goto free_profile;
 	}
 	resolve(&l, root, opts);
 	sort_issues(l.issues, first_issue);
-	rc = finish(&l, e);
+	rc = finish(&l, first_issue, e);
 	free_compiled(l.before_compiled, l.impl->pub.before_count);
 	free_compiled(l.after_compiled, l.impl->pub.after_count);
 	ptree_free(root);
@@ -386,7 +391,7 @@ pl_err profile_read_file(const char *path, size_t max, char **out, size_t *len, 
 
 	if (f == NULL)
 		return pl_errmsg_set(e, errno == ENOENT ? PL_ERR_NOT_FOUND : PL_ERR_IO,
-				     "cannot read '%s': %s", path, strerror(errno));
+				     "cannot open '%s': %s", path, strerror(errno));
 	buf = malloc(max + 1);
 	if (buf == NULL) {
 		rc = PL_ERR_NOMEM;
@@ -412,16 +417,26 @@ close_file:
 	return rc;
 }
 
-/* Returns the folder part of path ("." when it has none). */
+/* Returns the absolute folder of path, so that resolved policy paths are absolute. */
 static char *folder_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');
+	char *folder;
+	char *absolute;
 
 	if (slash == NULL)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
+		folder = strdup(".");
+	else if (slash == path)
+		folder = strdup("/");
+	else
+		folder = strndup(path, (size_t)(slash - path));
+	if (folder == NULL)
+		return NULL;
+	absolute = realpath(folder, NULL);
+	if (absolute == NULL)
+		return folder;
+	free(folder);
+	return absolute;
 }
 
 pl_err profile_load(profile **out, const char *path, const profile_load_opts *opts,
@@ -436,7 +451,7 @@ pl_err profile_load(profile **out, const char *path, const profile_load_opts *op
 	rc = profile_read_file(path, PROFILE_MAX_BYTES, &text, &len, e);
 	if (rc != PL_OK) {
 		if (opts != NULL && opts->issues != NULL)
-			add_plain_error(opts->issues, e ? e->msg : "cannot read the profile");
+			add_plain_error(opts->issues, PL_ERR_IO, e ? e->msg : "cannot read the profile");
 		return rc == PL_ERR_NOT_FOUND ? PL_ERR_IO : rc;
 	}
 	dir = folder_of(path);
@@ -448,6 +463,15 @@ pl_err profile_load(profile **out, const char *path, const profile_load_opts *op
 	free(dir);
 	free(text);
 	return rc;
+}
+
+const profile_group *profile_find_group(const profile *p, const char *name)
+{
+	for (size_t i = 0; i < p->group_count; i++) {
+		if (strcmp(p->groups[i].name, name) == 0)
+			return &p->groups[i];
+	}
+	return NULL;
 }
 
 const profile_group *profile_group_of(const profile *p, int64_t index)

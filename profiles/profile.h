@@ -225,7 +225,7 @@ typedef struct profile_timing {
 
 typedef struct profile_expectation {
 	char *text;                  /* as written, e.g. "reconnect.p99 < 30s" */
-	struct expect_expr *expr;    /* parsed (results/expect.h); NULL until that parser is linked */
+	struct expect_expr *expr;    /* parsed with results/expect.h; owned by the profile */
 	profile_pos pos;             /* where the string starts in the profile */
 } profile_expectation;
 
@@ -259,6 +259,7 @@ typedef struct profile_issue {
 	profile_severity severity;
 	char message[PL_ERRMSG_MAX]; /* "file:line:column: ..." or "--set k=v: ..." */
 	profile_pos pos;             /* 0/0 for overrides and whole-profile issues */
+	pl_err code;                 /* PL_ERR_IO for unreadable files, PL_ERR_PARSE, PL_ERR_INVALID */
 } profile_issue;
 
 /* Every error and warning found while loading, in file order. Caller-owned. */
@@ -277,7 +278,8 @@ typedef struct profile_load_opts {
 	const char *const *overrides; /* "key=value" strings, applied in order after the file */
 	size_t override_count;
 	profile_issues *issues;       /* optional: receives every error and warning */
-	int skip_policy_files;        /* nonzero: do not read or check policy documents */
+	int skip_policy_files;        /* nonzero: do not read or check policy documents (the
+				       * hash then differs, because it covers their SHA-256) */
 } profile_load_opts;
 
 /*
@@ -333,6 +335,9 @@ int64_t profile_expected_duration(const profile *p);
  * swap.
  */
 int64_t profile_swap_calls(const profile *p);
+
+/* The group named name, or NULL. */
+const profile_group *profile_find_group(const profile *p, const char *name);
 
 /* The group that device index belongs to, or NULL when index is out of range. */
 const profile_group *profile_group_of(const profile *p, int64_t index);

@@ -66,6 +66,62 @@ static pl_err append_item(ptree *t, ptree *key, ptree *item)
 
 static ptree *build_node(build_ctx *c, yaml_node_t *n, int depth);
 
+/* Moves the entries of one "<<" source map into t, skipping keys t already has. */
+static int merge_one(ptree *t, ptree *source)
+{
+	for (size_t i = 0; i < source->count; i++) {
+		if (ptree_get(t, source->keys[i]->value) != NULL)
+			continue;
+		if (append_item(t, source->keys[i], source->items[i]) != PL_OK)
+			return -1;
+		source->keys[i] = NULL;
+		source->items[i] = NULL;
+	}
+	return 0;
+}
+
+/*
+ * Applies YAML merge keys ("<<: *defaults" or "<<: [*a, *b]"): the merged
+ * maps' keys are added unless the map sets them itself, and earlier
+ * sources win over later ones.
+ */
+static int merge_keys(build_ctx *c, ptree *t)
+{
+	size_t i = 0;
+
+	while (i < t->count) {
+		ptree *key = t->keys[i];
+		ptree *value = t->items[i];
+		int failed = 0;
+
+		if (!key->plain || strcmp(key->value, "<<") != 0) {
+			i++;
+			continue;
+		}
+		/* Take the entry out first, so that its own keys do not block the merge. */
+		memmove(&t->keys[i], &t->keys[i + 1], (t->count - i - 1) * sizeof(*t->keys));
+		memmove(&t->items[i], &t->items[i + 1], (t->count - i - 1) * sizeof(*t->items));
+		t->count--;
+		if (value->type == PTREE_MAP) {
+			failed = merge_one(t, value);
+		} else if (value->type == PTREE_SEQ) {
+			for (size_t j = 0; j < value->count && !failed; j++)
+				failed = value->items[j]->type != PTREE_MAP ||
+					 merge_one(t, value->items[j]) != 0;
+		} else {
+			failed = 1;
+		}
+		if (failed && c->e != NULL && c->e->msg[0] == '\0')
+			pl_errmsg_set(c->e, PL_ERR_PARSE, "%s:%u:%u: invalid merge key: '<<' takes a map or a list of maps",
+				      c->name, key->line, key->column);
+		ptree_free(key);
+		ptree_free(value);
+		if (failed)
+			return -1;
+	}
+	return 0;
+}
+
 static pl_err build_error(build_ctx *c, const yaml_node_t *n, pl_err code, const char *why)
 {
 	return pl_errmsg_set(c->e, code, "%s:%zu:%zu: %s", c->name, n->start_mark.line + 1,
@@ -119,7 +175,7 @@ static int build_children(build_ctx *c, ptree *t, yaml_node_t *n, int depth)
 			return -1;
 		}
 	}
-	return 0;
+	return merge_keys(c, t);
 }
 
 static ptree *build_node(build_ctx *c, yaml_node_t *n, int depth)
@@ -336,7 +392,7 @@ static pl_err map_put(ptree *t, const char *key, ptree *value, const char *origi
 static pl_err parse_override_value(ptree **out, const char *value, const char *override,
 				   pl_errmsg *e)
 {
-	pl_errmsg inner;
+	pl_errmsg inner = { "" };
 	pl_err rc;
 
 	if (value[0] == '\0') {
@@ -364,6 +420,10 @@ static pl_err walk_path(ptree *root, char *path, const char *override, ptree **p
 		*dot = '\0';
 		if (segment[0] == '\0')
 			return pl_errmsg_set(e, PL_ERR_INVALID, "--set %s: empty key segment", override);
+		if (t->type == PTREE_SCALAR)
+			return pl_errmsg_set(e, PL_ERR_INVALID,
+					     "--set %s: cannot set a key below '%s', which is a single value",
+					     override, t->value);
 		if (t->type == PTREE_SEQ) {
 			next = find_element(t, segment);
 			if (next == NULL)
@@ -383,6 +443,10 @@ static pl_err walk_path(ptree *root, char *path, const char *override, ptree **p
 	}
 	if (segment[0] == '\0')
 		return pl_errmsg_set(e, PL_ERR_INVALID, "--set %s: empty key segment", override);
+	if (t->type == PTREE_SCALAR)
+		return pl_errmsg_set(e, PL_ERR_INVALID,
+				     "--set %s: cannot set a key below '%s', which is a single value",
+				     override, t->value);
 	*parent = t;
 	*last = segment;
 	return PL_OK;
@@ -426,6 +490,11 @@ pl_err ptree_apply_override(ptree *root, const char *override, pl_errmsg *e)
 	path = strndup(override, (size_t)(eq - override));
 	if (path == NULL)
 		return PL_ERR_NOMEM;
+	/* Reject empty segments before walk_path creates any map on the way. */
+	if (path[0] == '.' || strstr(path, "..") != NULL || path[strlen(path) - 1] == '.') {
+		rc = pl_errmsg_set(e, PL_ERR_INVALID, "--set %s: empty key segment", override);
+		goto free_path;
+	}
 	rc = walk_path(root, path, override, &parent, &last, e);
 	if (rc != PL_OK)
 		goto free_path;
@@ -441,9 +510,10 @@ free_path:
 }
 
 typedef struct env_ctx {
-	void (*on_error)(void *ctx, const ptree *node, const char *message);
+	void (*on_error)(void *ctx, const ptree *node, const char *path, const char *message);
 	void *ctx;
 	size_t errors;
+	char path[256];  /* dotted key path of the node being substituted */
 } env_ctx;
 
 /* Appends n bytes to a growing buffer. */
@@ -464,7 +534,7 @@ static int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_
 	return 0;
 }
 
-/* Returns the length of the "${env:NAME}" reference at s, or 0 if s holds none. */
+/* Returns the length of the "${env:NAME}" reference at s, or 0 if s does not start with one. */
 static size_t env_reference(const char *s, char *name, size_t name_len)
 {
 	const char *close;
@@ -514,7 +584,7 @@ static void substitute_scalar(env_ctx *c, ptree *t)
 			snprintf(message, sizeof(message),
 				 "environment variable '%s' is not set (referenced as ${env:%s})", name,
 				 name);
-			c->on_error(c->ctx, t, message);
+			c->on_error(c->ctx, t, c->path, message);
 			c->errors++;
 			value = "";
 		}
@@ -532,25 +602,39 @@ static void substitute_scalar(env_ctx *c, ptree *t)
 	return;
 oom:
 	free(out);
-	c->on_error(c->ctx, t, "out of memory while substituting environment variables");
+	c->on_error(c->ctx, t, c->path, "out of memory while substituting environment variables");
 	c->errors++;
 }
 
 static void substitute_tree(env_ctx *c, ptree *t)
 {
+	size_t len = strlen(c->path);
+
 	if (t->type == PTREE_SCALAR) {
 		substitute_scalar(c, t);
 		return;
 	}
-	for (size_t i = 0; i < t->count; i++)
+	for (size_t i = 0; i < t->count; i++) {
+		const ptree *name = t->type == PTREE_SEQ ? ptree_get(t->items[i], "name") : NULL;
+
+		if (t->type == PTREE_MAP)
+			snprintf(c->path + len, sizeof(c->path) - len, "%s%s", len ? "." : "",
+				 t->keys[i]->value);
+		else if (name != NULL && name->type == PTREE_SCALAR)
+			snprintf(c->path + len, sizeof(c->path) - len, ".%s", name->value);
+		else
+			snprintf(c->path + len, sizeof(c->path) - len, ".%zu", i);
 		substitute_tree(c, t->items[i]);
+		c->path[len] = '\0';
+	}
 }
 
 size_t ptree_substitute_env(ptree *root,
-			    void (*on_error)(void *ctx, const ptree *node, const char *message),
+			    void (*on_error)(void *ctx, const ptree *node, const char *path,
+					     const char *message),
 			    void *ctx)
 {
-	env_ctx c = { on_error, ctx, 0 };
+	env_ctx c = { on_error, ctx, 0, "" };
 
 	substitute_tree(&c, root);
 	return c.errors;

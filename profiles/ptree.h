@@ -30,7 +30,6 @@ struct ptree {
 	unsigned line;          /* 1-based; 0 for nodes made by an override */
 	unsigned column;
 	const char *origin;     /* the override text ("probe.interval=1s") or NULL for the file */
-	int used;               /* set by the schema walk; unused map keys are unknown keys */
 };
 
 /*
@@ -65,11 +64,12 @@ pl_err ptree_apply_override(ptree *root, const char *override, pl_errmsg *e);
 /*
  * Replaces every "${env:NAME}" in scalars with the environment variable's
  * value and keeps the original text in template_text; "$${" stands for a
- * literal "${". Calls on_error for each unset variable and returns the
- * number of errors.
+ * literal "${". Calls on_error with the node and its dotted key path for
+ * each unset variable and returns the number of errors.
  */
 size_t ptree_substitute_env(ptree *root,
-			    void (*on_error)(void *ctx, const ptree *node, const char *message),
+			    void (*on_error)(void *ctx, const ptree *node, const char *path,
+					     const char *message),
 			    void *ctx);
 
 #endif

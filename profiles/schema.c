@@ -18,7 +18,7 @@
 #define MIN (60 * S)
 #define HOUR (3600 * S)
 
-/* Rates above this are certainly typos (per second). */
+/* Rates above this (per second) are treated as typos. */
 #define RATE_MAX 1000000.0
 
 #define ROW(key, type, st, member, def, min, max) \
@@ -341,6 +341,9 @@ static void check_keys(loader *l, const section *s, const char *path, const ptre
 		char where[160];
 
 		if (schema_find(s, key->value) == NULL) {
+			/* Top-level "x-..." keys hold YAML anchors for reuse and are ignored. */
+			if (s == &schema_root && strncmp(key->value, "x-", 2) == 0)
+				continue;
 			report_unknown_key(l, s, path, key);
 			continue;
 		}
@@ -502,7 +505,7 @@ static pl_err decode_int(const field *f, const char *text, void *slot, pl_errmsg
 	return PL_OK;
 }
 
-/* Decodes text into the field's slot; profile-relative paths are resolved later. */
+/* Decodes text into the field's slot; decode_scalar resolves relative paths. */
 static pl_err decode_text(const field *f, const char *text, void *slot, pl_errmsg *e)
 {
 	pl_err rc;
@@ -555,6 +558,26 @@ void schema_set_defaults(loader *l, const section *s, void *base)
 	}
 }
 
+/* Makes a relative path absolute against the profile's folder. */
+static void resolve_relative_path(loader *l, char **slot)
+{
+	const char *dir = l->impl->pub.dir;
+	size_t len;
+	char *joined;
+
+	if (*slot == NULL || (*slot)[0] == '\0' || (*slot)[0] == '/' || dir == NULL)
+		return;
+	len = strlen(dir) + strlen(*slot) + 2;
+	joined = malloc(len);
+	if (joined == NULL) {
+		l->oom = 1;
+		return;
+	}
+	snprintf(joined, len, "%s/%s", dir, *slot);
+	free(*slot);
+	*slot = joined;
+}
+
 static void decode_scalar(loader *l, const field *f, const char *where, const ptree *value,
 			  void *slot)
 {
@@ -575,6 +598,8 @@ static void decode_scalar(loader *l, const field *f, const char *where, const pt
 		loader_error(l, value, "%s: %s", where, e.msg);
 		return;
 	}
+	if (f->type == FIELD_PATH)
+		resolve_relative_path(l, slot);
 	if (value->template_text != NULL &&
 	    (f->type == FIELD_STRING || f->type == FIELD_SECRET || f->type == FIELD_PATH))
 		loader_remember_secret(l, slot, value->template_text);
@@ -601,9 +626,14 @@ void schema_decode(loader *l, const section *s, const char *path, const ptree *m
 {
 	if (map == NULL || ptree_is_null(map))
 		return;
+	if (map->type != PTREE_MAP && path[0] == '\0') {
+		loader_error(l, map, "expected a map of keys at the top level (name, target, fleet, groups, ...), not a %s",
+			     map->type == PTREE_SEQ ? "list" : "single value");
+		return;
+	}
 	if (map->type != PTREE_MAP) {
-		loader_error(l, map, "%s: expected a map of keys (%s: {key: value, ...})",
-			     path[0] ? path : "profile", path[0] ? path : "name");
+		loader_error(l, map, "%s: expected a map of keys, not a %s", path,
+			     map->type == PTREE_SEQ ? "list" : "single value");
 		return;
 	}
 	check_keys(l, s, path, map);

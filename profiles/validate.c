@@ -3,9 +3,11 @@
  * something else than policy propagation (throttling, shared topics,
  * policies that change nothing). Each check reports at the key it names.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "profiles/internal.h"
@@ -16,6 +18,7 @@
 #define AWS_CLIENT_ID_MAX_BYTES 128
 #define AWS_PUBLISH_PER_CONNECTION 100.0
 #define AWS_CONNECT_PER_CLIENT_ID 1.0
+#define AWS_PUBLISH_PER_ACCOUNT 20000.0
 #define AWS_KEEP_ALIVE_MIN (30 * PL_NS_PER_S)
 #define AWS_KEEP_ALIVE_MAX (1200 * PL_NS_PER_S)
 /* Probe rates above this leave too little room under the 100/s per-connection quota. */
@@ -181,6 +184,9 @@ static void check_swap_topics(loader *l, const ptree *root)
 				     "swap.trigger_topic: applies only to swap.kind trigger-topic");
 		return;
 	}
+	if (p->probe.kind != PROFILE_PROBE_PROBER)
+		loader_error(l, at(root, "probe.kind"),
+			     "probe.kind: a trigger-topic swap answers each trigger on the probe topic, so probe.kind must be prober");
 	if (p->swap.trigger_topic[0] == '\0') {
 		loader_error(l, at(root, "swap"),
 			     "swap.trigger_topic: required for swap.kind trigger-topic: the topic each device publishes to so that the rule swaps its policies");
@@ -194,9 +200,6 @@ static void check_swap_topics(loader *l, const ptree *root)
 		loader_error(l, at(root, "swap.response_topic"),
 			     "swap.response_topic: the rule's response is the probe, so it must equal probe.topic ('%s'); leave it empty",
 			     p->probe.topic);
-	if (p->probe.kind != PROFILE_PROBE_PROBER)
-		loader_error(l, at(root, "probe.kind"),
-			     "probe.kind: a trigger-topic swap answers each trigger on the probe topic, so probe.kind must be prober");
 }
 
 /* Publishes per second on one device connection: probes sent and received, plus triggers. */
@@ -233,6 +236,40 @@ static void check_probe_rate(loader *l, const ptree *root)
 			     "probe.shared_topic: echo probes on one shared topic reach every device; use a per-device topic or probe.kind prober");
 }
 
+/*
+ * Publishes per second over the fleet while probing: inbound (sent by
+ * devices or the prober, plus triggers) and outbound (delivered to devices).
+ */
+static void fleet_publish_rates(const profile *p, double *inbound, double *outbound)
+{
+	double per_device = 1e9 / (double)p->probe.interval_ns;
+	double devices = (double)p->fleet.devices;
+
+	*outbound = devices * per_device;
+	*inbound = p->probe.shared_topic ? per_device : devices * per_device;
+	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC)
+		*inbound += devices * per_device;
+}
+
+static void check_account_rates(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const profile_quotas *q = &p->target.simulator.quotas;
+	int simulator = p->target.kind == PROFILE_TARGET_SIMULATOR;
+	double inbound_quota = simulator ? q->inbound_publish_per_account : AWS_PUBLISH_PER_ACCOUNT;
+	double outbound_quota = simulator ? q->outbound_publish_per_account : AWS_PUBLISH_PER_ACCOUNT;
+	double inbound;
+	double outbound;
+
+	fleet_publish_rates(p, &inbound, &outbound);
+	if ((inbound_quota > 0.0 && inbound > inbound_quota) ||
+	    (outbound_quota > 0.0 && outbound > outbound_quota))
+		loader_warning(l, at(root, "probe.interval"),
+			       "probe.interval: %lld devices probing at this interval publish about %.0f/s and receive about %.0f/s, above the account quotas (%.0f/s in, %.0f/s out), so probes will be throttled",
+			       (long long)p->fleet.devices, inbound, outbound, inbound_quota,
+			       outbound_quota);
+}
+
 static void check_swap(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
@@ -255,6 +292,26 @@ static void check_swap(loader *l, const ptree *root)
 			     "fleet.certificates: shared, but a trigger-topic swap changes the policies of the triggering device's certificate: the first trigger would swap every device at once and the other devices' swap times would be wrong; use per-device certificates or swap.kind attach-detach");
 }
 
+/* Rates the run drives that the simulator's quotas would throttle. */
+static void check_simulator_quotas(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	const profile_quotas *q = &p->target.simulator.quotas;
+	double swap_quota = p->swap.kind == PROFILE_SWAP_POLICY_VERSION ? q->policy_write
+									: q->attach_detach_policy;
+
+	if (q->connect_per_account > 0.0 && p->fleet.connect_rate > q->connect_per_account)
+		loader_warning(l, at(root, "fleet.connect_rate"),
+			       "fleet.connect_rate: above the simulator's connect_per_account quota (%g/s), so connects will be throttled",
+			       q->connect_per_account);
+	if (swap_quota > 0.0 && p->swap.rate > swap_quota && profile_swap_calls(p) > 1)
+		loader_warning(l, at(root, "swap.rate"),
+			       "swap.rate: above the simulator's %s quota (%g/s), so swap calls will be throttled and retried",
+			       p->swap.kind == PROFILE_SWAP_POLICY_VERSION ? "policy_write"
+									   : "attach_detach_policy",
+			       swap_quota);
+}
+
 static void check_target(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
@@ -268,19 +325,28 @@ static void check_target(loader *l, const ptree *root)
 		if (p->target.aws.root_ca[0] == '\0')
 			loader_error(l, at(root, "target"),
 				     "target.aws.root_ca: required for target.kind aws: the path of the Amazon root CA (AmazonRootCA1.pem)");
+		else if (access(p->target.aws.root_ca, R_OK) != 0)
+			loader_error(l, at(root, "target.aws.root_ca"),
+				     "target.aws.root_ca: cannot read '%s': %s", p->target.aws.root_ca,
+				     strerror(errno));
 		return;
 	}
+	check_simulator_quotas(l, root);
 	schema_format_duration(p->timing.observe_timeout_ns, observe, sizeof(observe));
 	schema_format_duration(sim->propagation.max_ns, longest, sizeof(longest));
 	if (p->timing.observe_timeout_ns <= sim->propagation.max_ns)
 		loader_warning(l, at(root, "timing.observe_timeout"),
 			       "timing.observe_timeout: %s is not longer than the simulator's longest propagation delay (%s), so some keep-connection devices will be censored",
 			       observe, longest);
-	if (sim->quotas.connect_per_account > 0.0 &&
-	    p->fleet.connect_rate > sim->quotas.connect_per_account)
-		loader_warning(l, at(root, "fleet.connect_rate"),
-			       "fleet.connect_rate: above the simulator's connect_per_account quota (%g/s), so connects will be throttled",
-			       sim->quotas.connect_per_account);
+}
+
+static void check_inventory(loader *l, const ptree *root)
+{
+	const char *inventory = l->impl->pub.fleet.inventory;
+
+	if (inventory[0] != '\0' && access(inventory, R_OK) != 0)
+		loader_error(l, at(root, "fleet.inventory"), "fleet.inventory: cannot read '%s': %s",
+			     inventory, strerror(errno));
 }
 
 static void check_client_ids(loader *l, const ptree *root)
@@ -309,9 +375,11 @@ void profile_validate(loader *l, const ptree *root)
 	check_probe_topic(l, root);
 	check_swap_topics(l, root);
 	check_probe_rate(l, root);
+	check_account_rates(l, root);
 	check_swap(l, root);
 	check_target(l, root);
 	check_client_ids(l, root);
+	check_inventory(l, root);
 	policy_effect_check(l, root);
 }
 
