@@ -147,6 +147,14 @@ static void handle_event(coordinator *c, coord_worker *w, const wp_event *ev)
 	char text_json[WP_TEXT_MAX * 2];
 	int n;
 
+	if (ev->kind < sizeof(event_types) / sizeof(event_types[0]) && ev->device == UINT32_MAX) {
+		/* An event of the worker itself, e.g. its prober falling behind. */
+		rundir_json_string(text_json, sizeof(text_json), ev->text);
+		snprintf(fields, sizeof(fields), "\"worker\":%d,\"code\":%d,\"text\":%s", w->index,
+			 ev->code, text_json);
+		coord_event(c, ev->t_ns, event_types[ev->kind], NULL, fields);
+		return;
+	}
 	if (d == NULL || ev->kind >= sizeof(event_types) / sizeof(event_types[0])) {
 		PL_WARN(COMPONENT, "worker %d: event for unknown device %u or kind %u", w->index,
 			ev->device, ev->kind);

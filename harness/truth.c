@@ -243,10 +243,22 @@ static size_t lower_bound(const truth_table *t, const char *key)
 	return lo;
 }
 
-/* Whether id is device itself or device followed by '-' and a suffix. */
+/*
+ * Whether id is one of the device's own connections: the device name, or
+ * the worker's fresh client id "<device>-a<attempt>". Other suffixes, such
+ * as the coordinator's "<device>-trigger" connection, are not the device.
+ */
 static int is_connection_of(const char *id, const char *device, size_t dlen)
 {
-	return strncmp(id, device, dlen) == 0 && (id[dlen] == '\0' || id[dlen] == '-');
+	const char *rest = id + dlen;
+
+	if (strncmp(id, device, dlen) != 0)
+		return 0;
+	if (rest[0] == '\0')
+		return 1;
+	if (rest[0] != '-' || rest[1] != 'a' || rest[2] == '\0')
+		return 0;
+	return strspn(rest + 2, "0123456789") == strlen(rest + 2);
 }
 
 int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns)

@@ -8,7 +8,7 @@
  * connections taken at or after the control-plane call that changed its
  * access, because from that snapshot on the broker authorizes the device
  * with the new policies. A device's connections are the lines whose client
- * id is the device name, or the device name followed by '-' (fresh client
+ * id is the device name, or "<device>-a<attempt>" (the workers' fresh client
  * ids per attempt).
  *
  * Immutable after loading; safe to read from any thread.
