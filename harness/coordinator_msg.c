@@ -162,8 +162,9 @@ static void handle_event(coordinator *c, coord_worker *w, const wp_event *ev)
 	}
 	count_event(c, d, ev);
 	rundir_json_string(text_json, sizeof(text_json), ev->text);
-	n = snprintf(fields, sizeof(fields), "\"worker\":%d,\"attempt\":%u,\"code\":%d,\"text\":%s",
-		     w->index, ev->attempt, ev->code, text_json);
+	n = snprintf(fields, sizeof(fields),
+		     "\"worker\":%d,\"attempt\":%u,\"code\":%d,\"%s\":%s", w->index,
+		     ev->attempt, ev->code, ev->kind == WP_EV_ERROR ? "message" : "text", text_json);
 	if (ev->kind == WP_EV_DISCONNECTED && n > 0 && (size_t)n < sizeof(fields))
 		snprintf(fields + n, sizeof(fields) - (size_t)n, ",\"reason\":\"%s\"",
 			 disconnect_reason(ev->code));
@@ -260,6 +261,10 @@ static void write_row(coordinator *c, coord_device *d, rundir_sample *s)
 {
 	pl_errmsg e = { "" };
 
+	/* A censored row's t_effect_ns holds when observation ended. */
+	if (s->censored)
+		s->t_censor_ns = s->t_effect_ns;
+
 	add_truth(c, d, s);
 	if (rundir_append_sample(c->rd, s, &e) != PL_OK) {
 		PL_ERROR(COMPONENT, "%s", e.msg);
@@ -294,6 +299,7 @@ static void base_sample(const coordinator *c, const coord_device *d, rundir_samp
 	s->t_swap_ns = d->t_swap_ns;
 	s->truth_effect_ns = RUNDIR_TIME_UNKNOWN;
 	s->truth_error_ns = RUNDIR_TIME_UNKNOWN;
+	s->t_censor_ns = RUNDIR_TIME_UNKNOWN;
 	s->t_effect_ns = RUNDIR_TIME_UNKNOWN;
 	s->latency_ns = RUNDIR_TIME_UNKNOWN;
 }
@@ -465,7 +471,8 @@ void coord_censor_remaining(coordinator *c, const char *reason, int64_t t_ns)
 {
 	for (uint32_t i = 0; i < c->ndevices; i++)
 		if (!c->devices[i].recorded)
-			write_coordinator_row(c, &c->devices[i], reason, t_ns);
+			write_coordinator_row(c, &c->devices[i],
+					      c->devices[i].swap_failed ? "swap-failed" : reason, t_ns);
 }
 
 /* Describes how a worker ended, e.g. "killed by signal 9". */

@@ -318,6 +318,7 @@ static int run_loaded(const run_options *o, const profile *p, rundir *rd)
 
 	err = init_coordinator(&c, o, p, rundir_path(rd), &e);
 	c.rd = rd;
+	rundir_set_anchor(rd, c.t_start_ns);
 	if (err == PL_OK)
 		err = progress_create(&c.progress, stderr, use_tty(o), 5 * PL_NS_PER_S,
 				      c.t_start_ns);

@@ -45,7 +45,7 @@ static json_t *workers_json(const coordinator *c)
 				      (json_int_t)w->heartbeat.rss_kb);
 
 		if (w->dead && !w->done)
-			json_object_set_new(o, "t_dead_ns", json_integer(w->t_dead_ns));
+			json_object_set_new(o, "t_dead_ns", json_integer(rundir_relative(c->rd, w->t_dead_ns)));
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -91,9 +91,11 @@ static json_t *swap_json(const coordinator *c)
 			      (json_int_t)c->swap_jobs_finished);
 
 	json_object_set_new(o, "t_swap_first_ns",
-			    c->t_swap_first_ns ? json_integer(c->t_swap_first_ns) : json_null());
+			    c->t_swap_first_ns ? json_integer(rundir_relative(c->rd, c->t_swap_first_ns))
+						: json_null());
 	json_object_set_new(o, "t_swap_last_ns",
-			    c->t_swap_last_ns ? json_integer(c->t_swap_last_ns) : json_null());
+			    c->t_swap_last_ns ? json_integer(rundir_relative(c->rd, c->t_swap_last_ns))
+					       : json_null());
 	return o;
 }
 

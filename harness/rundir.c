@@ -18,7 +18,7 @@ static const char samples_header[] =
 	"device,client_id,group,strategy,direction,swap_index,cert_id,worker,"
 	"t_swap_start_ns,t_swap_ns,t_effect_ns,latency_ns,censored,"
 	"attempts,connects,connect_failures,throttled,errors,"
-	"truth_effect_ns,truth_error_ns,swap,t_connect_ns,censor_reason\n";
+	"truth_effect_ns,truth_error_ns,swap,t_connect_ns,t_censor_ns,censor_reason\n";
 
 struct rundir {
 	char path[RUNDIR_PATH_MAX];
@@ -27,7 +27,18 @@ struct rundir {
 	FILE *events;
 	uint64_t nsamples;
 	uint64_t nevents;
+	int64_t anchor_ns;
 };
+
+void rundir_set_anchor(rundir *rd, int64_t anchor_mono_ns)
+{
+	rd->anchor_ns = anchor_mono_ns;
+}
+
+int64_t rundir_relative(const rundir *rd, int64_t t)
+{
+	return t == RUNDIR_TIME_UNKNOWN ? t : t - rd->anchor_ns;
+}
 
 /* Creates every missing directory of path, like mkdir -p. */
 static pl_err make_dirs(const char *path, pl_errmsg *e)
@@ -172,10 +183,12 @@ static void put_csv_time(FILE *f, int64_t t)
 		fprintf(f, "%" PRId64, t);
 }
 
-static void write_sample_row(FILE *f, const rundir_sample *s)
+static void write_sample_row(const rundir *rd, FILE *f, const rundir_sample *s)
 {
 	const char *texts[] = { s->device, s->client_id, s->group, s->strategy, s->direction };
-	const int64_t times[] = { s->t_swap_start_ns, s->t_swap_ns, s->t_effect_ns,
+	const int64_t times[] = { rundir_relative(rd, s->t_swap_start_ns),
+				  rundir_relative(rd, s->t_swap_ns),
+				  s->censored ? RUNDIR_TIME_UNKNOWN : rundir_relative(rd, s->t_effect_ns),
 				  s->latency_ns };
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
@@ -192,13 +205,15 @@ static void write_sample_row(FILE *f, const rundir_sample *s)
 	fprintf(f, "%d,%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",",
 		s->censored ? 1 : 0, s->attempts, s->connects, s->connect_failures, s->throttled,
 		s->errors);
-	put_csv_time(f, s->truth_effect_ns);
+	put_csv_time(f, rundir_relative(rd, s->truth_effect_ns));
 	fputc(',', f);
 	put_csv_time(f, s->truth_error_ns);
 	fputc(',', f);
 	put_csv_text(f, s->swap);
 	fputc(',', f);
-	put_csv_time(f, s->t_connect_ns);
+	put_csv_time(f, rundir_relative(rd, s->t_connect_ns));
+	fputc(',', f);
+	put_csv_time(f, s->censored ? rundir_relative(rd, s->t_censor_ns) : RUNDIR_TIME_UNKNOWN);
 	fputc(',', f);
 	put_csv_text(f, s->censored ? s->censor_reason : NULL);
 	fputc('\n', f);
@@ -209,7 +224,7 @@ pl_err rundir_append_sample(rundir *rd, const rundir_sample *s, pl_errmsg *e)
 	pl_err err = PL_OK;
 
 	pthread_mutex_lock(&rd->lock);
-	write_sample_row(rd->samples, s);
+	write_sample_row(rd, rd->samples, s);
 	if (fflush(rd->samples) != 0 || ferror(rd->samples))
 		err = pl_errmsg_set(e, PL_ERR_IO, "cannot write %s/samples.csv: %s", rd->path,
 				    strerror(errno));
@@ -258,7 +273,8 @@ pl_err rundir_append_event(rundir *rd, int64_t t_ns, const char *type, const cha
 
 	rundir_json_string(type_json, sizeof(type_json), type);
 	pthread_mutex_lock(&rd->lock);
-	fprintf(rd->events, "{\"t_ns\":%" PRId64 ",\"type\":%s", t_ns, type_json);
+	fprintf(rd->events, "{\"t_ns\":%" PRId64 ",\"type\":%s", rundir_relative(rd, t_ns),
+		type_json);
 	if (device != NULL) {
 		rundir_json_string(device_json, sizeof(device_json), device);
 		fprintf(rd->events, ",\"device\":%s", device_json);

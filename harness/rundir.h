@@ -9,9 +9,10 @@
  *   events.jsonl   the timeline, one JSON object per line, flushed per line
  *
  * The column set of samples.csv and the event fields are documented in
- * docs/run-directory.md. Times are CLOCK_MONOTONIC nanoseconds; run.json
- * keeps one CLOCK_REALTIME anchor to turn them into dates. An unknown time
- * is written as an empty CSV field or a JSON null.
+ * docs/run-directory.md. Callers pass CLOCK_MONOTONIC nanoseconds; the
+ * files hold them relative to the run's anchor (rundir_set_anchor), which
+ * run.json records with its CLOCK_REALTIME counterpart. An unknown time is
+ * written as an empty CSV field.
  *
  * Thread-safe: one mutex guards both appenders, so the swap pool's threads
  * may log events while the coordinator thread appends samples.
@@ -41,8 +42,10 @@ typedef struct rundir_sample {
 	int64_t t_connect_ns;   /* first successful CONNACK, or unknown */
 	int64_t t_swap_start_ns;
 	int64_t t_swap_ns;      /* unknown for trigger-topic swaps */
-	int64_t t_effect_ns;    /* unknown when censored */
-	int64_t latency_ns;     /* t_effect - t_swap, or censoring time - t_swap */
+	int64_t t_effect_ns;    /* written empty when censored */
+	int64_t latency_ns;     /* t_effect - t_swap, or censoring time - t_swap; unknown
+				 * when the device was never measured */
+	int64_t t_censor_ns;    /* when observation ended, for censored rows */
 	int censored;
 	const char *censor_reason; /* "timeout", "interrupted", "worker-died", ... or NULL */
 	uint32_t attempts;      /* probes sent (keep-connection) or attempts (reconnect) */
@@ -63,6 +66,15 @@ typedef struct rundir rundir;
  * its rows into an earlier one.
  */
 pl_err rundir_create(rundir **out, const char *dir, pl_errmsg *e);
+
+/*
+ * Sets the CLOCK_MONOTONIC time that file times count from. Times inside
+ * an event's fields_json are the caller's to convert (rundir_relative).
+ */
+void rundir_set_anchor(rundir *rd, int64_t anchor_mono_ns);
+
+/* t relative to the anchor; RUNDIR_TIME_UNKNOWN stays unknown. */
+int64_t rundir_relative(const rundir *rd, int64_t t);
 
 /* Flushes and closes the files. NULL is a no-op. */
 void rundir_free(rundir *rd);

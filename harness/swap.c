@@ -44,8 +44,9 @@ static void call_event(coordinator *c, const swap_job *j, const awsapi_call *cal
 	snprintf(fields, sizeof(fields),
 		 "\"op\":\"%s\",\"policy\":%s,\"t_sent_ns\":%lld,\"t_done_ns\":%lld,"
 		 "\"attempts\":%d,\"throttled\":%d,\"http_status\":%ld,\"ok\":%s,\"error\":%s",
-		 awsapi_op_name(call->op), policy_json, (long long)call->t_first_sent_ns,
-		 (long long)call->t_done_ns, call->attempts, call->throttled, call->http_status,
+		 awsapi_op_name(call->op), policy_json,
+		 (long long)rundir_relative(c->rd, call->t_first_sent_ns),
+		 (long long)rundir_relative(c->rd, call->t_done_ns), call->attempts, call->throttled, call->http_status,
 		 err == PL_OK ? "true" : "false", error_json);
 	coord_event(c, call->t_first_sent_ns, "swap_call", device, fields);
 	if (call->throttled > 0) {
@@ -245,6 +246,10 @@ pl_err swap_start(coordinator *c, pl_errmsg *e)
 	err = make_jobs(c, &jobs, &n, e);
 	if (err != PL_OK)
 		return err;
+	coord_event(c, pl_mono_ns(), "swap", NULL,
+		    p->swap.direction == PROFILE_SWAP_GRANT
+			    ? "\"swap_index\":0,\"direction\":\"grant\""
+			    : "\"swap_index\":0,\"direction\":\"revoke\"");
 	c->swap_jobs = n;
 	c->swap_job_array = jobs; /* pool threads use the jobs until the pool is freed */
 	PL_INFO(COMPONENT, "%s swap: %u call sequences at %.1f calls/s",

@@ -142,7 +142,7 @@ static void trigger_event(coordinator *c, const char *device, const char *topic,
 	rundir_json_string(topic_json, sizeof(topic_json), topic);
 	snprintf(fields, sizeof(fields), "\"op\":\"TriggerPublish\",\"topic\":%s,\"t_sent_ns\":%lld,"
 		 "\"ok\":%s,\"code\":%d",
-		 topic_json, (long long)t_sent, ok ? "true" : "false", code);
+		 topic_json, (long long)rundir_relative(c->rd, t_sent), ok ? "true" : "false", code);
 	coord_event(c, t_sent, "swap_call", device, fields);
 }
 

@@ -39,10 +39,13 @@ START_TEST(test_run_censored_at_timeout)
 	ck_assert_uint_eq(csv->nrows, 10);
 	for (size_t r = 0; r < csv->nrows; r++) {
 		long long start = run_csv_int(csv, r, "t_swap_start_ns");
-		long long effect = run_csv_int(csv, r, "t_effect_ns");
+		long long end = run_csv_int(csv, r, "t_censor_ns");
+		long long swap = run_csv_int(csv, r, "t_swap_ns");
 
 		ck_assert_str_eq(run_csv_get(csv, r, "censored"), "1");
-		ck_assert_int_eq(effect - start, 3000000000LL);
+		ck_assert_str_eq(run_csv_get(csv, r, "t_effect_ns"), "");
+		ck_assert_int_eq(end - start, 3000000000LL);
+		ck_assert_int_eq(run_csv_int(csv, r, "latency_ns"), end - swap);
 		ck_assert_str_eq(run_csv_get(csv, r, "censor_reason"), "timeout");
 	}
 	free(csv);
