@@ -331,6 +331,15 @@ static void record_sample(coordinator *c, const coord_device *d, const wp_record
 	s->connect_failures = r->connect_failures;
 	s->throttled = r->throttled;
 	s->errors = r->errors + d->errors;
+	/* A device whose swap never started was never measured. */
+	if (r->t_swap_start_ns == 0) {
+		s->t_swap_start_ns = RUNDIR_TIME_UNKNOWN;
+		s->latency_ns = RUNDIR_TIME_UNKNOWN;
+		s->censored = 1;
+		s->t_effect_ns = c->interrupted ? c->t_interrupt_ns : pl_mono_ns();
+		s->censor_reason = c->interrupted ? "interrupted" : "no-swap";
+		return;
+	}
 	/* A device still waiting when the run was stopped is censored at the stop. */
 	if (c->interrupted && r->censored && r->t_effect_ns > c->t_interrupt_ns) {
 		s->t_effect_ns = c->t_interrupt_ns;

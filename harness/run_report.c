@@ -27,7 +27,10 @@ static const char *run_status(const coordinator *c)
 	return "completed";
 }
 
-/* Fills one table row for the devices of group g (all groups when g < 0). */
+/*
+ * Fills one table row for the measured devices of group g (all groups when
+ * g < 0): those with a row and a latency, censored or not.
+ */
 static void fill_row(const coordinator *c, int g, progress_row *row, int64_t *latencies)
 {
 	memset(row, 0, sizeof(*row));
@@ -39,11 +42,13 @@ static void fill_row(const coordinator *c, int g, progress_row *row, int64_t *la
 
 		if (g >= 0 && d->group != (uint16_t)g)
 			continue;
+		if (!d->recorded || d->latency_ns == RUNDIR_TIME_UNKNOWN)
+			continue; /* never measured: no row, or a row without a latency */
 		row->devices++;
-		if (d->recorded && !d->censored && d->latency_ns != RUNDIR_TIME_UNKNOWN)
-			latencies[row->effective++] = d->latency_ns;
-		else
+		if (d->censored)
 			row->censored++;
+		else
+			latencies[row->effective++] = d->latency_ns;
 	}
 }
 
@@ -142,8 +147,10 @@ int run_report(coordinator *c)
 		if (coord_write_run_json(c, run_status(c), status, &e) != PL_OK)
 			PL_ERROR(COMPONENT, "%s", e.msg);
 	}
-	print_table(c);
-	print_truth(c);
+	if (c->samples_written > 0) {
+		print_table(c);
+		print_truth(c);
+	}
 	print_paths(c, failed_expectations >= 0);
 	if (failed_expectations > 0)
 		printf("\n%ld expectation%s failed (see junit.xml)\n", failed_expectations,

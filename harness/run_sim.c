@@ -33,13 +33,13 @@ void run_sim_propagation(const profile *p, char *buf, size_t len)
 	}
 }
 
-/* A rate option value: "off" for 0 (the profile's "no limit"). */
+/*
+ * A rate option value. The plugin's broker quotas and its API buckets both
+ * read "0" as "no limit", which is what a profile's 0/s means.
+ */
 static void rate_text(double rate, char *buf, size_t len)
 {
-	if (rate <= 0)
-		snprintf(buf, len, "off");
-	else
-		snprintf(buf, len, "%g", rate);
+	snprintf(buf, len, "%g", rate > 0 ? rate : 0.0);
 }
 
 static pl_err add_rate(sim_options *o, const char *key, double rate, char *store, size_t len,
@@ -132,6 +132,27 @@ static pl_err add_rule(sim_options *o, const profile *p, sim_values *v, pl_errms
 	return err;
 }
 
+/* Logs the last lines of the broker's log, which goes away with the temporary directory. */
+static void log_broker_tail(const char *state_dir)
+{
+	char path[WP_PATH_MAX];
+	char lines[5][512];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/mosquitto.log", state_dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	while (fgets(lines[n % 5], sizeof(lines[0]), f) != NULL)
+		n++;
+	fclose(f);
+	for (size_t i = n > 5 ? n - 5 : 0; i < n; i++) {
+		lines[i % 5][strcspn(lines[i % 5], "\n")] = '\0';
+		PL_ERROR(COMPONENT, "mosquitto.log: %s", lines[i % 5]);
+	}
+}
+
 pl_err run_sim_start(coordinator *c, const char *state_dir, sim **out, pl_errmsg *e)
 {
 	const profile_simulator *ps = &c->prof->target.simulator;
@@ -163,6 +184,7 @@ pl_err run_sim_start(coordinator *c, const char *state_dir, sim **out, pl_errmsg
 	if (err == PL_OK)
 		err = sim_start(out, &o, e);
 	if (err != PL_OK) {
+		log_broker_tail(state_dir);
 		pl_errmsg_prefix(e, "starting the simulator");
 		return err;
 	}
