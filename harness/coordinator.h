@@ -11,6 +11,7 @@
 #define PL_COORDINATOR_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -123,6 +124,12 @@ typedef struct coordinator {
 	coord_identity prober;      /* the prober connections' identity (probe.kind prober) */
 	int have_prober;
 
+	/* probe.via http: probes published through the data-plane Publish API */
+	pthread_t http_prober;
+	int http_prober_running;
+	_Atomic int http_prober_stop; /* set by the coordinator thread, read by the prober */
+	_Atomic uint64_t http_probes_sent, http_probe_failures;
+
 	coord_worker *workers;
 	int nworkers;
 	const char *self_exe;
@@ -178,6 +185,17 @@ pl_err coord_init_devices(coordinator *c, int shard_index, int shard_count, pl_e
 
 /* Starts the worker processes and sends HELLO, GROUPs and DEVICEs. */
 pl_err coord_spawn_workers(coordinator *c, pl_errmsg *e);
+
+/*
+ * Starts the data-plane prober thread when the profile's probe is a prober
+ * via http: it publishes "pl1 <device> <seq> <t_send>" probes to every
+ * device's probe topic (or once to the shared topic) each probe interval.
+ * A no-op for other probes.
+ */
+pl_err coord_http_prober_start(coordinator *c, pl_errmsg *e);
+
+/* Stops and joins the prober thread; a no-op when it is not running. */
+void coord_http_prober_stop(coordinator *c);
 
 /* Sends a PHASE message to every live worker. */
 void coord_send_phase(coordinator *c, wp_phase phase);

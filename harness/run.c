@@ -60,6 +60,8 @@ pl_err run_parse_shard(const char *text, int *index, int *count, pl_errmsg *e)
 /* ---- signals ---- */
 
 static struct awsapi_ctx *signal_api; /* cancelled by a second signal */
+/* Set while the fleet is prepared: nothing is measured yet, so one signal cancels. */
+static volatile sig_atomic_t cancel_on_first_signal;
 
 static void on_signal(int sig)
 {
@@ -71,7 +73,7 @@ static void on_signal(int sig)
 	if (coord_signal_wake_fd >= 0 && write(coord_signal_wake_fd, &one, 1) < 0) {
 		/* The pipe is full: the coordinator wakes anyway. */
 	}
-	if (coord_signal_count >= 2 && signal_api != NULL)
+	if ((coord_signal_count >= 2 || cancel_on_first_signal) && signal_api != NULL)
 		awsapi_ctx_cancel(signal_api);
 	errno = saved;
 }
@@ -156,9 +158,6 @@ static const char *base_name(const char *path)
 static pl_err init_coordinator(coordinator *c, const run_options *o, const profile *p,
 			       const char *dir, pl_errmsg *e)
 {
-	static char exe[PATH_MAX];
-	ssize_t n;
-
 	memset(c, 0, sizeof(*c));
 	c->prof = p;
 	c->t_start_ns = pl_mono_ns();
@@ -173,15 +172,8 @@ static pl_err init_coordinator(coordinator *c, const run_options *o, const profi
 	if (pipe2(c->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return pl_errmsg_set(e, PL_ERR_IO, "pipe: %s", strerror(errno));
 	coord_signal_wake_fd = c->wake_pipe[1];
-	c->self_exe = o->self_exe;
-	if (c->self_exe == NULL) {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n <= 0)
-			return pl_errmsg_set(e, PL_ERR_IO, "cannot find the policylag binary: %s",
-					     strerror(errno));
-		exe[n] = '\0';
-		c->self_exe = exe;
-	}
+	/* /proc/self/exe still names this program's file after a rebuild replaced it. */
+	c->self_exe = o->self_exe != NULL ? o->self_exe : "/proc/self/exe";
 	return PL_OK;
 }
 
@@ -260,8 +252,10 @@ static pl_err prepare(coordinator *c, const run_options *o, char *work_dir, sim 
 	signal_api = c->api;
 	if (err == PL_OK && c->prof->target.kind == PROFILE_TARGET_AWS)
 		err = aws_endpoint(c, e);
-	if (err == PL_OK)
+	cancel_on_first_signal = 1;
+	if (err == PL_OK && coord_signal_count == 0)
 		err = run_fleet_prepare(c, fleet_dir, e);
+	cancel_on_first_signal = 0;
 	if (err == PL_OK)
 		err = coord_write_run_json(c, "running", -1, e);
 	if (err == PL_OK)
@@ -326,13 +320,12 @@ static int run_loaded(const run_options *o, const profile *p, rundir *rd)
 		err = write_profile_copy(&c, &e);
 	if (err == PL_OK)
 		err = prepare(&c, o, work_dir, &s, &e);
-	if (err != PL_OK) {
+	if (err == PL_ERR_INTERRUPTED || (err != PL_OK && coord_signal_count > 0)) {
+		coord_request_stop(&c, "interrupted during set-up");
+	} else if (err != PL_OK) {
 		c.failed = 1;
 		snprintf(c.failure, sizeof(c.failure), "%s", e.msg);
-		if (err != PL_ERR_INTERRUPTED)
-			PL_ERROR(COMPONENT, "%s", e.msg);
-		else
-			coord_request_stop(&c, "interrupted during set-up");
+		PL_ERROR(COMPONENT, "%s", e.msg);
 	} else {
 		run_phases(&c);
 	}

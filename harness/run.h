@@ -24,7 +24,7 @@ typedef struct run_options {
 	int shard_index;      /* 1-based slice of the devices this process runs */
 	int shard_count;      /* number of slices; 1 runs every device */
 	int tty;              /* -1: detect from stderr; 0: log lines; 1: live line */
-	const char *self_exe; /* the policylag binary workers are started from; NULL: /proc/self/exe */
+	const char *self_exe; /* the binary workers are started from; NULL: this program */
 } run_options;
 
 void run_options_init(run_options *o);

@@ -200,14 +200,16 @@ static pl_err run_jobs(coordinator *c, fleet_job *jobs, size_t n, pl_errmsg *e)
 	pl_err err = PL_OK;
 	size_t submitted = 0;
 
-	for (; submitted < n && err == PL_OK; submitted++) {
-		if (coord_signal_count > 0) {
-			err = pl_errmsg_set(e, PL_ERR_INTERRUPTED, "interrupted while preparing the fleet");
-			break;
-		}
+	while (submitted < n && err == PL_OK && coord_signal_count == 0) {
 		err = awsapi_pool_submit_fn(c->pool, identity_job, &jobs[submitted], e);
+		if (err == PL_OK)
+			submitted++;
 	}
+	if (err != PL_OK || coord_signal_count > 0)
+		awsapi_pool_cancel(c->pool); /* queued jobs end at once, without calls */
 	awsapi_pool_wait(c->pool);
+	if (err == PL_OK && coord_signal_count > 0)
+		err = pl_errmsg_set(e, PL_ERR_INTERRUPTED, "interrupted while preparing the fleet");
 	for (size_t i = 0; err == PL_OK && i < submitted; i++) {
 		if (jobs[i].err != PL_OK) {
 			*e = jobs[i].msg;

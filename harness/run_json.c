@@ -53,7 +53,9 @@ static json_t *workers_json(const coordinator *c)
 
 static json_t *counts_json(const coordinator *c)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "devices",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			 "http_probes_sent", (json_int_t)c->http_probes_sent,
+			 "http_probe_failures", (json_int_t)c->http_probe_failures, "devices",
 			 (json_int_t)c->ndevices, "connected", (json_int_t)c->counts.connected,
 			 "subscribed", (json_int_t)c->counts.subscribed, "swapped",
 			 (json_int_t)c->counts.swapped, "effective",

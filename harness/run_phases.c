@@ -107,10 +107,21 @@ static int phase_connect(coordinator *c)
 
 static int phase_settle(coordinator *c)
 {
+	pl_errmsg e = { "" };
+	pl_err err;
+
 	coord_set_phase(c, COORD_PHASE_SETTLE);
 	/* Probing starts now so that a revoke has deliveries to lose and a grant has
 	 * refusals before the swap. */
 	coord_send_phase(c, WP_PHASE_PROBE);
+	err = coord_http_prober_start(c, &e);
+	if (err != PL_OK) {
+		PL_ERROR(COMPONENT, "%s", e.msg);
+		c->failed = 1;
+		snprintf(c->failure, sizeof(c->failure), "%s", e.msg);
+		coord_request_stop(c, "the prober failed to start");
+		return 0;
+	}
 	return pump_until(c, never, pl_mono_ns() + c->prof->timing.settle_ns);
 }
 
@@ -197,6 +208,7 @@ void run_drain(coordinator *c)
 
 	if (c->pool != NULL)
 		awsapi_pool_cancel(c->pool);
+	coord_http_prober_stop(c);
 	coord_set_phase(c, COORD_PHASE_DRAIN);
 	coord_send_phase(c, WP_PHASE_DRAIN);
 	wait_workers(c, pl_mono_ns() + budget);

@@ -144,6 +144,26 @@ START_TEST(test_run_policy_version)
 }
 END_TEST
 
+START_TEST(test_run_prober_via_http)
+{
+	char yaml[4096];
+	run_case rc;
+	run_csv *csv;
+
+	run_profile_text(yaml, sizeof(yaml), "prober-http", 10, "fixed:2s", "per-device",
+			 groups_keep, "probe-no-receive.json", "probe-full.json",
+			 "  kind: attach-detach\n  direction: grant\n", PROBE_INTERVAL, "15s");
+	/* The probes come from the data-plane Publish API instead of the devices. */
+	run_replace(yaml, sizeof(yaml), "  kind: echo\n", "  kind: prober\n  via: http\n");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	csv = run_read_samples(&rc);
+	assert_rows_match_truth(csv, 10);
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -154,6 +174,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_run_revoke_both_strategies);
 	tcase_add_test(tc, test_run_shared_certificate);
 	tcase_add_test(tc, test_run_policy_version);
+	tcase_add_test(tc, test_run_prober_via_http);
 	suite_add_tcase(s, tc);
 	return s;
 }

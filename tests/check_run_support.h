@@ -258,6 +258,19 @@ static inline int run_wait_phase(const run_case *rc, const char *phase, int time
 	return 0;
 }
 
+/* Replaces the first occurrence of from in text (of capacity cap) with to. */
+static inline void run_replace(char *text, size_t cap, const char *from, const char *to)
+{
+	char *at = strstr(text, from);
+	size_t tail;
+
+	ck_assert_ptr_nonnull(at);
+	tail = strlen(at + strlen(from));
+	ck_assert_uint_lt(strlen(text) - strlen(from) + strlen(to), cap);
+	memmove(at + strlen(to), at + strlen(from), tail + 1);
+	memcpy(at, to, strlen(to));
+}
+
 /* Removes the case directory. */
 static inline void run_case_cleanup(run_case *rc)
 {
