@@ -286,7 +286,7 @@ static pl_err greet_worker(coordinator *c, coord_worker *w, pl_errmsg *e)
 	return PL_OK;
 }
 
-/* Waits until every worker answered READY, handling other messages meanwhile. */
+/* Waits until every worker has sent READY, handling other messages meanwhile. */
 static pl_err wait_ready(coordinator *c, pl_errmsg *e)
 {
 	int64_t deadline = pl_mono_ns() + SEND_TIMEOUT_NS + c->nworkers * PL_NS_PER_S / 4;

@@ -81,8 +81,8 @@ pl_err coord_http_prober_start(coordinator *c, pl_errmsg *e)
 	    c->http_prober_running)
 		return PL_OK;
 	if (p->swap.direction == PROFILE_SWAP_REVOKE)
-		/* NOTE: workers date a revoke by the send time of probes they saw sent; they
-		 * do not see these probes being sent, so revoke devices end censored. */
+		/* NOTE: workers date a revoke by the send time of a lost probe. They do not
+		 * learn when these probes are sent, so revoke devices end censored. */
 		PL_WARN(COMPONENT, "probe.via http: revoke effects are not detected yet, because "
 			"the workers do not learn the probes' send times; devices will be censored");
 	c->http_prober_stop = 0;

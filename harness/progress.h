@@ -66,7 +66,7 @@ void progress_print_table(FILE *stream, progress_row *rows, size_t nrows);
 /*
  * The p-quantile (0 < p <= 1) by the nearest-rank rule over devices, where
  * censored devices rank after every effective one. Returns 1 and sets *out
- * when the rank falls on an effective device, 0 otherwise. sorted holds the
+ * when the rank falls on an effective device, 0 otherwise. sorted contains the
  * effective devices' latencies in ascending order.
  */
 int progress_quantile(const int64_t *sorted, size_t neffective, size_t ndevices, double p,

@@ -22,7 +22,7 @@ typedef struct fleet_job {
 	pl_errmsg msg;
 } fleet_job;
 
-/* Which policies the swap needs to exist before it starts. */
+/* Whether the swap needs the "after" policies to exist before it starts. */
 static int needs_after_policies(const profile *p)
 {
 	return p->swap.kind != PROFILE_SWAP_POLICY_VERSION;

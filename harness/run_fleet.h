@@ -4,7 +4,7 @@
  * workers, and the "before" policies attached to every certificate.
  *
  * Certificates are created from a CSR (the private key never leaves this
- * host) or with CreateKeysAndCertificate, as the profile says. Keys are
+ * host) or with CreateKeysAndCertificate, as fleet.provisioning selects. Keys are
  * written with mode 0600 into dir, which the caller removes after the run.
  */
 #ifndef PL_RUN_FLEET_H

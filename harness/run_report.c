@@ -63,7 +63,7 @@ static void print_table(const coordinator *c)
 		PL_ERROR(COMPONENT, "out of memory for the result table");
 		goto free_memory;
 	}
-	/* Groups are disjoint, so one array holds them all; "all" uses the second half. */
+	/* Groups are disjoint, so they share the first half of the array; "all" uses the second. */
 	for (size_t g = 0, used = 0; g < ngroups; g++) {
 		fill_row(c, (int)g, &rows[g], latencies + used);
 		used += rows[g].devices;

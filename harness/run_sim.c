@@ -200,7 +200,7 @@ pl_err run_sim_start(coordinator *c, const char *state_dir, sim **out, pl_errmsg
 	return PL_OK;
 }
 
-/* Client-side rates for the simulator: its quotas, with "off" as no limit. */
+/* Client-side rates for the simulator: its quotas, and no client-side limit for a 0/s quota. */
 static void sim_rates(const profile_quotas *q, awsapi_config *cfg)
 {
 	const struct {

@@ -87,7 +87,7 @@ static pl_err open_in_dir(rundir *rd, const char *name, const char *mode, FILE *
 	return PL_OK;
 }
 
-/* Refuses a directory that already holds samples from another run. */
+/* Rejects a directory that already contains samples of another run. */
 static pl_err check_no_samples(rundir *rd, pl_errmsg *e)
 {
 	char file[RUNDIR_PATH_MAX];
@@ -159,7 +159,7 @@ const char *rundir_path(const rundir *rd)
 	return rd->path;
 }
 
-/* Writes a CSV field, quoting it when it holds a comma, quote or line break. */
+/* Writes a CSV field, quoting it when it contains a comma, quote or line break. */
 static void put_csv_text(FILE *f, const char *s)
 {
 	if (s == NULL)

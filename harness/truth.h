@@ -45,7 +45,7 @@ pl_err truth_create(truth_table **out, pl_errmsg *e);
  */
 pl_err truth_update(truth_table *t, const char *path, pl_errmsg *e);
 
-/* Same as truth_load_file, from text in memory (the /_sim/ground-truth answer). */
+/* Same as truth_load_file, from text in memory (the body of GET /_sim/ground-truth). */
 pl_err truth_load_text(truth_table **out, const char *text, size_t len, pl_errmsg *e);
 
 void truth_free(truth_table *t);
