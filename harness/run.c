@@ -155,6 +155,27 @@ static const char *base_name(const char *path)
 	return slash != NULL && slash[1] != '\0' ? slash + 1 : path;
 }
 
+/*
+ * The path workers are started from: this program's file, so that ps and top
+ * show "policylag". When a rebuild has replaced the file since this process
+ * started, /proc/self/exe still names the original.
+ */
+static const char *self_path(void)
+{
+	static char exe[PATH_MAX];
+	static const char deleted[] = " (deleted)";
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	size_t len;
+
+	if (n <= 0)
+		return "/proc/self/exe";
+	exe[n] = '\0';
+	len = (size_t)n;
+	if (len >= sizeof(deleted) - 1 && strcmp(exe + len - (sizeof(deleted) - 1), deleted) == 0)
+		return "/proc/self/exe";
+	return exe;
+}
+
 static pl_err init_coordinator(coordinator *c, const run_options *o, const profile *p,
 			       const char *dir, pl_errmsg *e)
 {
@@ -172,8 +193,7 @@ static pl_err init_coordinator(coordinator *c, const run_options *o, const profi
 	if (pipe2(c->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return pl_errmsg_set(e, PL_ERR_IO, "pipe: %s", strerror(errno));
 	coord_signal_wake_fd = c->wake_pipe[1];
-	/* /proc/self/exe still names this program's file after a rebuild replaced it. */
-	c->self_exe = o->self_exe != NULL ? o->self_exe : "/proc/self/exe";
+	c->self_exe = o->self_exe != NULL ? o->self_exe : self_path();
 	return PL_OK;
 }
 

@@ -35,14 +35,17 @@ sets=(
 	--set target.simulator.quotas.policy_write=0
 )
 
-# Sums the RSS (KiB) of the coordinator and its policylag children (the workers).
+# Sums the RSS (KiB) of the coordinator (the child of `timeout`) and of its
+# children except the broker, that is the workers.
 harness_rss() {
-	local pid=$1 total
-	total=$(ps -o rss= -p "$pid" 2>/dev/null | tr -d ' ')
+	local coordinator total=0
+	coordinator=$(ps -o pid= --ppid "$1" 2>/dev/null | head -n 1 | tr -d ' ')
+	[[ -z $coordinator ]] && { echo 0; return; }
+	total=$(ps -o rss= -p "$coordinator" 2>/dev/null | tr -d ' ')
 	total=${total:-0}
 	while read -r rss comm; do
-		[[ $comm == policylag ]] && total=$((total + rss))
-	done < <(ps -o rss=,comm= --ppid "$pid" 2>/dev/null)
+		[[ $comm != mosquitto ]] && total=$((total + rss))
+	done < <(ps -o rss=,comm= --ppid "$coordinator" 2>/dev/null)
 	echo "$total"
 }
 
