@@ -7,6 +7,7 @@
 #
 #   BENCH_DEVICES=N      run N devices instead of 10,000 (for a quick check)
 #   BENCH_OUT=DIR        keep the run directory there (default: a temporary one)
+#   BENCH_CONNECT_RATE=R override fleet.connect_rate, e.g. 100/s on a busy machine
 #
 # The run is bounded: the profile's timeouts end it, and the whole script
 # stops after BENCH_TIMEOUT seconds (default 900).
@@ -21,6 +22,7 @@ set -uo pipefail
 src=${POLICYLAG_SOURCE_DIR:-$(pwd)}
 bin=${POLICYLAG_BIN:-$src/build/policylag}
 devices=${BENCH_DEVICES:-10000}
+connect_rate=${BENCH_CONNECT_RATE:-}
 certificates=${BENCH_CERTIFICATES:-shared}
 timeout_s=${BENCH_TIMEOUT:-900}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/policylag-bench.XXXXXX")
@@ -34,6 +36,9 @@ sets=(
 	--set target.simulator.quotas.attach_detach_policy=0
 	--set target.simulator.quotas.policy_write=0
 )
+if [[ -n $connect_rate ]]; then
+	sets+=(--set "fleet.connect_rate=$connect_rate")
+fi
 
 # Sums the RSS (KiB) of the coordinator (the child of `timeout`) and of its
 # children except the broker, that is the workers.
