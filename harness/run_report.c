@@ -12,12 +12,6 @@
 
 #define COMPONENT "run"
 
-/*
- * The results module provides summary_finish_run; until it is linked in,
- * the run still ends with its own table and without summary.json.
- */
-#pragma weak summary_finish_run
-
 static const char *run_status(const coordinator *c)
 {
 	if (c->interrupted && !c->failed)
@@ -116,11 +110,6 @@ static long write_summary(const coordinator *c)
 	pl_errmsg e = { "" };
 	size_t failed = 0;
 
-	if (summary_finish_run == NULL) {
-		/* NOTE: without the results module no summary.json or report is written. */
-		PL_WARN(COMPONENT, "this build has no results module; skipping summary.json");
-		return -1;
-	}
 	if (summary_finish_run(rundir_path(c->rd), NULL, 0, &failed, &e) != PL_OK) {
 		PL_ERROR(COMPONENT, "summary: %s", e.msg);
 		return -1;

@@ -263,6 +263,7 @@ static pl_err aws_api_config(coordinator *c, aws_credentials *creds, char *endpo
 	else
 		snprintf(endpoint, len, "https://iot.%s.amazonaws.com", a->region);
 	cfg->control_endpoint = endpoint;
+	/* NOTE: no data-plane endpoint yet, so probe.via http fails against AWS. */
 	cfg->region = a->region;
 	cfg->ca_file = a->root_ca[0] != '\0' ? a->root_ca : NULL;
 	cfg->tps_scale = 0.9;
