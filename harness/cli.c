@@ -114,13 +114,17 @@ int cli_usage_error(const cli_command *cmd, const char *message)
 }
 
 /* Builds the getopt_long tables for options plus --help. */
-static void build_getopt(const cli_option *options, struct option *longs, char *shorts,
-			 size_t shorts_len)
+static void build_getopt(const cli_option *options, int stop_at_operand, struct option *longs,
+			 char *shorts, size_t shorts_len)
 {
 	size_t n = 0;
 	size_t s = 0;
 
-	shorts[s++] = '+'; /* stop at the first operand, so subcommands get their own options */
+	/* The global options stop at the command name, so that each subcommand
+	 * parses its own options; a subcommand accepts options on either side
+	 * of its operands (getopt_long moves the operands to the end). */
+	if (stop_at_operand)
+		shorts[s++] = '+';
 	shorts[s++] = ':'; /* report a missing value as ':' */
 	longs[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	shorts[s++] = 'h';
@@ -157,7 +161,7 @@ pl_err cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn on
 
 	if (count_options(cmd->options) > CLI_MAX_OPTIONS)
 		return pl_errmsg_set(e, PL_ERR_INTERNAL, "too many options for '%s'", cmd->name);
-	build_getopt(cmd->options, longs, shorts, sizeof(shorts));
+	build_getopt(cmd->options, cmd == &global_command, longs, shorts, sizeof(shorts));
 	*help_shown = 0;
 	optind = 1;
 	opterr = 0;

@@ -128,11 +128,11 @@ static void print_target(const profile *p)
 	pl_format_duration(prop->min_ns, low, sizeof(low));
 	pl_format_duration(prop->max_ns, high, sizeof(high));
 	if (prop->kind == PROFILE_PROPAGATION_IMMEDIATE)
-		printf("  %-10s simulator, propagation immediate\n", "target:");
+		printf("  %-10s simulator, policy changes seen immediately\n", "target:");
 	else if (prop->kind == PROFILE_PROPAGATION_FIXED)
-		printf("  %-10s simulator, propagation fixed %s\n", "target:", low);
+		printf("  %-10s simulator, policy refresh every %s\n", "target:", low);
 	else
-		printf("  %-10s simulator, propagation uniform %s to %s\n", "target:", low, high);
+		printf("  %-10s simulator, policy refresh every %s to %s\n", "target:", low, high);
 }
 
 static void print_duration(const profile *p)

@@ -86,6 +86,9 @@ void loader_warning(loader *l, const ptree *node, const char *fmt, ...)
 void loader_error_code(loader *l, pl_err code, const ptree *node, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Sets the struct fields that have no key: AWS quotas the simulator does not enforce. */
+void schema_set_fixed_values(profile *p);
+
 /* Sets every field of s in base to its default. */
 void schema_set_defaults(loader *l, const section *s, void *base);
 

@@ -300,6 +300,7 @@ static void resolve(loader *l, ptree *root, const profile_load_opts *opts)
 	}
 	ptree_substitute_env(root, record_env_error, l);
 	schema_set_defaults(l, &schema_root, p);
+	schema_set_fixed_values(p);
 	schema_decode(l, &schema_root, "", root, p);
 	default_name(l, p);
 	groups_decode(l, ptree_get(root, "groups"));

@@ -37,11 +37,16 @@ typedef enum profile_target_kind {
 	PROFILE_TARGET_AWS,           /* real AWS IoT Core */
 } profile_target_kind;
 
-/* How long a policy change takes to reach an established connection's cache. */
+/*
+ * How often an established connection refreshes its snapshot of its
+ * principal's policies; a change is seen at the next refresh. These are the
+ * simulator's propagation models (simulator/propagation.h).
+ */
 typedef enum profile_propagation_kind {
-	PROFILE_PROPAGATION_IMMEDIATE = 0, /* "immediate": no delay */
-	PROFILE_PROPAGATION_FIXED,         /* "fixed:30s": always min_ns */
-	PROFILE_PROPAGATION_UNIFORM,       /* "uniform:6m-8m": uniform in [min_ns, max_ns] */
+	PROFILE_PROPAGATION_IMMEDIATE = 0, /* "immediate": every check sees the current policies */
+	PROFILE_PROPAGATION_FIXED,         /* "ttl:30s": refresh every min_ns */
+	PROFILE_PROPAGATION_UNIFORM,       /* "uniform:6m-8m": each period uniform in [min_ns, max_ns] */
+	PROFILE_PROPAGATION_TTL = PROFILE_PROPAGATION_FIXED,
 } profile_propagation_kind;
 
 typedef struct profile_propagation {
@@ -50,31 +55,38 @@ typedef struct profile_propagation {
 	int64_t max_ns; /* equal to min_ns unless uniform */
 } profile_propagation;
 
-/* When each connection's policy snapshot refreshes within the propagation delay. */
+/* Where a connection's first refresh period starts ("refresh_phase"). */
 typedef enum profile_phase {
-	PROFILE_PHASE_CONNECT = 0, /* refresh schedule counted from the connection's CONNECT */
-	PROFILE_PHASE_RANDOM,      /* each connection gets a random offset in the delay */
+	PROFILE_PHASE_CONNECT = 0, /* at the connection's CONNECT */
+	PROFILE_PHASE_RANDOM,      /* at a random point within the first period */
 } profile_phase;
 
 /* MQTT 3.1.1 reaction to a denied SUBSCRIBE (AWS's current behaviour is unconfirmed). */
 typedef enum profile_subscribe_denied {
-	PROFILE_SUBSCRIBE_DENIED_DISCONNECT = 0, /* close the connection */
-	PROFILE_SUBSCRIBE_DENIED_SUBACK,         /* SUBACK 0x80 for that filter */
+	PROFILE_SUBSCRIBE_DENIED_DISCONNECT = 0, /* "disconnect": close the connection */
+	PROFILE_SUBSCRIBE_DENIED_SUBACK,         /* "suback_failure": SUBACK 0x80 for that filter */
 } profile_subscribe_denied;
+
+/* MQTT 5 reaction to a denied QoS 0 PUBLISH (AWS's behaviour is unconfirmed). */
+typedef enum profile_qos0_denied {
+	PROFILE_QOS0_DENIED_DROP = 0,   /* "drop": discard it silently */
+	PROFILE_QOS0_DENIED_DISCONNECT, /* "disconnect": DISCONNECT with reason 0x87 */
+} profile_qos0_denied;
 
 /*
  * Simulator quotas, AWS's defaults unless set. Rates are per second and 0
- * switches the quota off; counts are 0 for off.
+ * switches the quota off; counts are 0 for off. The profile keys are the
+ * simulator's option names (connect_rate_per_account, ...).
  */
 typedef struct profile_quotas {
-	double connect_per_account;           /* 500/s */
-	double connect_per_client_id;         /* 1/s */
-	double publish_per_connection;        /* 100/s, inbound plus outbound */
-	double inbound_publish_per_account;   /* 20000/s */
-	double outbound_publish_per_account;  /* 20000/s */
-	double subscribe_per_account;         /* 500/s, counts filters */
+	double connect_per_account;           /* connect_rate_per_account, 500/s */
+	double connect_per_client_id;         /* connect_rate_per_client, 1/s */
+	double publish_per_connection;        /* publish_rate_per_connection, 100/s, in plus out */
+	double inbound_publish_per_account;   /* AWS's 20000/s; no key, the simulator has no such quota */
+	double outbound_publish_per_account;  /* AWS's 20000/s; no key, as above */
+	double subscribe_per_account;         /* AWS's 500/s; no key, as above */
 	int64_t subscriptions_per_connection; /* 50 */
-	int64_t filters_per_subscribe;        /* 8 */
+	int64_t filters_per_subscribe;        /* subscriptions_per_request, 8 */
 	double attach_detach_policy;          /* 15/s: AttachPolicy, DetachPolicy */
 	double policy_write;                  /* 10/s: CreatePolicy(Version), SetDefault..., Delete... */
 	double create_keys_and_certificate;   /* 10/s */
@@ -93,6 +105,7 @@ typedef struct profile_simulator {
 	uint64_t seed;                        /* random seed for delays; 0 = chosen at start */
 	char *region;                         /* region in ARNs the simulator evaluates */
 	char *account;                        /* 12-digit account id in those ARNs */
+	profile_qos0_denied publish_qos0_denied_mqtt5;
 } profile_simulator;
 
 typedef struct profile_aws {
@@ -127,7 +140,7 @@ typedef struct profile_fleet {
 	int64_t devices;             /* total over all groups */
 	profile_certificates certificates;
 	profile_provisioning provisioning;
-	char *inventory;             /* absolute path of an existing fleet, or "" to create one */
+	char *inventory;             /* absolute path of the fleet directory, "" = fleets/<name> */
 	char *client_id_prefix;      /* device i is "<prefix><i, 6 digits>" */
 	double connect_rate;         /* CONNECTs per second over the fleet */
 	int64_t worker_devices;      /* devices per worker process */
@@ -358,6 +371,28 @@ pl_err profile_client_id(const profile *p, int64_t index, int64_t attempt, char 
  */
 pl_err profile_expand_topic(const char *template_text, const char *device, const char *client_id,
 			    char *buf, size_t len);
+
+/* One simulator plugin option ("plugin_opt_<key> <value>"), in the simulator's syntax. */
+typedef struct profile_sim_option {
+	char key[64];
+	char value[128];
+} profile_sim_option;
+
+#define PROFILE_SIM_OPTIONS_MAX 32
+
+/*
+ * Fills out (room for max entries, PROFILE_SIM_OPTIONS_MAX is always
+ * enough) with the simulator plugin options that target.simulator sets:
+ * the reactions to denials, the MQTT quotas, region and account, the seed,
+ * and the control-plane throttles (api_throttle_<Operation>,
+ * api_throttle_status). Pass each to sim_options_add. propagation,
+ * refresh_phase and connect_fresh_snapshot are sim_options fields instead;
+ * profile_propagation_text formats the first. Returns the number of entries.
+ */
+size_t profile_simulator_options(const profile *p, profile_sim_option *out, size_t max);
+
+/* Formats target.simulator.propagation as the simulator parses it ("uniform:20s-40s"). */
+void profile_propagation_text(const profile_propagation *prop, char *buf, size_t len);
 
 /* Names for the enums, as written in profiles ("keep-connection", "attach-detach", ...). */
 const char *profile_strategy_name(profile_strategy s);

@@ -33,7 +33,8 @@
 
 static const char *const target_kinds[] = { "simulator", "aws", NULL };
 static const char *const phases[] = { "connect", "random", NULL };
-static const char *const subscribe_denied[] = { "disconnect", "suback", NULL };
+static const char *const subscribe_denied[] = { "disconnect", "suback_failure", NULL };
+static const char *const qos0_denied[] = { "drop", "disconnect", NULL };
 static const char *const throttling_statuses[] = { "400", "429", NULL };
 static const int throttling_status_values[] = { 400, 429 };
 static const char *const aws_ports[] = { "8883", "443", NULL };
@@ -51,19 +52,16 @@ static const char *const probe_kinds[] = { "echo", "prober", NULL };
 static const char *const probe_vias[] = { "mqtt", "http", NULL };
 
 static const field quota_rows[] = {
-	ROW("connect_per_account", FIELD_RATE, profile_quotas, connect_per_account, "500/s", 0, 0),
-	ROW("connect_per_client_id", FIELD_RATE, profile_quotas, connect_per_client_id, "1/s", 0, 0),
-	ROW("publish_per_connection", FIELD_RATE, profile_quotas, publish_per_connection, "100/s",
-	    0, 0),
-	ROW("inbound_publish_per_account", FIELD_RATE, profile_quotas, inbound_publish_per_account,
-	    "20000/s", 0, 0),
-	ROW("outbound_publish_per_account", FIELD_RATE, profile_quotas,
-	    outbound_publish_per_account, "20000/s", 0, 0),
-	ROW("subscribe_per_account", FIELD_RATE, profile_quotas, subscribe_per_account, "500/s", 0,
+	ROW("connect_rate_per_account", FIELD_RATE, profile_quotas, connect_per_account, "500/s", 0,
 	    0),
+	ROW("connect_rate_per_client", FIELD_RATE, profile_quotas, connect_per_client_id, "1/s", 0,
+	    0),
+	ROW("publish_rate_per_connection", FIELD_RATE, profile_quotas, publish_per_connection,
+	    "100/s", 0, 0),
 	ROW("subscriptions_per_connection", FIELD_INT, profile_quotas, subscriptions_per_connection,
 	    "50", 0, 100000),
-	ROW("filters_per_subscribe", FIELD_INT, profile_quotas, filters_per_subscribe, "8", 0, 1000),
+	ROW("subscriptions_per_request", FIELD_INT, profile_quotas, filters_per_subscribe, "8", 0,
+	    1000),
 	ROW("attach_detach_policy", FIELD_RATE, profile_quotas, attach_detach_policy, "15/s", 0, 0),
 	ROW("policy_write", FIELD_RATE, profile_quotas, policy_write, "10/s", 0, 0),
 	ROW("create_keys_and_certificate", FIELD_RATE, profile_quotas, create_keys_and_certificate,
@@ -77,11 +75,13 @@ static SECTION(schema_quotas, "target.simulator.quotas", quota_rows);
 
 static const field simulator_rows[] = {
 	ROW("propagation", FIELD_PROPAGATION, profile_simulator, propagation, "uniform:6m-8m", 0, 0),
-	ENUM_ROW("phase", profile_simulator, phase, "random", phases, NULL),
-	ROW("fresh_snapshot_on_connect", FIELD_BOOL, profile_simulator, fresh_snapshot_on_connect,
+	ENUM_ROW("refresh_phase", profile_simulator, phase, "connect", phases, NULL),
+	ROW("connect_fresh_snapshot", FIELD_BOOL, profile_simulator, fresh_snapshot_on_connect,
 	    "true", 0, 0),
-	ENUM_ROW("subscribe_denied_mqtt311", profile_simulator, subscribe_denied_mqtt311,
+	ENUM_ROW("mqtt311_subscribe_denied", profile_simulator, subscribe_denied_mqtt311,
 		 "disconnect", subscribe_denied, NULL),
+	ENUM_ROW("mqtt5_publish_qos0_denied", profile_simulator, publish_qos0_denied_mqtt5, "drop",
+		 qos0_denied, NULL),
 	SECTION_ROW("quotas", profile_simulator, quotas, schema_quotas),
 	ROW("mqtt_port", FIELD_INT32, profile_simulator, mqtt_port, "0", 0, 65535),
 	ROW("control_port", FIELD_INT32, profile_simulator, control_port, "0", 0, 65535),
@@ -398,7 +398,7 @@ static pl_err parse_rate(const char *text, int allow_off, double *out, pl_errmsg
 			     "invalid rate '%s': unknown unit '%s' (expected /s, /m or /h)", text, slash);
 }
 
-/* Parses "immediate", "fixed:D" or "uniform:D1-D2". */
+/* Parses "immediate", "ttl:D" or "uniform:D1-D2", the simulator's propagation models. */
 static pl_err parse_propagation(const char *text, profile_propagation *out, pl_errmsg *e)
 {
 	char buf[128];
@@ -410,9 +410,9 @@ static pl_err parse_propagation(const char *text, profile_propagation *out, pl_e
 		*out = p;
 		return PL_OK;
 	}
-	if (strncmp(text, "fixed:", 6) == 0) {
-		p.kind = PROFILE_PROPAGATION_FIXED;
-		rc = pl_parse_duration(text + 6, 0, 24 * HOUR, &p.min_ns, e);
+	if (strncmp(text, "ttl:", 4) == 0) {
+		p.kind = PROFILE_PROPAGATION_TTL;
+		rc = pl_parse_duration(text + 4, MS, 24 * HOUR, &p.min_ns, e);
 		p.max_ns = p.min_ns;
 	} else if (strncmp(text, "uniform:", 8) == 0 && strlen(text + 8) < sizeof(buf)) {
 		snprintf(buf, sizeof(buf), "%s", text + 8);
@@ -423,16 +423,16 @@ static pl_err parse_propagation(const char *text, profile_propagation *out, pl_e
 					     text);
 		*dash = '\0';
 		p.kind = PROFILE_PROPAGATION_UNIFORM;
-		rc = pl_parse_duration(buf, 0, 24 * HOUR, &p.min_ns, e);
+		rc = pl_parse_duration(buf, MS, 24 * HOUR, &p.min_ns, e);
 		if (rc == PL_OK)
-			rc = pl_parse_duration(dash + 1, 0, 24 * HOUR, &p.max_ns, e);
+			rc = pl_parse_duration(dash + 1, MS, 24 * HOUR, &p.max_ns, e);
 		if (rc == PL_OK && p.max_ns < p.min_ns)
 			return pl_errmsg_set(e, PL_ERR_RANGE,
 					     "invalid propagation '%s': the maximum is below the minimum",
 					     text);
 	} else {
 		return pl_errmsg_set(e, PL_ERR_INVALID,
-				     "invalid propagation '%s': expected immediate, fixed:DURATION or uniform:MIN-MAX",
+				     "invalid propagation '%s': expected immediate, ttl:DURATION or uniform:MIN-MAX",
 				     text);
 	}
 	if (rc != PL_OK)
@@ -538,6 +538,15 @@ static pl_err decode_text(const field *f, const char *text, void *slot, pl_errms
 		break;
 	}
 	return PL_ERR_INTERNAL;
+}
+
+void schema_set_fixed_values(profile *p)
+{
+	profile_quotas *q = &p->target.simulator.quotas;
+
+	q->inbound_publish_per_account = 20000.0;
+	q->outbound_publish_per_account = 20000.0;
+	q->subscribe_per_account = 500.0;
 }
 
 void schema_set_defaults(loader *l, const section *s, void *base)

@@ -18,7 +18,6 @@
 #define AWS_CLIENT_ID_MAX_BYTES 128
 #define AWS_PUBLISH_PER_CONNECTION 100.0
 #define AWS_CONNECT_PER_CLIENT_ID 1.0
-#define AWS_PUBLISH_PER_ACCOUNT 20000.0
 #define AWS_KEEP_ALIVE_MIN (30 * PL_NS_PER_S)
 #define AWS_KEEP_ALIVE_MAX (1200 * PL_NS_PER_S)
 /* Probe rates above this leave too little room under the 100/s per-connection quota. */
@@ -255,9 +254,8 @@ static void check_account_rates(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
 	const profile_quotas *q = &p->target.simulator.quotas;
-	int simulator = p->target.kind == PROFILE_TARGET_SIMULATOR;
-	double inbound_quota = simulator ? q->inbound_publish_per_account : AWS_PUBLISH_PER_ACCOUNT;
-	double outbound_quota = simulator ? q->outbound_publish_per_account : AWS_PUBLISH_PER_ACCOUNT;
+	double inbound_quota = q->inbound_publish_per_account;
+	double outbound_quota = q->outbound_publish_per_account;
 	double inbound;
 	double outbound;
 
@@ -265,7 +263,7 @@ static void check_account_rates(loader *l, const ptree *root)
 	if ((inbound_quota > 0.0 && inbound > inbound_quota) ||
 	    (outbound_quota > 0.0 && outbound > outbound_quota))
 		loader_warning(l, at(root, "probe.interval"),
-			       "probe.interval: %lld devices probing at this interval publish about %.0f/s and receive about %.0f/s, above the account quotas (%.0f/s in, %.0f/s out), so probes will be throttled",
+			       "probe.interval: %lld devices probing at this interval publish about %.0f/s and receive about %.0f/s, above AWS's account quotas (%.0f/s in, %.0f/s out), so probes will be throttled",
 			       (long long)p->fleet.devices, inbound, outbound, inbound_quota,
 			       outbound_quota);
 }
@@ -292,6 +290,20 @@ static void check_swap(loader *l, const ptree *root)
 			     "fleet.certificates: shared, but a trigger-topic swap changes the policies of the triggering device's certificate: the first trigger would swap every device at once and the other devices' swap times would be wrong; use per-device certificates or swap.kind attach-detach");
 }
 
+static void check_simulator_account(loader *l, const ptree *root)
+{
+	const profile_simulator *sim = &l->impl->pub.target.simulator;
+	size_t digits = strspn(sim->account, "0123456789");
+
+	if (digits != 12 || sim->account[digits] != '\0')
+		loader_error(l, at(root, "target.simulator.account"),
+			     "target.simulator.account: '%s' is not an AWS account id: expected 12 digits",
+			     sim->account);
+	if (sim->region[0] == '\0')
+		loader_error(l, at(root, "target.simulator.region"),
+			     "target.simulator.region: missing region, for example us-east-1");
+}
+
 /* Rates the run drives that the simulator's quotas would throttle. */
 static void check_simulator_quotas(loader *l, const ptree *root)
 {
@@ -302,7 +314,7 @@ static void check_simulator_quotas(loader *l, const ptree *root)
 
 	if (q->connect_per_account > 0.0 && p->fleet.connect_rate > q->connect_per_account)
 		loader_warning(l, at(root, "fleet.connect_rate"),
-			       "fleet.connect_rate: above the simulator's connect_per_account quota (%g/s), so connects will be throttled",
+			       "fleet.connect_rate: above the simulator's connect_rate_per_account quota (%g/s), so connects will be throttled",
 			       q->connect_per_account);
 	if (swap_quota > 0.0 && p->swap.rate > swap_quota && profile_swap_calls(p) > 1)
 		loader_warning(l, at(root, "swap.rate"),
@@ -332,21 +344,13 @@ static void check_target(loader *l, const ptree *root)
 		return;
 	}
 	check_simulator_quotas(l, root);
+	check_simulator_account(l, root);
 	schema_format_duration(p->timing.observe_timeout_ns, observe, sizeof(observe));
 	schema_format_duration(sim->propagation.max_ns, longest, sizeof(longest));
 	if (p->timing.observe_timeout_ns <= sim->propagation.max_ns)
 		loader_warning(l, at(root, "timing.observe_timeout"),
-			       "timing.observe_timeout: %s is not longer than the simulator's longest propagation delay (%s), so some keep-connection devices will be censored",
+			       "timing.observe_timeout: %s is not longer than the simulator's longest policy refresh period (%s), so some keep-connection devices will be censored",
 			       observe, longest);
-}
-
-static void check_inventory(loader *l, const ptree *root)
-{
-	const char *inventory = l->impl->pub.fleet.inventory;
-
-	if (inventory[0] != '\0' && access(inventory, R_OK) != 0)
-		loader_error(l, at(root, "fleet.inventory"), "fleet.inventory: cannot read '%s': %s",
-			     inventory, strerror(errno));
 }
 
 static void check_client_ids(loader *l, const ptree *root)
@@ -379,7 +383,6 @@ void profile_validate(loader *l, const ptree *root)
 	check_swap(l, root);
 	check_target(l, root);
 	check_client_ids(l, root);
-	check_inventory(l, root);
 	policy_effect_check(l, root);
 }
 

@@ -74,20 +74,26 @@ static void put_string(writer *w, const field *f, const void *slot)
 	put_quoted(w->out, value);
 }
 
-static void put_propagation(FILE *out, const profile_propagation *p)
+void profile_propagation_text(const profile_propagation *prop, char *buf, size_t len)
 {
 	char low[32];
 	char high[32];
+
+	schema_format_duration(prop->min_ns, low, sizeof(low));
+	schema_format_duration(prop->max_ns, high, sizeof(high));
+	if (prop->kind == PROFILE_PROPAGATION_IMMEDIATE)
+		snprintf(buf, len, "immediate");
+	else if (prop->kind == PROFILE_PROPAGATION_TTL)
+		snprintf(buf, len, "ttl:%s", low);
+	else
+		snprintf(buf, len, "uniform:%s-%s", low, high);
+}
+
+static void put_propagation(FILE *out, const profile_propagation *p)
+{
 	char text[80];
 
-	schema_format_duration(p->min_ns, low, sizeof(low));
-	schema_format_duration(p->max_ns, high, sizeof(high));
-	if (p->kind == PROFILE_PROPAGATION_IMMEDIATE)
-		snprintf(text, sizeof(text), "immediate");
-	else if (p->kind == PROFILE_PROPAGATION_FIXED)
-		snprintf(text, sizeof(text), "fixed:%s", low);
-	else
-		snprintf(text, sizeof(text), "uniform:%s-%s", low, high);
+	profile_propagation_text(p, text, sizeof(text));
 	put_quoted(out, text);
 }
 

@@ -33,10 +33,10 @@ typedef struct metric_def {
 
 enum {
 	M_N, M_EFFECTIVE, M_CENSORED, M_CENSORED_RATIO, M_CONNECTS, M_CONNECT_FAILURES,
-	M_THROTTLED, M_ERRORS, M_MIN, M_MEAN, M_MAX, M_QUANTILE /* + 3 * index + bound */
+	M_THROTTLED, M_ERRORS, M_UNMEASURED, M_MIN, M_MEAN, M_MAX, M_QUANTILE /* + 3 * index + bound */
 };
 enum { C_P, C_LOGRANK_P, C_MW_P, C_CLIFF, C_SHIFT, C_SHIFT_LO, C_SHIFT_HI };
-enum { T_CONNECT, T_SUBSCRIBE, T_PUBLISH, T_TOTAL };
+enum { T_CONNECT, T_SUBSCRIBE, T_PUBLISH, T_CONTROL, T_TOTAL };
 
 static const metric_def group_metrics[] = {
 	{ "n", VALUE_COUNT, M_N },
@@ -47,6 +47,7 @@ static const metric_def group_metrics[] = {
 	{ "connect_failures", VALUE_COUNT, M_CONNECT_FAILURES },
 	{ "throttled", VALUE_COUNT, M_THROTTLED },
 	{ "errors", VALUE_COUNT, M_ERRORS },
+	{ "unmeasured", VALUE_COUNT, M_UNMEASURED },
 	{ "min", VALUE_TIME, M_MIN },
 	{ "mean", VALUE_TIME, M_MEAN },
 	{ "max", VALUE_TIME, M_MAX },
@@ -76,6 +77,7 @@ static const metric_def throttle_metrics[] = {
 	{ "connect", VALUE_COUNT, T_CONNECT },
 	{ "subscribe", VALUE_COUNT, T_SUBSCRIBE },
 	{ "publish", VALUE_COUNT, T_PUBLISH },
+	{ "control", VALUE_COUNT, T_CONTROL },
 	{ "total", VALUE_COUNT, T_TOTAL },
 	{ NULL, VALUE_COUNT, 0 }
 };
@@ -90,6 +92,7 @@ struct expect_expr {
 	operand_kind kind;
 	char group_a[EXPECT_NAME_MAX];
 	char group_b[EXPECT_NAME_MAX];
+	size_t column_a, column_b; /* 0-based offsets of the group names in text */
 	const metric_def *metric;
 	expect_op op;
 	double literal;         /* seconds for time metrics, a fraction for percentages */
@@ -130,12 +133,13 @@ static void skip_space(parser *p)
 		p->pos++;
 }
 
+/* Group names, with ':' for the per-direction groups such as "reconnect:revoke". */
 static int is_name_char(char c)
 {
-	return isalnum((unsigned char)c) || c == '_' || c == '-';
+	return isalnum((unsigned char)c) || c == '_' || c == '-' || c == ':';
 }
 
-/* Reads [A-Za-z0-9_-]+ into buf (what names it in messages). */
+/* Reads [A-Za-z0-9_:-]+ into buf (what names it in messages). */
 static pl_err parse_name(parser *p, char *buf, size_t len, const char *what)
 {
 	size_t start;
@@ -197,15 +201,18 @@ static pl_err parse_operand(parser *p, expect_expr *x)
 
 	if (err != PL_OK)
 		return err;
+	x->column_a = p->pos - strlen(first);
 	skip_space(p);
 	if (strcmp(first, "compare") == 0 && p->text[p->pos] == '(') {
 		x->kind = OPERAND_COMPARE;
 		p->pos++;
 		err = parse_name(p, x->group_a, sizeof(x->group_a), "a group name");
+		x->column_a = p->pos - strlen(x->group_a);
 		if (err == PL_OK)
 			err = expect_char(p, ',', "',' between the two group names");
 		if (err == PL_OK)
 			err = parse_name(p, x->group_b, sizeof(x->group_b), "a second group name");
+		x->column_b = p->pos - strlen(x->group_b);
 		if (err == PL_OK)
 			err = expect_char(p, ')', "')' after the second group name");
 		return err == PL_OK ? parse_metric(p, compare_metrics, &x->metric) : err;
@@ -281,7 +288,8 @@ pl_err expect_parse(expect_expr **out, const char *text, size_t *column, pl_errm
 	expect_expr *x;
 	pl_err err;
 
-	assert(out != NULL && text != NULL);
+	assert(out != NULL);
+	assert(text != NULL);
 	*out = NULL;
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
@@ -322,6 +330,26 @@ const char *expect_text(const expect_expr *x)
 	return x->text;
 }
 
+size_t expect_group_count(const expect_expr *x)
+{
+	switch (x->kind) {
+	case OPERAND_GROUP:
+		return 1;
+	case OPERAND_COMPARE:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+const char *expect_group_name(const expect_expr *x, size_t i, size_t *column)
+{
+	assert(i < expect_group_count(x));
+	if (column != NULL)
+		*column = i == 0 ? x->column_a : x->column_b;
+	return i == 0 ? x->group_a : x->group_b;
+}
+
 /* ---- evaluation ---- */
 
 static double group_value(const summary_group *g, int id)
@@ -331,7 +359,11 @@ static double group_value(const summary_group *g, int id)
 	if (id >= M_QUANTILE) {
 		const stats_estimate *q = &st->quantile[(id - M_QUANTILE) / 3];
 		int bound = (id - M_QUANTILE) % 3;
-		return bound == 0 ? q->value : bound == 1 ? q->lo : q->hi;
+		if (bound == 1)
+			return q->lo;
+		if (bound == 2)
+			return q->hi;
+		return q->value;
 	}
 	switch (id) {
 	case M_N: return (double)st->n;
@@ -342,6 +374,7 @@ static double group_value(const summary_group *g, int id)
 	case M_CONNECT_FAILURES: return (double)g->connect_failures;
 	case M_THROTTLED: return (double)g->throttled;
 	case M_ERRORS: return (double)g->errors;
+	case M_UNMEASURED: return (double)g->n_unmeasured;
 	case M_MIN: return st->min;
 	case M_MEAN: return st->mean;
 	case M_MAX: return st->max;
@@ -375,9 +408,11 @@ static double throttle_value(const summary *s, int id)
 	case T_CONNECT: return (double)s->events_throttle_connect;
 	case T_SUBSCRIBE: return (double)s->events_throttle_subscribe;
 	case T_PUBLISH: return (double)s->events_throttle_publish;
+	case T_CONTROL: return (double)s->events_throttle_control;
 	default:
 		return (double)(s->events_throttle_connect + s->events_throttle_subscribe +
-				s->events_throttle_publish + s->events_throttle_other);
+				s->events_throttle_publish + s->events_throttle_control +
+				s->events_throttle_other);
 	}
 }
 
@@ -394,34 +429,48 @@ static int compare_holds(double actual, expect_op op, double literal)
 	return 0;
 }
 
-/* Finds the operand's value; returns a reason when there is none. */
-static const char *operand_value(const expect_expr *x, const summary *s, double *out)
+/*
+ * Finds the operand's value. Returns 0, or 1 after writing into why (len
+ * bytes) the reason that there is no value.
+ */
+static int operand_value(const expect_expr *x, const summary *s, double *out, char *why,
+			 size_t len)
 {
-	const summary_group *g;
 	const summary_pair *pair;
+	const summary_group *g;
 	int swapped = 0;
 
 	switch (x->kind) {
 	case OPERAND_GROUP:
 		g = summary_find_group(s, x->group_a);
-		if (g == NULL)
-			return "no such group in the run";
+		if (g == NULL) {
+			snprintf(why, len, "group '%s' not found in the run", x->group_a);
+			return 1;
+		}
 		*out = group_value(g, x->metric->id);
-		return NULL;
+		return 0;
 	case OPERAND_COMPARE:
 		pair = summary_find_pair(s, x->group_a, x->group_b, &swapped);
-		if (pair == NULL)
-			return "no such pair of groups in the run";
+		if (pair == NULL) {
+			snprintf(why, len, "no comparison of '%s' and '%s' in the run (both must be "
+					   "device groups, or the same direction of two groups)",
+				 x->group_a, x->group_b);
+			return 1;
+		}
 		*out = compare_value(pair, swapped, x->metric->id);
-		return NULL;
+		return 0;
 	case OPERAND_THROTTLED:
-		*out = throttle_value(s, x->metric->id);
-		return s->have_events ? NULL : "the run has no events.jsonl";
 	case OPERAND_ERRORS:
-		*out = s->have_events ? (double)s->events_error : NAN;
-		return s->have_events ? NULL : "the run has no events.jsonl";
+		if (!s->have_events) {
+			snprintf(why, len, "the run has no events.jsonl to count from");
+			return 1;
+		}
+		*out = x->kind == OPERAND_ERRORS ? (double)s->events_error
+						 : throttle_value(s, x->metric->id);
+		return 0;
 	}
-	return "unknown operand";
+	snprintf(why, len, "unknown operand");
+	return 1;
 }
 
 static void format_value(char *buf, size_t len, value_kind kind, double v)
@@ -429,7 +478,7 @@ static void format_value(char *buf, size_t len, value_kind kind, double v)
 	if (isnan(v))
 		snprintf(buf, len, "unknown");
 	else if (kind == VALUE_TIME)
-		snprintf(buf, len, "%.6gs", v);
+		snprintf(buf, len, "%.6g s", v);
 	else
 		snprintf(buf, len, "%.6g", v);
 }
@@ -437,24 +486,20 @@ static void format_value(char *buf, size_t len, value_kind kind, double v)
 pl_err expect_evaluate(const expect_expr *x, const summary *s, expect_result *out)
 {
 	char shown[64];
-	const char *lhs;
 	double actual = NAN;
 
 	if (x == NULL || s == NULL || out == NULL)
 		return PL_ERR_INVALID;
 	memset(out, 0, sizeof(*out));
-	lhs = x->text;
-	const char *why = operand_value(x, s, &actual);
-	out->actual = actual;
-	if (why != NULL) {
-		snprintf(out->message, sizeof(out->message), "%s: %s", lhs, why);
+	out->actual = NAN;
+	if (operand_value(x, s, &actual, out->message, sizeof(out->message)))
 		return PL_OK;
-	}
+	out->actual = actual;
 	format_value(shown, sizeof(shown), x->metric->kind, actual);
 	if (isnan(actual)) {
 		snprintf(out->message, sizeof(out->message),
-			 "%s: the value is unknown (not reached by the Kaplan-Meier curve, or no data)",
-			 lhs);
+			 "value unknown: the Kaplan-Meier curve never reaches it (too many censored "
+			 "devices) or the group has no data");
 		return PL_OK;
 	}
 	out->passed = compare_holds(actual, x->op, x->literal);

@@ -6,16 +6,21 @@
  *   operand     := GROUP "." METRIC
  *                | "compare(" GROUP "," GROUP ")" "." CMETRIC
  *                | "throttled" "." KIND      (throttle events: connect,
- *                                             subscribe, publish, total)
+ *                                             subscribe, publish, control
+ *                                             (the policy API), total)
  *                | "errors" "." "total"
  *   OP          := "<" | "<=" | ">" | ">=" | "==" | "!="
  *   literal     := number with a duration unit (ns us ms s m h) for time
  *                  metrics, a plain number or a percentage for the others
  *
- * GROUP is a device group name ([A-Za-z0-9_-]+), or "all" for every device.
+ * GROUP is a device group name ([A-Za-z0-9_-]+), "all" for every device, or
+ * "NAME:grant" / "NAME:revoke" for one direction of a group (present when a
+ * run swaps in both directions).
  * METRIC: time metrics p50 p90 p95 p99 min mean max and p50_lo p50_hi (...
  * the confidence limits of each quantile); counts n effective censored
- * connects connect_failures throttled errors; ratio censored_ratio.
+ * unmeasured connects connect_failures throttled errors; ratio
+ * censored_ratio. n counts devices with a latency; unmeasured counts rows
+ * without one.
  * CMETRIC: p (log-rank p-value), logrank_p, mw_p, cliff_delta, and the time
  * metrics shift, shift_lo, shift_hi (Hodges-Lehmann, first group minus
  * second). Examples: "reconnect.p99 < 30s", "keep.censored == 0",
@@ -46,6 +51,15 @@ pl_err expect_parse(expect_expr **out, const char *text, size_t *column, pl_errm
 void expect_free(expect_expr *x);
 /* The text as given to expect_parse. */
 const char *expect_text(const expect_expr *x);
+
+/*
+ * Group names the expectation refers to, for the profile loader to check
+ * against the profile: 1 for "G.metric", 2 for "compare(A, B).metric", 0
+ * otherwise. A name may be "all" or end in ":grant" or ":revoke".
+ */
+size_t expect_group_count(const expect_expr *x);
+/* Group i (< expect_group_count) and its 0-based column in the text (column may be NULL). */
+const char *expect_group_name(const expect_expr *x, size_t i, size_t *column);
 
 /* Outcome of one expectation. */
 typedef struct expect_result {

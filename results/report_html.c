@@ -94,7 +94,6 @@ static void write_verdict(FILE *f, const summary *s)
 static void write_group_row(FILE *f, const summary_group *g)
 {
 	const stats_group *st = &g->stats;
-	const double plain[] = { st->min, st->mean, st->max };
 
 	fputs("<tr><td class=\"l\">", f);
 	report_html_escape(f, g->name);
@@ -106,21 +105,23 @@ static void write_group_row(FILE *f, const summary_group *g)
 		put_estimate(f, &st->quantile[q]);
 		fputs("</td>", f);
 	}
-	for (size_t i = 0; i < 3; i++) {
-		fputs("<td>", f);
-		put_seconds(f, plain[i]);
-		fputs("</td>", f);
-	}
-	fputs("</tr>\n", f);
+	fputs("<td>", f);
+	put_seconds(f, st->min);
+	fputs(" / ", f);
+	put_seconds(f, st->mean);
+	fputs("<br>", f);
+	put_seconds(f, st->max);
+	fputs("</td></tr>\n", f);
 }
 
 static void write_activity_row(FILE *f, const summary_group *g)
 {
 	fputs("<tr><td class=\"l\">", f);
 	report_html_escape(f, g->name);
-	fprintf(f, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
-		   "</td><td>%" PRIu64 "</td><td>%zu</td><td>",
-		g->attempts, g->connects, g->connect_failures, g->throttled, g->errors, g->n_truth);
+	fprintf(f, "</td><td>%zu</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
+		   "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%zu</td><td>",
+		g->n_unmeasured, g->attempts, g->connects, g->connect_failures, g->throttled,
+		g->errors, g->n_truth);
 	put_seconds(f, g->truth_error_mean);
 	fputs("</td><td>", f);
 	put_seconds(f, g->truth_error_max);
@@ -137,15 +138,17 @@ static void write_groups(FILE *f, const summary *s)
 		s->level * 100);
 	fputs("<table><tr><th class=\"l\">group</th><th class=\"l\">strategy</th><th>devices</th>"
 	      "<th>effective</th><th>censored</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th>"
-	      "<th>min</th><th>mean</th><th>max</th></tr>\n",
+	      "<th>min / mean<br>max</th></tr>\n",
 	      f);
 	for (size_t i = 0; i < s->ngroups; i++)
 		write_group_row(f, &s->groups[i]);
 	fputs("</table>\n<p class=\"note\">Device activity, summed over the devices of each group. "
+	      "Rows without latency (the device was never measured) are left out of the statistics. "
 	      "The truth error is the measured effect time minus the time the simulator's policy "
 	      "cache really refreshed (simulator runs only).</p>\n",
 	      f);
-	fputs("<table><tr><th class=\"l\">group</th><th>attempts</th><th>connects</th>"
+	fputs("<table><tr><th class=\"l\">group</th><th>rows without latency</th>"
+	      "<th>attempts</th><th>connects</th>"
 	      "<th>connect failures</th><th>throttled</th><th>errors</th><th>rows with truth</th>"
 	      "<th>mean |truth error|</th><th>max |truth error|</th></tr>\n",
 	      f);
@@ -162,7 +165,7 @@ static void write_pairs(FILE *f, const summary *s)
 		return;
 	fputs("<h2>Comparisons</h2>\n<table><tr><th class=\"l\">a</th><th class=\"l\">b</th>"
 	      "<th>log-rank</th><th>Mann-Whitney</th><th>shift a &minus; b (Hodges-Lehmann)</th>"
-	      "<th>Cliff's &delta;</th><th class=\"l\">verdict</th></tr>\n",
+	      "<th>Cliff's &delta;</th></tr>\n",
 	      f);
 	for (size_t i = 0; i < s->npairs; i++) {
 		const summary_pair *pair = &s->pairs[i];
@@ -176,11 +179,15 @@ static void write_pairs(FILE *f, const summary *s)
 		fprintf(f, "<td>U %.6g, %s%s</td><td>", pair->cmp.mann_whitney.u, p,
 			pair->cmp.mann_whitney.exact ? " (exact)" : "");
 		put_estimate(f, &pair->cmp.shift);
-		fprintf(f, "</td><td>%.3f</td><td class=\"l w\">", pair->cmp.cliff_delta);
-		report_html_escape(f, pair->verdict);
-		fputs("</td></tr>\n", f);
+		fprintf(f, "</td><td>%.3f</td></tr>\n", pair->cmp.cliff_delta);
 	}
-	fputs("</table>\n", f);
+	fputs("</table>\n<ul>\n", f);
+	for (size_t i = 0; i < s->npairs; i++) {
+		fputs("<li>", f);
+		report_html_escape(f, s->pairs[i].verdict);
+		fputs("</li>\n", f);
+	}
+	fputs("</ul>\n", f);
 }
 
 /* ---- charts ---- */
@@ -204,50 +211,82 @@ static double latency_max(const summary *s)
 	return max;
 }
 
+/* Smallest positive value over the device groups, or 0 when there is none. */
+static double latency_min_positive(const summary *s)
+{
+	double min = 0;
+
+	for (size_t i = 0; i < device_group_count(s); i++) {
+		const stats_sample *sm = s->groups[i].sample;
+		for (size_t k = 0; k < stats_sample_count(sm); k++) {
+			double v = stats_sample_value(sm, k);
+			if (v > 0) {
+				if (min == 0 || v < min)
+					min = v;
+				break;
+			}
+		}
+	}
+	return min;
+}
+
+/* Time axis of a Kaplan-Meier chart: [x_min, x_max], linear or logarithmic. */
+typedef struct km_axis {
+	double x_min, x_max;
+	int log_x;
+} km_axis;
+
+/* Sample time k of CURVE_POINTS, evenly spaced on the axis' scale. */
+static double km_grid(const km_axis *axis, size_t k)
+{
+	double frac = (double)k / CURVE_POINTS;
+
+	if (axis->log_x)
+		return axis->x_min * pow(axis->x_max / axis->x_min, frac);
+	return axis->x_min + (axis->x_max - axis->x_min) * frac;
+}
+
 /*
  * Copies a Kaplan-Meier curve into x/surv/lo/hi, starting at (0, 1). A long
  * curve is sampled at CURVE_POINTS evenly spaced times instead, which keeps
  * the page small; the sampled curve still steps at the right pixel.
  */
-static size_t km_points(const stats_km *km, double x_max, double *x, double *surv, double *lo,
-			double *hi)
+static size_t km_points(const stats_km *km, const km_axis *axis, double *x, double *surv,
+			double *lo, double *hi)
 {
-	size_t nsteps = stats_km_nsteps(km), n = 0, j = 0;
+	size_t nsteps = stats_km_nsteps(km), n = 1, j = 0;
 	stats_km_step prev = { .surv = 1, .lo = 1, .hi = 1 };
 
-	x[n] = 0, surv[n] = 1, lo[n] = 1, hi[n] = 1, n++;
-	if (nsteps <= CURVE_POINTS) {
-		for (size_t i = 0; i < nsteps; i++) {
-			const stats_km_step *st = stats_km_step_at(km, i);
-			x[n] = st->t, surv[n] = st->surv, lo[n] = st->lo, hi[n] = st->hi, n++;
+	x[0] = 0;
+	surv[0] = lo[0] = hi[0] = 1;
+	for (size_t k = 0; k < (nsteps <= CURVE_POINTS ? nsteps : CURVE_POINTS + 1); k++) {
+		if (nsteps <= CURVE_POINTS) {
+			prev = *stats_km_step_at(km, k);
+			x[n] = prev.t;
+		} else {
+			x[n] = km_grid(axis, k);
+			while (j < nsteps && stats_km_step_at(km, j)->t <= x[n])
+				prev = *stats_km_step_at(km, j++);
 		}
-		return n;
-	}
-	for (size_t k = 1; k <= CURVE_POINTS; k++) {
-		double t = x_max * (double)k / CURVE_POINTS;
-		while (j < nsteps && stats_km_step_at(km, j)->t <= t)
-			prev = *stats_km_step_at(km, j++);
-		x[n] = t, surv[n] = prev.surv, lo[n] = prev.lo, hi[n] = prev.hi, n++;
+		surv[n] = prev.surv;
+		lo[n] = prev.lo;
+		hi[n] = prev.hi;
+		n++;
 	}
 	return n;
 }
 
-static void write_km_chart(FILE *f, const summary *s)
+static void km_chart(FILE *f, const summary *s, const km_axis *axis, double *buf, size_t cap)
 {
-	double x_max = latency_max(s);
-	size_t cap = CURVE_POINTS + 2;
-	double *buf = malloc(4 * cap * sizeof(double));
-	report_svg p;
+	report_svg p = { .log_x = axis->log_x };
 	char label[SUMMARY_NAME_MAX + 32];
 
-	if (buf == NULL)
-		return;
-	fputs("<h2>Kaplan-Meier: devices not yet on the new policy</h2>\n", f);
-	report_svg_begin(&p, f, "Kaplan-Meier survival curves", 0, x_max, 0, 1,
-			 "time since the swap (s)", "fraction of devices without the change");
+	report_svg_begin(&p, f, "Kaplan-Meier survival curves", axis->x_min, axis->x_max, 0, 1,
+			 axis->log_x ? "time since the swap (s, logarithmic)" : "time since the swap (s)",
+			 "fraction of devices without the change");
 	for (size_t g = 0; g < device_group_count(s); g++) {
 		const stats_km *km = s->groups[g].km;
-		size_t n = km_points(km, x_max, buf, buf + cap, buf + 2 * cap, buf + 3 * cap);
+		size_t n = km_points(km, axis, buf, buf + cap, buf + 2 * cap, buf + 3 * cap);
 		report_svg_band(&p, buf, buf + 2 * cap, buf + 3 * cap, n, color(g));
 		report_svg_line(&p, buf, buf + cap, n, 1, color(g), 0);
 		snprintf(label, sizeof(label), "%s (%zu censored)", s->groups[g].name,
@@ -255,6 +294,27 @@ static void write_km_chart(FILE *f, const summary *s)
 		report_svg_legend(&p, label, color(g), 0);
 	}
 	report_svg_end(&p);
+}
+
+/* Curves that span more than this ratio of times also get a chart with a log time axis. */
+#define KM_LOG_SPAN 20
+
+static void write_km_chart(FILE *f, const summary *s)
+{
+	size_t cap = CURVE_POINTS + 2;
+	double *buf = malloc(4 * cap * sizeof(double));
+	km_axis linear = { 0, latency_max(s), 0 };
+	km_axis logarithmic = { latency_min_positive(s), latency_max(s), 1 };
+
+	if (buf == NULL)
+		return;
+	fputs("<h2>Kaplan-Meier: devices not yet on the new policy</h2>\n", f);
+	km_chart(f, s, &linear, buf, cap);
+	if (logarithmic.x_min > 0 && logarithmic.x_max > KM_LOG_SPAN * logarithmic.x_min) {
+		/* The axis starts at the decade below the first effect, where every curve is 1. */
+		logarithmic.x_min = pow(10, floor(log10(logarithmic.x_min)));
+		km_chart(f, s, &logarithmic, buf, cap);
+	}
 	fprintf(f, "<p class=\"note\">Shaded: pointwise %.0f%% confidence band (Greenwood variance, "
 		   "log scale). A curve that stays above 0 at the right edge means devices never saw the "
 		   "change before the timeout.</p>\n",
@@ -268,7 +328,7 @@ static void write_histogram(FILE *f, const summary *s)
 	size_t ngroups = device_group_count(s);
 	double *counts = calloc(ngroups * HISTOGRAM_BINS + 1, sizeof(double));
 	double x[HISTOGRAM_BINS + 1], y[HISTOGRAM_BINS + 1];
-	report_svg p;
+	report_svg p = { .log_x = 0 };
 
 	if (counts == NULL)
 		return;
@@ -309,13 +369,6 @@ static void write_histogram(FILE *f, const summary *s)
 	free(counts);
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Start of each swap: the earliest t_swap_start_ns among its rows. Swap
  * indexes beyond the table fall back to the row's own t_swap_ns.
@@ -353,33 +406,38 @@ static double effect_since_swap(const run_sample *r, const int64_t *start)
 	return (double)(r->t_effect_ns - origin) / (double)PL_NS_PER_S;
 }
 
-/* Sorted times since the swap of group g's effects; returns the count. */
-static size_t group_effect_times(const summary *s, size_t g, const int64_t *start, double *out)
+/*
+ * Cumulative effects of group g at the CURVE_POINTS + 1 times x_max * k /
+ * CURVE_POINTS: a histogram of the effect times, summed up (no sorting).
+ */
+static void group_effect_curve(const summary *s, size_t g, const int64_t *start, double x_max,
+			       double *y)
 {
 	const run_samples *rs = s->samples;
-	size_t n = 0;
 
+	memset(y, 0, (CURVE_POINTS + 1) * sizeof(*y));
 	for (size_t i = 0; i < rs->nrows; i++) {
 		if (rs->rows[i].group != g)
 			continue;
 		double t = effect_since_swap(&rs->rows[i], start);
-		if (!isnan(t))
-			out[n++] = t;
+		if (isnan(t))
+			continue;
+		/* An effect at t counts from the first sample time >= t. */
+		double pos = x_max > 0 ? ceil(t / x_max * CURVE_POINTS) : 0;
+		pos = fmin(fmax(pos, 0), CURVE_POINTS);
+		y[(size_t)pos] += 1;
 	}
-	qsort(out, n, sizeof(*out), compare_doubles);
-	return n;
+	for (size_t k = 1; k <= CURVE_POINTS; k++)
+		y[k] += y[k - 1];
 }
 
 static void write_effects_chart(FILE *f, const summary *s)
 {
 	const run_samples *rs = s->samples;
 	int64_t start[SWAP_INDEX_MAX];
-	double *times = malloc((rs->nrows ? rs->nrows : 1) * sizeof(double));
 	double x[CURVE_POINTS + 1], y[CURVE_POINTS + 1], x_max = 0, y_max = 1;
-	report_svg p;
+	report_svg p = { .log_x = 0 };
 
-	if (times == NULL)
-		return;
 	swap_starts(rs, start);
 	for (size_t i = 0; i < rs->nrows; i++) {
 		double t = effect_since_swap(&rs->rows[i], start);
@@ -393,13 +451,9 @@ static void write_effects_chart(FILE *f, const summary *s)
 	report_svg_begin(&p, f, "Cumulative effects since the swap started", 0, x_max, 0, y_max,
 			 "time since the swap started (s)", "devices that saw the change");
 	for (size_t g = 0; g < device_group_count(s); g++) {
-		size_t n = group_effect_times(s, g, start, times), j = 0;
-		for (size_t k = 0; k <= CURVE_POINTS; k++) {
+		for (size_t k = 0; k <= CURVE_POINTS; k++)
 			x[k] = x_max * (double)k / CURVE_POINTS;
-			while (j < n && times[j] <= x[k])
-				j++;
-			y[k] = (double)j;
-		}
+		group_effect_curve(s, g, start, x_max, y);
 		report_svg_line(&p, x, y, CURVE_POINTS + 1, 1, color(g), 0);
 		report_svg_legend(&p, s->groups[g].name, color(g), 0);
 	}
@@ -408,7 +462,6 @@ static void write_effects_chart(FILE *f, const summary *s)
 	      "so the time the swap itself takes to roll out is included; the latency charts above "
 	      "count from each device's own swap time.</p>\n",
 	      f);
-	free(times);
 }
 
 /* Event rate series drawn in the per-second chart. */
@@ -439,8 +492,9 @@ static void write_rates_chart(FILE *f, const summary *s)
 {
 	const run_events *ev = s->events;
 	int64_t t0, t1;
-	double rates[NRATES][EVENT_BINS_MAX + 1] = { { 0 } }, x[EVENT_BINS_MAX + 1], y_max = 1;
-	report_svg p;
+	/* Up to EVENT_BINS_MAX + 1 bins, plus the point that closes the last step. */
+	double rates[NRATES][EVENT_BINS_MAX + 2] = { { 0 } }, x[EVENT_BINS_MAX + 2], y_max = 1;
+	report_svg p = { .log_x = 0 };
 
 	fputs("<h2>Connects, throttles and errors per second</h2>\n", f);
 	if (ev == NULL || ev->count == 0) {

@@ -4,6 +4,7 @@
 #include "results/report_svg.h"
 
 #include <math.h>
+#include <string.h>
 
 const char *const report_svg_colors[REPORT_SVG_NCOLORS] = {
 	"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"
@@ -18,7 +19,12 @@ void report_html_escape(FILE *f, const char *text)
 		case '>': fputs("&gt;", f); break;
 		case '"': fputs("&quot;", f); break;
 		case '\'': fputs("&#39;", f); break;
-		default: fputc(*text, f);
+		default:
+			/* XML 1.0 allows no control characters but tab, line feed and carriage return. */
+			if ((unsigned char)*text < 0x20 && *text != '\t' && *text != '\n' && *text != '\r')
+				fputc('?', f);
+			else
+				fputc(*text, f);
 		}
 	}
 }
@@ -55,6 +61,12 @@ static void fix_range(double *lo, double *hi, double *step, int target)
 static double px(const report_svg *p, double x)
 {
 	double w = p->width - p->left - p->right;
+
+	if (p->log_x) {
+		/* Values at or below the axis start (such as t = 0) sit on the left edge. */
+		double lx = log10(fmax(x, p->x_min));
+		return p->left + (lx - log10(p->x_min)) / (log10(p->x_max) - log10(p->x_min)) * w;
+	}
 	return p->left + (x - p->x_min) / (p->x_max - p->x_min) * w;
 }
 
@@ -75,18 +87,43 @@ static void tick_label(char *buf, size_t len, double v, double step)
 		snprintf(buf, len, "%.*f", step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9), v);
 }
 
+static void x_tick(report_svg *p, double v, const char *label)
+{
+	fprintf(p->f, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
+		px(p, v), p->top, px(p, v), p->height - p->bottom);
+	fprintf(p->f, "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+		px(p, v), p->height - p->bottom + 16, label);
+}
+
+/* Ticks at 1, 2 and 5 times each power of ten, labelled at powers of ten (and 2, 5 when few). */
+static void x_ticks_log(report_svg *p)
+{
+	static const double mantissa[] = { 1, 2, 5 };
+	int decades = (int)lround(log10(p->x_max / p->x_min));
+	char label[32];
+
+	for (int d = 0; d <= decades; d++) {
+		for (size_t m = 0; m < 3 && (d < decades || m == 0); m++) {
+			double v = p->x_min * pow(10, d) * mantissa[m];
+			snprintf(label, sizeof(label), "%g", v);
+			x_tick(p, v, m == 0 || decades <= 3 ? label : "");
+		}
+	}
+}
+
 static void draw_axes(report_svg *p, double x_step, double y_step, const char *x_label,
 		      const char *y_label)
 {
 	char label[32];
 	FILE *f = p->f;
 
-	for (double v = p->x_min; v <= p->x_max + x_step * 1e-6; v += x_step) {
-		tick_label(label, sizeof(label), v, x_step);
-		fprintf(f, "<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>",
-			px(p, v), p->top, px(p, v), p->height - p->bottom);
-		fprintf(f, "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
-			px(p, v), p->height - p->bottom + 16, label);
+	if (p->log_x) {
+		x_ticks_log(p);
+	} else {
+		for (double v = p->x_min; v <= p->x_max + x_step * 1e-6; v += x_step) {
+			tick_label(label, sizeof(label), v, x_step);
+			x_tick(p, v, label);
+		}
 	}
 	for (double v = p->y_min; v <= p->y_max + y_step * 1e-6; v += y_step) {
 		tick_label(label, sizeof(label), v, y_step);
@@ -107,20 +144,37 @@ static void draw_axes(report_svg *p, double x_step, double y_step, const char *x
 	fputs("</text>\n", f);
 }
 
+/* Widens [*lo, *hi] to whole powers of ten; both must be positive. */
+static void fix_log_range(double *lo, double *hi)
+{
+	if (!(*lo > 0) || !isfinite(*lo))
+		*lo = 1e-3;
+	if (!(*hi > *lo) || !isfinite(*hi))
+		*hi = *lo * 10;
+	*lo = pow(10, floor(log10(*lo) + 1e-9));
+	*hi = pow(10, ceil(log10(*hi) - 1e-9));
+	if (*hi <= *lo)
+		*hi = *lo * 10;
+}
+
 void report_svg_begin(report_svg *p, FILE *f, const char *title, double x_min, double x_max,
 		      double y_min, double y_max, const char *x_label, const char *y_label)
 {
-	double x_step, y_step;
+	double x_step = 0, y_step;
 
 	p->f = f;
 	p->width = 760;
 	p->height = 340;
 	p->left = 70;
 	p->right = 20;
-	p->top = 14;
+	p->top = 14 + 2 * 18; /* two rows of legend */
 	p->bottom = 48;
-	p->nlegend = 0;
-	fix_range(&x_min, &x_max, &x_step, 8);
+	p->legend_x = p->left;
+	p->legend_row = 0;
+	if (p->log_x)
+		fix_log_range(&x_min, &x_max);
+	else
+		fix_range(&x_min, &x_max, &x_step, 8);
 	fix_range(&y_min, &y_max, &y_step, 6);
 	p->x_min = x_min;
 	p->x_max = x_max;
@@ -183,18 +237,23 @@ void report_svg_marker(report_svg *p, double x, const char *label)
 
 void report_svg_legend(report_svg *p, const char *label, const char *color, int dashed)
 {
-	double x = p->width - p->right - 190, y = p->top + 16 + 18 * (double)p->nlegend;
+	/* Width estimate: the line sample, then about 7 px per character at 12 px. */
+	double width = 28 + 7.0 * (double)strlen(label) + 18;
+	double x, y;
 
-	fprintf(p->f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"184\" height=\"18\" fill=\"#fff\" "
-		      "fill-opacity=\"0.85\"/>",
-		x - 4, y - 12);
+	if (p->legend_x + width > p->width - p->right && p->legend_x > p->left) {
+		p->legend_x = p->left;
+		p->legend_row++;
+	}
+	x = p->legend_x;
+	y = 16 + 18 * (double)p->legend_row;
+	p->legend_x += width;
 	fprintf(p->f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
 		      "stroke-width=\"2\"%s/>",
 		x, y - 4, x + 22, y - 4, color, dashed ? " stroke-dasharray=\"6 4\"" : "");
 	fprintf(p->f, "<text class=\"legend\" x=\"%.1f\" y=\"%.1f\">", x + 28, y);
 	report_html_escape(p->f, label);
 	fputs("</text>\n", p->f);
-	p->nlegend++;
 }
 
 void report_svg_end(report_svg *p)

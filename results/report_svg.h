@@ -18,12 +18,15 @@ typedef struct report_svg {
 	double x_min, x_max, y_min, y_max; /* data range */
 	double width, height;              /* whole picture, in CSS pixels */
 	double left, right, top, bottom;   /* margins */
-	size_t nlegend;
+	double legend_x;                   /* where the next legend entry starts */
+	size_t legend_row;
+	int log_x;                         /* set before report_svg_begin for a log10 time axis */
 } report_svg;
 
 /*
  * Starts a chart of the data range [x_min, x_max] x [y_min, y_max] (widened
- * to whole ticks) and draws the grid, the ticks and the axis titles.
+ * to whole ticks) and draws the grid, the ticks and the axis titles. With
+ * p->log_x set, the x axis is logarithmic over whole decades (x_min > 0).
  * title names the chart for screen readers (the <title> element).
  */
 void report_svg_begin(report_svg *p, FILE *f, const char *title, double x_min, double x_max,
@@ -36,11 +39,14 @@ void report_svg_band(report_svg *p, const double *x, const double *lo, const dou
 		     size_t n, const char *color);
 /* A vertical marker line at x with a short label. */
 void report_svg_marker(report_svg *p, double x, const char *label);
-/* Adds a legend entry in the top-right corner. */
+/* Adds a legend entry above the plot; entries flow left to right in up to two rows. */
 void report_svg_legend(report_svg *p, const char *label, const char *color, int dashed);
 void report_svg_end(report_svg *p);
 
-/* Writes text with &, <, >, " and ' escaped. */
+/*
+ * Writes text with &, <, >, " and ' escaped, for HTML and XML (junit.xml).
+ * Control characters that XML 1.0 does not allow become '?'.
+ */
 void report_html_escape(FILE *f, const char *text);
 
 #endif

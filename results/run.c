@@ -242,13 +242,15 @@ static int quotes_open(const char *text, size_t len, int open)
 	return open;
 }
 
-/* Reads the next record; *eof is set at the end of the file. */
-static pl_err csv_next(csv_reader *r, int *eof, pl_errmsg *e)
+/*
+ * Reads the physical lines of one record into r->rec (a quoted field may
+ * span lines). *len is 0 for a blank line; *eof is set at the end of the file.
+ */
+static pl_err csv_read_record(csv_reader *r, size_t *len, int *eof, pl_errmsg *e)
 {
-	size_t len = 0;
 	int open = 0;
-	pl_err err;
 
+	*len = 0;
 	*eof = 0;
 	r->line_no = r->next_line;
 	for (;;) {
@@ -257,7 +259,7 @@ static pl_err csv_next(csv_reader *r, int *eof, pl_errmsg *e)
 			if (ferror(r->f))
 				return pl_errmsg_set(e, PL_ERR_IO, "%s:%ld: read failed: %s", r->name,
 						     r->next_line, strerror(errno));
-			if (len == 0) {
+			if (*len == 0 && !open) {
 				*eof = 1;
 				return PL_OK;
 			}
@@ -271,14 +273,23 @@ static pl_err csv_next(csv_reader *r, int *eof, pl_errmsg *e)
 			while (n > 0 && (r->line[n - 1] == '\n' || r->line[n - 1] == '\r'))
 				n--;
 		}
-		err = csv_append(r, &len, r->line, (size_t)n, e);
-		if (err != PL_OK)
+		pl_err err = csv_append(r, len, r->line, (size_t)n, e);
+		if (err != PL_OK || !open)
 			return err;
-		if (!open)
-			break;
 	}
-	if (len == 0)
-		return csv_next(r, eof, e); /* blank line */
+}
+
+/* Reads the next non-blank record and splits it into fields; *eof is set at the end. */
+static pl_err csv_next(csv_reader *r, int *eof, pl_errmsg *e)
+{
+	size_t len = 0;
+	pl_err err;
+
+	do {
+		err = csv_read_record(r, &len, eof, e);
+	} while (err == PL_OK && !*eof && len == 0);
+	if (err != PL_OK || *eof)
+		return err;
 	return csv_split(r, e);
 }
 
@@ -358,10 +369,7 @@ static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, p
 				     "%s:%ld: field censored: invalid value '%s', expected 0 or 1",
 				     r->name, r->line_no, cens);
 	row->censored = cens[0] == '1';
-	if (row->latency_ns == RUN_UNKNOWN)
-		return pl_errmsg_set(e, PL_ERR_PARSE, "%s:%ld: field latency_ns: missing value",
-				     r->name, r->line_no);
-	if (row->latency_ns < 0)
+	if (row->latency_ns != RUN_UNKNOWN && row->latency_ns < 0)
 		return pl_errmsg_set(e, PL_ERR_PARSE,
 				     "%s:%ld: field latency_ns: negative value %" PRId64,
 				     r->name, r->line_no, row->latency_ns);
@@ -529,6 +537,8 @@ static run_throttle_op throttle_op_parse(const char *name)
 		return RUN_OP_SUBSCRIBE;
 	if (strcmp(name, "publish") == 0)
 		return RUN_OP_PUBLISH;
+	if (strcmp(name, "control") == 0)
+		return RUN_OP_CONTROL;
 	return RUN_OP_OTHER;
 }
 
@@ -646,8 +656,8 @@ static pl_err info_string(json_t *root, const char *key, int required, char **ou
 {
 	json_t *v = json_object_get(root, key);
 
-	if (v == NULL && !required)
-		v = json_string("");
+	if ((v == NULL || json_is_null(v)) && !required)
+		v = json_string(""); /* optional strings may be absent or null */
 	else if (!json_is_string(v))
 		return pl_errmsg_set(e, PL_ERR_PARSE, "%s: \"%s\" is %s, expected a string", name,
 				     key, v == NULL ? "missing" : "not a string");

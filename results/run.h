@@ -75,9 +75,9 @@ typedef enum run_event_type {
 	RUN_EVENT__COUNT
 } run_event_type;
 
-/* The operation a throttle event rejected (its "op" field). */
+/* The operation a throttle event rejected (its "op" field; "control" is the policy API). */
 typedef enum run_throttle_op {
-	RUN_OP_NONE, RUN_OP_CONNECT, RUN_OP_SUBSCRIBE, RUN_OP_PUBLISH, RUN_OP_OTHER
+	RUN_OP_NONE, RUN_OP_CONNECT, RUN_OP_SUBSCRIBE, RUN_OP_PUBLISH, RUN_OP_CONTROL, RUN_OP_OTHER
 } run_throttle_op;
 
 typedef struct run_event {

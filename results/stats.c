@@ -44,6 +44,64 @@ static int obs_order(const void *pa, const void *pb)
 	return (int)a->censored - (int)b->censored;
 }
 
+/* Order-preserving map from doubles to unsigned integers (no NaNs here). */
+static uint64_t double_key(double x)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &x, sizeof(bits));
+	return bits & UINT64_C(0x8000000000000000) ? ~bits : bits | UINT64_C(0x8000000000000000);
+}
+
+/* Below this size qsort is as fast as the radix sort and needs no buffer. */
+#define STATS_RADIX_MIN 4096
+
+/*
+ * Sorts by value, uncensored before censored at equal values: a stable
+ * partition by the flag, then a stable LSD radix sort on the ordered keys,
+ * one pass per byte, skipping bytes that are equal everywhere. Falls back
+ * to qsort when the buffer cannot be allocated.
+ */
+static void sort_obs(stats_obs *obs, size_t n)
+{
+	size_t hist[8][256] = { { 0 } };
+	stats_obs *tmp = n >= STATS_RADIX_MIN ? malloc(n * sizeof(*tmp)) : NULL;
+	stats_obs *src = tmp, *dst = obs;
+	size_t uncensored = 0, next_censored;
+
+	if (tmp == NULL) {
+		qsort(obs, n, sizeof(*obs), obs_order);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t key = double_key(obs[i].v);
+		uncensored += !obs[i].censored;
+		for (int d = 0; d < 8; d++)
+			hist[d][(key >> (8 * d)) & 0xff]++;
+	}
+	next_censored = uncensored;
+	uncensored = 0;
+	for (size_t i = 0; i < n; i++)
+		tmp[obs[i].censored ? next_censored++ : uncensored++] = obs[i];
+	for (int d = 0; d < 8; d++) {
+		size_t pos[256], sum = 0;
+		if (hist[d][(double_key(src[0].v) >> (8 * d)) & 0xff] == n)
+			continue; /* every key has the same byte here */
+		for (int b = 0; b < 256; b++) {
+			pos[b] = sum;
+			sum += hist[d][b];
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[pos[(double_key(src[i].v) >> (8 * d)) & 0xff]++] = src[i];
+		stats_obs *swap = src;
+		src = dst;
+		dst = swap;
+	}
+	if (src != obs)
+		memcpy(obs, src, n * sizeof(*obs));
+	free(tmp);
+}
+
 pl_err stats_sample_create(stats_sample **out, const double *values,
 			   const unsigned char *censored, size_t n, pl_errmsg *e)
 {
@@ -71,7 +129,7 @@ pl_err stats_sample_create(stats_sample **out, const double *values,
 	}
 	s->n = n;
 	if (n > 1)
-		qsort(s->obs, n, sizeof(*s->obs), obs_order);
+		sort_obs(s->obs, n);
 	*out = s;
 	return PL_OK;
 }
@@ -136,8 +194,12 @@ double stats_normal_quantile(double p)
 				    2.445134137142996e+00, 3.754408661907416e+00 };
 	double q, r, x;
 
+	if (p == 0)
+		return -INFINITY;
+	if (p == 1)
+		return INFINITY;
 	if (!(p > 0 && p < 1))
-		return p == 0 ? -INFINITY : p == 1 ? INFINITY : NAN;
+		return NAN;
 	if (p < 0.02425) {
 		q = sqrt(-2 * log(p));
 		x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
@@ -180,7 +242,8 @@ pl_err stats_km_create(stats_km **out, const stats_sample *s, double level, pl_e
 	double z = stats_normal_quantile(1 - (1 - level) / 2);
 	size_t at_risk = s->n;
 
-	assert(out != NULL && level > 0 && level < 1);
+	assert(out != NULL);
+	assert(level > 0 && level < 1);
 	km = calloc(1, sizeof(*km));
 	if (km == NULL)
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "statistics: out of memory");
@@ -247,7 +310,7 @@ double stats_km_survival(const stats_km *km, double t)
 	return surv;
 }
 
-/* Which curve stats_km_quantile inverts. */
+/* Curve that stats_km_quantile inverts: the estimate or one edge of its band. */
 enum km_curve { KM_ESTIMATE, KM_LOWER, KM_UPPER };
 
 static double km_curve_value(const stats_km_step *st, enum km_curve which)
@@ -264,17 +327,20 @@ static double km_curve_value(const stats_km_step *st, enum km_curve which)
 }
 
 /*
- * First time the curve falls to target or below. When it sits exactly on
- * target, the answer is the midpoint to the next time the curve drops, as in
- * R's quantile.survfit. NaN when the curve never gets there.
+ * Time at which the curve, from step first on, sits at or below target.
+ * When it sits exactly on target, the result is the midpoint to the next
+ * time the curve drops, as in R's quantile.survfit. *index receives the
+ * step, or nsteps when the curve never gets there (NaN is returned).
  */
-static double km_invert(const stats_km *km, double target, enum km_curve which)
+static double km_crossing(const stats_km *km, size_t first, double target,
+			  enum km_curve which, size_t *index)
 {
-	for (size_t i = 0; i < km->nsteps; i++) {
+	for (size_t i = first; i < km->nsteps; i++) {
 		double v = km_curve_value(&km->steps[i], which);
 
 		if (v > target + STATS_SURV_EPS)
 			continue;
+		*index = i;
 		if (fabs(v - target) > STATS_SURV_EPS)
 			return km->steps[i].t;
 		for (size_t j = i + 1; j < km->nsteps; j++) {
@@ -283,26 +349,50 @@ static double km_invert(const stats_km *km, double target, enum km_curve which)
 		}
 		return km->steps[i].t;
 	}
+	*index = km->nsteps;
 	return NAN;
 }
 
+/*
+ * First step of a nonincreasing curve (the estimate or its lower band) at
+ * or below target, by binary search; nsteps when there is none.
+ */
+static size_t km_first_at_or_below(const stats_km *km, double target, enum km_curve which)
+{
+	size_t lo = 0, hi = km->nsteps;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (km_curve_value(&km->steps[mid], which) > target + STATS_SURV_EPS)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The estimate and the lower band never rise, so their crossings are found
+ * by binary search. The upper band may rise, but it is never below the
+ * estimate, so its first crossing is scanned for from the estimate's.
+ */
 stats_estimate stats_km_quantile(const stats_km *km, double p)
 {
 	stats_estimate est;
 	double target = 1.0 - p;
+	size_t at, unused;
 
-	est.value = km_invert(km, target, KM_ESTIMATE);
-	est.lo = km_invert(km, target, KM_LOWER);
-	est.hi = km_invert(km, target, KM_UPPER);
+	est.value = km_crossing(km, km_first_at_or_below(km, target, KM_ESTIMATE), target,
+				KM_ESTIMATE, &at);
+	est.lo = km_crossing(km, km_first_at_or_below(km, target, KM_LOWER), target, KM_LOWER,
+			     &unused);
+	est.hi = km_crossing(km, at, target, KM_UPPER, &unused);
 	return est;
 }
 
-pl_err stats_group_describe(const stats_sample *s, double level, stats_group *out,
-			    pl_errmsg *e)
+void stats_group_describe(const stats_sample *s, const stats_km *km, stats_group *out)
 {
-	stats_km *km = NULL;
 	double sum = 0;
-	pl_err err;
 
 	memset(out, 0, sizeof(*out));
 	out->n = s->n;
@@ -320,13 +410,8 @@ pl_err stats_group_describe(const stats_sample *s, double level, stats_group *ou
 	}
 	if (out->n_effect > 0)
 		out->mean = sum / (double)out->n_effect;
-	err = stats_km_create(&km, s, level, e);
-	if (err != PL_OK)
-		return err;
 	for (size_t q = 0; q < STATS_NQUANTILES; q++)
 		out->quantile[q] = stats_km_quantile(km, stats_quantile_levels[q]);
-	stats_km_free(km);
-	return PL_OK;
 }
 
 /* ---- log-rank ---- */
@@ -488,7 +573,11 @@ void stats_mann_whitney_test(const stats_sample *a, const stats_sample *b,
 	if (var <= 0)
 		return; /* every value tied: no information */
 	double diff = out->u - mean;
-	double correction = diff > 0 ? 0.5 : diff < 0 ? -0.5 : 0;
+	double correction = 0;
+	if (diff > 0)
+		correction = 0.5;
+	else if (diff < 0)
+		correction = -0.5;
 	out->z = (diff - correction) / sqrt(var);
 	out->p = fmin(1.0, 2 * fmin(stats_normal_cdf(out->z), stats_normal_cdf(-out->z)));
 }
@@ -505,14 +594,6 @@ double stats_cliff_delta(const stats_sample *a, const stats_sample *b)
 
 /* ---- Hodges-Lehmann ---- */
 
-/* Order-preserving map from doubles to unsigned integers (no NaNs here). */
-static uint64_t double_key(double x)
-{
-	uint64_t bits;
-
-	memcpy(&bits, &x, sizeof(bits));
-	return bits & UINT64_C(0x8000000000000000) ? ~bits : bits | UINT64_C(0x8000000000000000);
-}
 
 static double key_double(uint64_t key)
 {
@@ -524,43 +605,159 @@ static double key_double(uint64_t key)
 	return x;
 }
 
-/*
- * Number of pairs with a_i - b_j <= v. For fixed i the difference falls as
- * j grows, and for fixed j it rises with i (floating-point subtraction is
- * monotone too), so the first j that qualifies only moves right.
- */
-static uint64_t count_differences_le(const stats_sample *a, const stats_sample *b, double v)
-{
-	uint64_t count = 0;
-	size_t j = 0;
+/* Order statistics the Hodges-Lehmann estimate needs: two for the median, two for the interval. */
+#define HL_TARGETS 4
 
-	for (size_t i = 0; i < a->n; i++) {
-		while (j < b->n && a->obs[i].v - b->obs[j].v > v)
-			j++;
-		count += b->n - j;
+/*
+ * Counts, for each of nt values v[t], the pairs with a_i - b_j <= v[t]. For
+ * fixed i the difference falls as j grows, and for fixed j it rises with i
+ * (floating-point subtraction is monotone too), so the first j that
+ * qualifies only moves right. One pass serves every value, which keeps the
+ * memory traffic of a pass to one read of each array.
+ */
+static void count_differences_le(const double *a, size_t na, const double *b, size_t nb,
+				 const double *v, size_t nt, uint64_t *count)
+{
+	size_t j[HL_TARGETS] = { 0 };
+
+	for (size_t t = 0; t < nt; t++)
+		count[t] = 0;
+	for (size_t i = 0; i < na; i++) {
+		for (size_t t = 0; t < nt; t++) {
+			while (j[t] < nb && a[i] - b[j[t]] > v[t])
+				j[t]++;
+			count[t] += nb - j[t];
+		}
 	}
-	return count;
+}
+
+/* Rearranges v so that v[k] is the value of rank k (0-based) in sorted order. */
+static void select_rank(double *v, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		double pivot = v[lo + (hi - lo) / 2];
+		size_t i = lo, j = hi;
+		while (i <= j) {
+			while (v[i] < pivot)
+				i++;
+			while (v[j] > pivot)
+				j--;
+			if (i <= j) {
+				double tmp = v[i];
+				v[i] = v[j];
+				v[j] = tmp;
+				i++;
+				if (j == 0)
+					break;
+				j--;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			return;
+	}
+}
+
+/* The differences a_i - b_j in (lo, hi], appended to out (which has room for them). */
+static size_t collect_differences(const double *a, size_t na, const double *b, size_t nb,
+				  double lo, double hi, double *out)
+{
+	size_t j_hi = 0, j_lo = 0, n = 0;
+
+	for (size_t i = 0; i < na; i++) {
+		while (j_hi < nb && a[i] - b[j_hi] > hi)
+			j_hi++;
+		while (j_lo < nb && a[i] - b[j_lo] > lo)
+			j_lo++;
+		for (size_t j = j_hi; j < j_lo; j++)
+			out[n++] = a[i] - b[j];
+	}
+	return n;
+}
+
+/* Bisection state of one order statistic, which lies in (lo, hi] (ordered keys). */
+typedef struct kth_search {
+	uint64_t k, lo, hi;
+	uint64_t count_lo, count_hi; /* differences <= lo and <= hi: count_lo < k <= count_hi */
+	int done;
+	double result;
+} kth_search;
+
+/*
+ * Finishes a search when one value remains, or when few enough differences
+ * lie in (lo, hi] to select among them directly. Returns 0 when neither
+ * applies or the buffer cannot be allocated.
+ */
+static int kth_finish(kth_search *ks, const double *a, size_t na, const double *b, size_t nb,
+		      uint64_t limit)
+{
+	if (ks->hi - ks->lo == 1) {
+		ks->result = key_double(ks->hi);
+		return ks->done = 1;
+	}
+	if (ks->count_hi - ks->count_lo > limit)
+		return 0;
+	double *buf = malloc((size_t)(ks->count_hi - ks->count_lo) * sizeof(*buf));
+	if (buf == NULL)
+		return 0;
+	size_t n = collect_differences(a, na, b, nb, key_double(ks->lo), key_double(ks->hi), buf);
+	size_t rank = (size_t)(ks->k - ks->count_lo - 1);
+	assert(n == ks->count_hi - ks->count_lo);
+	assert(rank < n);
+	select_rank(buf, n, rank);
+	ks->result = buf[rank];
+	free(buf);
+	return ks->done = 1;
 }
 
 /*
- * The k-th smallest (1-based) difference a_i - b_j: the smallest double v
- * with at least k differences <= v. Bisection over the ordered doubles ends
- * after at most 64 passes, on a value that is itself a difference.
+ * The k[t]-th smallest (1-based) differences a_i - b_j of sorted a and b:
+ * for each, the smallest double v with at least k[t] differences <= v.
+ * Bisection over the ordered 64-bit keys of doubles takes at most 64
+ * passes; it stops earlier once at most na + nb differences remain in the
+ * bracket, which are then collected and selected directly. Typical data
+ * need about 30 passes.
  */
-static double kth_difference(const stats_sample *a, const stats_sample *b, uint64_t k)
+static void kth_differences(const double *a, size_t na, const double *b, size_t nb,
+			    const uint64_t *k, size_t nt, double *out)
 {
-	uint64_t lo = double_key(a->obs[0].v - b->obs[b->n - 1].v);
-	uint64_t hi = double_key(a->obs[a->n - 1].v - b->obs[0].v);
+	kth_search ks[HL_TARGETS];
+	uint64_t count[HL_TARGETS], limit = na + nb > 1024 ? na + nb : 1024;
+	double mid[HL_TARGETS];
+	size_t pending = nt;
 
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-
-		if (count_differences_le(a, b, key_double(mid)) >= k)
-			hi = mid;
-		else
-			lo = mid + 1;
+	assert(nt <= HL_TARGETS);
+	for (size_t t = 0; t < nt; t++) {
+		ks[t] = (kth_search){ .k = k[t], .lo = double_key(a[0] - b[nb - 1]) - 1,
+				      .hi = double_key(a[na - 1] - b[0]), .count_lo = 0,
+				      .count_hi = (uint64_t)na * nb };
+		pending -= (size_t)kth_finish(&ks[t], a, na, b, nb, limit);
 	}
-	return key_double(hi);
+	while (pending > 0) {
+		for (size_t t = 0; t < nt; t++)
+			mid[t] = key_double(ks[t].lo + (ks[t].hi - ks[t].lo) / 2);
+		count_differences_le(a, na, b, nb, mid, nt, count);
+		for (size_t t = 0; t < nt; t++) {
+			if (ks[t].done)
+				continue;
+			uint64_t m = ks[t].lo + (ks[t].hi - ks[t].lo) / 2;
+			if (count[t] >= ks[t].k) {
+				ks[t].hi = m;
+				ks[t].count_hi = count[t];
+			} else {
+				ks[t].lo = m;
+				ks[t].count_lo = count[t];
+			}
+			pending -= (size_t)kth_finish(&ks[t], a, na, b, nb, limit);
+		}
+	}
+	for (size_t t = 0; t < nt; t++)
+		out[t] = ks[t].result;
 }
 
 /* Order statistic of the differences that bounds the interval from below (1-based). */
@@ -593,25 +790,44 @@ static uint64_t hl_interval_rank(const stats_sample *a, const stats_sample *b, d
 	return c < 1 ? 1 : (uint64_t)floor(c);
 }
 
+/* Copies the values of a sample into a plain array: half the memory traffic of stats_obs. */
+static double *sample_values(const stats_sample *s)
+{
+	double *v = malloc(s->n * sizeof(*v));
+
+	if (v != NULL)
+		for (size_t i = 0; i < s->n; i++)
+			v[i] = s->obs[i].v;
+	return v;
+}
+
 void stats_hodges_lehmann(const stats_sample *a, const stats_sample *b, double level,
 			  stats_estimate *out)
 {
-	uint64_t total, k;
+	uint64_t total, k[HL_TARGETS];
+	double d[HL_TARGETS];
+	double *va, *vb;
 
 	out->value = out->lo = out->hi = NAN;
 	if (a->n == 0 || b->n == 0)
 		return;
-	total = (uint64_t)a->n * b->n;
-	if (total % 2 == 1)
-		out->value = kth_difference(a, b, total / 2 + 1);
-	else
-		out->value = (kth_difference(a, b, total / 2) +
-			      kth_difference(a, b, total / 2 + 1)) / 2;
-	k = hl_interval_rank(a, b, level);
-	if (k > total)
-		k = total;
-	out->lo = kth_difference(a, b, k);
-	out->hi = kth_difference(a, b, total - k + 1);
+	va = sample_values(a);
+	vb = sample_values(b);
+	if (va != NULL && vb != NULL) {
+		total = (uint64_t)a->n * b->n;
+		k[0] = (total + 1) / 2;   /* lower median */
+		k[1] = total / 2 + 1;     /* upper median (the same one when total is odd) */
+		k[2] = hl_interval_rank(a, b, level);
+		if (k[2] > total)
+			k[2] = total;
+		k[3] = total - k[2] + 1;
+		kth_differences(va, a->n, vb, b->n, k, HL_TARGETS, d);
+		out->value = (d[0] + d[1]) / 2;
+		out->lo = d[2];
+		out->hi = d[3];
+	}
+	free(va);
+	free(vb);
 }
 
 void stats_compare(const stats_sample *a, const stats_sample *b, double level,

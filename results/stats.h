@@ -102,8 +102,8 @@ typedef struct stats_group {
 	stats_estimate quantile[STATS_NQUANTILES]; /* Kaplan-Meier, at stats_quantile_levels */
 } stats_group;
 
-pl_err stats_group_describe(const stats_sample *s, double level, stats_group *out,
-			    pl_errmsg *e);
+/* Describes a sample; km must be the sample's curve (its level sets the intervals). */
+void stats_group_describe(const stats_sample *s, const stats_km *km, stats_group *out);
 
 /* Log-rank (Mantel-Cox) test of equal time-to-effect distributions. */
 typedef struct stats_logrank {
@@ -135,10 +135,12 @@ void stats_mann_whitney_test(const stats_sample *a, const stats_sample *b,
  * Hodges-Lehmann shift: the median of all differences a_i - b_j, with the
  * distribution-free interval from order statistics of the differences
  * (exact Wilcoxon quantiles for small samples without ties, normal
- * approximation otherwise). O((na + nb) log) time and O(1) extra space:
- * the k-th difference is found by bisecting over the ordered doubles,
- * counting differences below a value in one merge pass.
+ * approximation otherwise). O((na + nb) * 64) time and O(na + nb) extra
+ * space: the k-th difference is found by bisecting over the 64-bit ordered
+ * representation of doubles, counting the differences below a value in one
+ * merge pass; the four order statistics needed share each pass.
  */
+/* out is NaN when a group is empty, or when memory for the copies runs out. */
 void stats_hodges_lehmann(const stats_sample *a, const stats_sample *b, double level,
 			  stats_estimate *out);
 

@@ -4,6 +4,7 @@
  */
 #include "results/summary.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,8 +31,10 @@ void summary_format_seconds(char *buf, size_t len, double seconds)
 		snprintf(buf, len, "%.3g s", seconds);
 	else if (a >= 1e-3)
 		snprintf(buf, len, "%.3g ms", seconds * 1e3);
-	else if (a > 0)
+	else if (a >= 1e-6)
 		snprintf(buf, len, "%.3g us", seconds * 1e6);
+	else if (a > 0)
+		snprintf(buf, len, "%.3g ns", seconds * 1e9);
 	else
 		snprintf(buf, len, "0 s");
 }
@@ -99,9 +102,13 @@ static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl
 		const run_sample *row = &rs->rows[i];
 		if (!row_matches(row, f))
 			continue;
+		add_counts(g, row, &truth_sum);
+		if (row->latency_ns == RUN_UNKNOWN) {
+			g->n_unmeasured++;
+			continue;
+		}
 		values[n] = (double)row->latency_ns / (double)PL_NS_PER_S;
 		censored[n++] = (unsigned char)row->censored;
-		add_counts(g, row, &truth_sum);
 	}
 	if (g->n_truth > 0)
 		g->truth_error_mean = truth_sum / (double)g->n_truth;
@@ -109,7 +116,7 @@ static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl
 	if (err == PL_OK)
 		err = stats_km_create(&g->km, g->sample, s->level, e);
 	if (err == PL_OK)
-		err = stats_group_describe(g->sample, s->level, &g->stats, e);
+		stats_group_describe(g->sample, g->km, &g->stats);
 free_buffers:
 	free(values);
 	free(censored);
@@ -316,6 +323,8 @@ static void events_count(summary *s)
 				s->events_throttle_subscribe++;
 			else if (item->op == RUN_OP_PUBLISH)
 				s->events_throttle_publish++;
+			else if (item->op == RUN_OP_CONTROL)
+				s->events_throttle_control++;
 			else
 				s->events_throttle_other++;
 			break;
@@ -334,6 +343,7 @@ pl_err summary_build_from(summary **out, run_info *info, run_samples *samples,
 	size_t ndevice = 0;
 	pl_err err;
 
+	assert(samples != NULL);
 	*out = NULL;
 	if (s == NULL) {
 		run_info_free(info);

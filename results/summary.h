@@ -27,6 +27,7 @@ typedef struct summary_group {
 	stats_sample *sample;             /* owned; latency in seconds */
 	stats_km *km;                     /* owned */
 	uint64_t attempts, connects, connect_failures, throttled, errors;
+	size_t n_unmeasured;              /* rows without a latency, left out of stats */
 	size_t n_truth;                   /* rows with simulator ground truth */
 	double truth_error_mean, truth_error_max; /* seconds; NaN without truth */
 } summary_group;
@@ -56,7 +57,7 @@ typedef struct summary {
 	int have_events;
 	uint64_t events_connect, events_disconnect, events_swap, events_error;
 	uint64_t events_throttle_connect, events_throttle_subscribe,
-		events_throttle_publish, events_throttle_other;
+		events_throttle_publish, events_throttle_control, events_throttle_other;
 	char verdict[1024];       /* the headline: the strongest pair verdict or a description */
 	struct run_info *run;     /* owned; run.json contents */
 	struct run_samples *samples; /* owned; may be NULL once built */
@@ -73,7 +74,7 @@ pl_err summary_build(summary **out, const char *run_dir, const char *const *expe
 		     size_t nexpectations, pl_errmsg *e);
 /*
  * Builds a summary from records already in memory and takes ownership of
- * them (also on error). info and events may be NULL.
+ * them (also on error). samples is required; info and events may be NULL.
  */
 pl_err summary_build_from(summary **out, struct run_info *info, struct run_samples *samples,
 			  struct run_events *events, const char *const *expectations,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "results/report_html.h"
+#include "results/report_svg.h"
 #include "results/run.h"
 #include "results/summary.h"
 
@@ -31,11 +32,12 @@ static json_t *group_json(const summary_group *g)
 
 	for (size_t i = 0; i < STATS_NQUANTILES; i++)
 		json_object_set_new(q, names[i], estimate_json(&st->quantile[i]));
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I,"
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I,"
 			 " s:I, s:o, s:o}",
 			 "name", g->name, "strategy", g->strategy,
 			 "n", (json_int_t)st->n, "effective", (json_int_t)st->n_effect,
 			 "censored", (json_int_t)st->n_censored,
+			 "unmeasured", (json_int_t)g->n_unmeasured,
 			 "min_s", number(st->min), "mean_s", number(st->mean),
 			 "max_s", number(st->max), "quantiles_s", q,
 			 "attempts", (json_int_t)g->attempts, "connects", (json_int_t)g->connects,
@@ -68,13 +70,14 @@ static json_t *events_json(const summary *s)
 {
 	if (!s->have_events)
 		return json_null();
-	return json_pack("{s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}",
 			 "connect", (json_int_t)s->events_connect,
 			 "disconnect", (json_int_t)s->events_disconnect,
 			 "swap", (json_int_t)s->events_swap, "error", (json_int_t)s->events_error,
 			 "throttle", "connect", (json_int_t)s->events_throttle_connect,
 			 "subscribe", (json_int_t)s->events_throttle_subscribe,
 			 "publish", (json_int_t)s->events_throttle_publish,
+			 "control", (json_int_t)s->events_throttle_control,
 			 "other", (json_int_t)s->events_throttle_other);
 }
 
@@ -118,26 +121,6 @@ pl_err summary_write_json(const summary *s, const char *path, pl_errmsg *e)
 	return err;
 }
 
-/* Writes text with the five XML special characters escaped. */
-static void xml_put(FILE *f, const char *text)
-{
-	for (; *text; text++) {
-		switch (*text) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		case '\'': fputs("&apos;", f); break;
-		default:
-			/* Control characters other than tab and newline are not allowed in XML 1.0. */
-			if ((unsigned char)*text < 0x20 && *text != '\t' && *text != '\n')
-				fputc('?', f);
-			else
-				fputc(*text, f);
-		}
-	}
-}
-
 pl_err summary_write_junit(const summary *s, const char *path, pl_errmsg *e)
 {
 	const char *profile = s->run != NULL ? s->run->profile_name : "run";
@@ -147,20 +130,20 @@ pl_err summary_write_junit(const summary *s, const char *path, pl_errmsg *e)
 		return pl_errmsg_set(e, PL_ERR_IO, "cannot create %s: %s", path, strerror(errno));
 	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n", f);
 	fprintf(f, "  <testsuite name=\"policylag.");
-	xml_put(f, profile);
+	report_html_escape(f, profile);
 	fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\">\n", s->nchecks, s->nchecks_failed);
 	for (size_t i = 0; i < s->nchecks; i++) {
 		const summary_check *c = &s->checks[i];
 		fputs("    <testcase classname=\"policylag.expectations\" name=\"", f);
-		xml_put(f, c->text);
+		report_html_escape(f, c->text);
 		fputs("\">\n", f);
 		if (!c->result.passed) {
 			fputs("      <failure message=\"", f);
-			xml_put(f, c->result.message);
+			report_html_escape(f, c->result.message);
 			fputs("\"/>\n", f);
 		} else {
 			fputs("      <system-out>", f);
-			xml_put(f, c->result.message);
+			report_html_escape(f, c->result.message);
 			fputs("</system-out>\n", f);
 		}
 		fputs("    </testcase>\n", f);

@@ -69,6 +69,22 @@ START_TEST(test_cli_parse_long_and_short)
 }
 END_TEST
 
+START_TEST(test_cli_parse_options_after_operand)
+{
+	char *argv[] = { "probe", "target", "--count", "9", "-v", NULL };
+	struct parsed p;
+	int first = 0;
+	int help = 0;
+	pl_errmsg e = { "" };
+
+	ck_assert_int_eq(parse_args(5, argv, &p, &first, &help, &e), PL_OK);
+	ck_assert_int_eq(p.count, 9);
+	ck_assert_int_eq(p.verbose, 1);
+	ck_assert_int_eq(first, 4);
+	ck_assert_str_eq(argv[first], "target");
+}
+END_TEST
+
 START_TEST(test_cli_parse_short_with_value)
 {
 	char *argv[] = { "probe", "-n", "7", "target", NULL };
@@ -217,6 +233,7 @@ static Suite *cli_suite(void)
 
 	tcase_add_test(parsing, test_cli_parse_long_and_short);
 	tcase_add_test(parsing, test_cli_parse_short_with_value);
+	tcase_add_test(parsing, test_cli_parse_options_after_operand);
 	tcase_add_test(parsing, test_cli_parse_unknown_option);
 	tcase_add_test(parsing, test_cli_parse_missing_value);
 	tcase_add_test(parsing, test_cli_parse_bad_value_names_it);

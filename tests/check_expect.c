@@ -48,6 +48,30 @@ START_TEST(test_expect_parse_examples)
 	assert_parses("reconnect-per-attempt.p50_hi >= 250ms");
 	assert_parses("errors.total != 3");
 	assert_parses("compare(a,b).shift_hi < -1.5s");
+	assert_parses("compare(keep:revoke, reconnect:revoke).p < 0.01");
+}
+END_TEST
+
+START_TEST(test_expect_group_names)
+{
+	expect_expr *x = NULL;
+	size_t column = 0;
+
+	ck_assert_int_eq(expect_parse(&x, "compare( fast:grant ,slow).p < 0.01", NULL, NULL), PL_OK);
+	ck_assert_uint_eq(expect_group_count(x), 2);
+	ck_assert_str_eq(expect_group_name(x, 0, &column), "fast:grant");
+	ck_assert_uint_eq(column, 9);
+	ck_assert_str_eq(expect_group_name(x, 1, &column), "slow");
+	ck_assert_uint_eq(column, 21);
+	expect_free(x);
+	ck_assert_int_eq(expect_parse(&x, "  keep.p99 < 1s", NULL, NULL), PL_OK);
+	ck_assert_uint_eq(expect_group_count(x), 1);
+	ck_assert_str_eq(expect_group_name(x, 0, &column), "keep");
+	ck_assert_uint_eq(column, 2);
+	expect_free(x);
+	ck_assert_int_eq(expect_parse(&x, "throttled.total == 0", NULL, NULL), PL_OK);
+	ck_assert_uint_eq(expect_group_count(x), 0);
+	expect_free(x);
 }
 END_TEST
 
@@ -134,7 +158,7 @@ START_TEST(test_expect_evaluate_values)
 			      s->checks[i].result.message);
 	ck_assert_uint_eq(s->nchecks_failed, 2);
 	ck_assert_double_eq(s->checks[1].result.actual, 6.5);
-	ck_assert_str_eq(s->checks[0].result.message, "value 6.5s, expected <= 6s");
+	ck_assert_str_eq(s->checks[0].result.message, "value 6.5 s, expected <= 6s");
 	summary_free(s);
 }
 END_TEST
@@ -151,10 +175,10 @@ START_TEST(test_expect_evaluate_unknowns_fail)
 	summary *s = build_summary(texts, 5, 0);
 
 	ck_assert_uint_eq(s->nchecks_failed, 5);
-	ck_assert_ptr_nonnull(strstr(s->checks[0].result.message, "no such group"));
+	ck_assert_ptr_nonnull(strstr(s->checks[0].result.message, "group 'missing' not found"));
 	ck_assert_ptr_nonnull(strstr(s->checks[1].result.message, "unknown"));
 	ck_assert(isnan(s->checks[1].result.actual));
-	ck_assert_ptr_nonnull(strstr(s->checks[2].result.message, "no such pair"));
+	ck_assert_ptr_nonnull(strstr(s->checks[2].result.message, "no comparison of 'fast' and 'missing'"));
 	ck_assert_ptr_nonnull(strstr(s->checks[3].result.message, "no events.jsonl"));
 	ck_assert_ptr_nonnull(strstr(s->checks[4].result.message, "column 12"));
 	summary_free(s);
@@ -168,6 +192,7 @@ static Suite *expect_suite(void)
 
 	tcase_add_test(tc, test_expect_parse_examples);
 	tcase_add_test(tc, test_expect_parse_errors);
+	tcase_add_test(tc, test_expect_group_names);
 	tcase_add_test(tc, test_expect_evaluate_values);
 	tcase_add_test(tc, test_expect_evaluate_unknowns_fail);
 	suite_add_tcase(s, tc);

@@ -466,7 +466,7 @@ END_TEST
 START_TEST(test_profile_override_creates_section)
 {
 	load_result r;
-	const char *sets[] = { "target.simulator.propagation=fixed:30s" };
+	const char *sets[] = { "target.simulator.propagation=ttl:30s" };
 
 	load_with(&r, base_profile, sets, 1);
 	ck_assert_ptr_nonnull(r.p);
@@ -792,30 +792,16 @@ END_TEST
 START_TEST(test_profile_account_rate_warning)
 {
 	load_result r;
-	/* 10 devices echoing every 100 ms publish 100/s, above an inbound quota of 50/s. */
-	const char *sets[] = { "probe.interval=100ms",
-			       "target.simulator.quotas.inbound_publish_per_account=50/s" };
+	/* 1000 devices echoing every 20 ms publish 50,000/s, above AWS's 20,000/s. */
+	const char *sets[] = { "probe.interval=20ms", "fleet.devices=1000" };
 	const char *message;
 
 	load_with(&r, base_profile, sets, 2);
 	ck_assert_msg(r.p != NULL, "%s", r.e.msg);
 	ck_assert_uint_eq(r.issues.errors, 0);
-	message = find_issue(&r, "above the account quotas (50/s in, 20000/s out)");
+	message = find_issue(&r, "publish about 50000/s and receive about 50000/s, above AWS's account quotas (20000/s in, 20000/s out)");
 	ck_assert_ptr_nonnull(message);
 	ck_assert_int_eq(r.issues.items[0].severity, PROFILE_SEVERITY_WARNING);
-	done(&r);
-}
-END_TEST
-
-START_TEST(test_profile_inventory_must_exist)
-{
-	load_result r;
-	const char *sets[] = { "fleet.inventory=no-such-inventory.json" };
-
-	load_with(&r, base_profile, sets, 1);
-	ck_assert_msg(starts_with(r.e.msg, "--set fleet.inventory=no-such-inventory.json: fleet.inventory: cannot read '"),
-		      "got: %s", r.e.msg);
-	ck_assert_ptr_nonnull(strstr(r.e.msg, "/profiles/no-such-inventory.json': No such file or directory"));
 	done(&r);
 }
 END_TEST
@@ -908,6 +894,61 @@ START_TEST(test_profile_client_ids_and_topics)
 	ck_assert_str_eq(topic, "a/d/c");
 	ck_assert_int_eq(profile_expand_topic("abcdef", "d", "c", topic, 4), PL_ERR_RANGE);
 	ck_assert_ptr_eq(profile_group_of(r.p, 5), &r.p->groups[1]);
+	done(&r);
+}
+END_TEST
+
+static const char *sim_option(const profile_sim_option *options, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(options[i].key, key) == 0)
+			return options[i].value;
+	}
+	return NULL;
+}
+
+START_TEST(test_profile_simulator_options)
+{
+	load_result r;
+	const char *sets[] = { "target.simulator.quotas.connect_rate_per_account=off",
+			       "target.simulator.quotas.attach_detach_policy=100/s",
+			       "target.simulator.mqtt311_subscribe_denied=suback_failure",
+			       "target.simulator.seed=42" };
+	profile_sim_option options[PROFILE_SIM_OPTIONS_MAX];
+	size_t n;
+	char text[64];
+
+	load_with(&r, base_profile, sets, 4);
+	ck_assert_msg(r.p != NULL, "%s", r.e.msg);
+	n = profile_simulator_options(r.p, options, PROFILE_SIM_OPTIONS_MAX);
+	ck_assert_uint_lt(n, PROFILE_SIM_OPTIONS_MAX);
+	ck_assert_str_eq(sim_option(options, n, "connect_rate_per_account"), "off");
+	ck_assert_str_eq(sim_option(options, n, "connect_rate_per_client"), "1");
+	ck_assert_str_eq(sim_option(options, n, "publish_rate_per_connection"), "100");
+	ck_assert_str_eq(sim_option(options, n, "subscriptions_per_request"), "8");
+	ck_assert_str_eq(sim_option(options, n, "mqtt311_subscribe_denied"), "suback_failure");
+	ck_assert_str_eq(sim_option(options, n, "mqtt5_publish_qos0_denied"), "drop");
+	ck_assert_str_eq(sim_option(options, n, "api_throttle_AttachPolicy"), "100");
+	ck_assert_str_eq(sim_option(options, n, "api_throttle_DetachPolicy"), "100");
+	ck_assert_str_eq(sim_option(options, n, "api_throttle_CreatePolicyVersion"), "10");
+	ck_assert_str_eq(sim_option(options, n, "api_throttle_status"), "400");
+	ck_assert_str_eq(sim_option(options, n, "account"), "123456789012");
+	ck_assert_str_eq(sim_option(options, n, "seed"), "42");
+	ck_assert_uint_eq(profile_simulator_options(r.p, options, 3), 3);
+	profile_propagation_text(&r.p->target.simulator.propagation, text, sizeof(text));
+	ck_assert_str_eq(text, "uniform:6m-8m");
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_simulator_account_checked)
+{
+	load_result r;
+	const char *sets[] = { "target.simulator.account=12345" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_str_eq(r.e.msg,
+			 "--set target.simulator.account=12345: target.simulator.account: '12345' is not an AWS account id: expected 12 digits");
 	done(&r);
 }
 END_TEST
@@ -1108,13 +1149,14 @@ static Suite *profile_suite(void)
 	tcase_add_test(checks, test_profile_expectation_syntax_error);
 	tcase_add_test(checks, test_profile_expectations_parsed);
 	tcase_add_test(checks, test_profile_account_rate_warning);
-	tcase_add_test(checks, test_profile_inventory_must_exist);
 	suite_add_tcase(s, checks);
 
 	tcase_add_test(output, test_profile_resolved_round_trip);
 	tcase_add_test(output, test_profile_hash_ignores_layout);
 	tcase_add_test(output, test_profile_write_file);
 	tcase_add_test(output, test_profile_client_ids_and_topics);
+	tcase_add_test(output, test_profile_simulator_options);
+	tcase_add_test(checks, test_profile_simulator_account_checked);
 	tcase_add_test(output, test_profile_shipped_profiles_validate);
 	tcase_add_test(output, test_profile_seed_matches_background);
 	tcase_add_test(output, test_profile_docs_list_every_key);

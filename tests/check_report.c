@@ -137,21 +137,18 @@ static void make_run(const char *name, const char *hash, const char *shard, long
 			 "{\"t_ns\": 3000000000, \"type\": \"error\", \"message\": \"x\"}\n");
 }
 
-/* Runs policylag with args (NULL-terminated); output goes to WORK/out.txt. */
-static int policylag(const char *first, ...)
+/* Runs policylag with the NULL-terminated args; output goes to WORK/out.txt. */
+static int policylag_args(const char *const *args)
 {
 	const char *bin = getenv("POLICYLAG_BIN");
 	char *argv[32], out[512];
-	va_list ap;
 	int argc = 0, status;
 	pid_t pid;
 
 	ck_assert_msg(bin != NULL, "POLICYLAG_BIN is not set; run through make check");
 	argv[argc++] = (char *)bin;
-	va_start(ap, first);
-	for (const char *a = first; a != NULL && argc < 31; a = va_arg(ap, const char *))
-		argv[argc++] = (char *)a;
-	va_end(ap);
+	for (size_t i = 0; args[i] != NULL && argc < 31; i++)
+		argv[argc++] = (char *)args[i];
 	argv[argc] = NULL;
 	path_in(out, sizeof(out), "out.txt");
 	pid = fork();
@@ -167,6 +164,8 @@ static int policylag(const char *first, ...)
 	ck_assert(WIFEXITED(status));
 	return WEXITSTATUS(status);
 }
+
+#define policylag(...) policylag_args((const char *const[]){ __VA_ARGS__, NULL })
 
 static char *output(void)
 {
@@ -200,7 +199,7 @@ START_TEST(test_report_writes_outputs)
 
 	make_run("run", "h1", "1/1", 0, "d", 20, 1.0, default_expectations);
 	path_in(dir, sizeof(dir), "run");
-	ck_assert_int_eq(policylag("report", dir, NULL), 1);
+	ck_assert_int_eq(policylag("report", dir), 1);
 
 	root = load_json("run/summary.json");
 	groups = json_object_get(root, "groups");
@@ -243,7 +242,7 @@ START_TEST(test_report_expect_option_passes)
 
 	make_run("run", "h1", "1/1", 0, "d", 10, 1.0, default_expectations);
 	path_in(dir, sizeof(dir), "run");
-	ck_assert_int_eq(policylag("report", dir, "--expect", "fast.censored == 0", "-q", NULL), 0);
+	ck_assert_int_eq(policylag("report", dir, "--expect", "fast.censored == 0", "-q"), 0);
 }
 END_TEST
 
@@ -262,9 +261,78 @@ START_TEST(test_report_bad_row_names_line)
 	write_text(path, csv);
 	free(csv);
 
-	ck_assert_int_eq(policylag("report", dir, NULL), 3);
+	ck_assert_int_eq(policylag("report", dir), 3);
 	out = output();
 	ck_assert_ptr_nonnull(strstr(out, "samples.csv:3: field direction"));
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_bad_event_names_line)
+{
+	char dir[512], path[600];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+	write_text(path, "{\"t_ns\": 1, \"type\": \"connect\"}\n{\"t_ns\": \"soon\", \"type\": \"swap\"}\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_ptr_nonnull(strstr(out, "events.jsonl:2: expected an object with integer \"t_ns\""));
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_events_span_600s)
+{
+	/* 600 s of events at 1 s per bin fill every bin of the events chart. */
+	char dir[512], path[600];
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+	write_text(path, "{\"t_ns\": 0, \"type\": \"connect\"}\n"
+			 "{\"t_ns\": 600000000000, \"type\": \"connect\"}\n");
+
+	ck_assert_int_eq(policylag("report", dir, "-q"), 0);
+}
+END_TEST
+
+START_TEST(test_report_counts_unmeasured_rows)
+{
+	/* A device with no latency (never measured) is counted but left out of the statistics. */
+	char dir[512], path[600];
+	FILE *f;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/samples.csv", dir);
+	f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("lost,client-lost,fast,reconnect-per-attempt,grant,0,,0,,,,,0,0,0,3,0,1,,\n", f);
+	fclose(f);
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.unmeasured == 1",
+				   "--expect", "fast.n == 3", "--expect", "fast.connect_failures == 3"),
+			 0);
+}
+END_TEST
+
+START_TEST(test_report_missing_run_json)
+{
+	char dir[512], path[600];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/run.json", dir);
+	ck_assert_int_eq(unlink(path), 0);
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_ptr_nonnull(strstr(out, "run.json"));
 	free(out);
 }
 END_TEST
@@ -308,9 +376,9 @@ START_TEST(test_report_compare_threshold)
 	path_in(json_path, sizeof(json_path), "cmp.json");
 
 	ck_assert_int_eq(policylag("compare", a, b, "--max-p50-increase", "10%", "--json",
-				   json_path, NULL), 1);
-	ck_assert_int_eq(policylag("compare", a, b, "--max-p50-increase", "60%", NULL), 0);
-	ck_assert_int_eq(policylag("compare", a, a, "--min-logrank-p", "0.05", NULL), 0);
+				   json_path), 1);
+	ck_assert_int_eq(policylag("compare", a, b, "--max-p50-increase", "60%"), 0);
+	ck_assert_int_eq(policylag("compare", a, a, "--min-logrank-p", "0.05"), 0);
 	root = load_json("cmp.json");
 	ck_assert_uint_ge(json_array_size(json_object_get(root, "groups")), 2);
 	json_t *fast = json_array_get(json_object_get(root, "groups"), 0);
@@ -318,7 +386,7 @@ START_TEST(test_report_compare_threshold)
 	ck_assert_double_eq_tol(json_real_value(json_object_get(fast, "p50_change")), 0.5, 1e-9);
 	ck_assert_uint_eq(json_array_size(json_object_get(fast, "crossed")), 1);
 	json_decref(root);
-	ck_assert_int_eq(policylag("compare", a, NULL), 2);
+	ck_assert_int_eq(policylag("compare", a), 2);
 }
 END_TEST
 
@@ -333,7 +401,7 @@ START_TEST(test_report_merge_shards)
 	path_in(s2, sizeof(s2), "s2");
 	path_in(out, sizeof(out), "merged");
 
-	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out, NULL), 0);
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 0);
 	root = load_json("merged/summary.json");
 	json_t *all = json_array_get(json_object_get(root, "groups"), 2);
 	ck_assert_str_eq(json_string_value(json_object_get(all, "name")), "all");
@@ -345,7 +413,7 @@ START_TEST(test_report_merge_shards)
 	ck_assert_uint_eq(json_array_size(json_object_get(root, "merged_from")), 2);
 	json_decref(root);
 	/* A second merge into the same directory would overwrite a run. */
-	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out, NULL), 3);
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 3);
 }
 END_TEST
 
@@ -360,7 +428,7 @@ START_TEST(test_report_merge_rejects_profiles)
 	path_in(s2, sizeof(s2), "s2");
 	path_in(out, sizeof(out), "merged");
 
-	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out, NULL), 2);
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 2);
 	text = output();
 	ck_assert_ptr_nonnull(strstr(text, "different profiles"));
 	free(text);
@@ -378,7 +446,7 @@ START_TEST(test_report_merge_rejects_overlap)
 	path_in(s2, sizeof(s2), "s2");
 	path_in(out, sizeof(out), "merged");
 
-	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out, NULL), 2);
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 2);
 	text = output();
 	ck_assert_ptr_nonnull(strstr(text, "is in both"));
 	free(text);
@@ -451,7 +519,7 @@ START_TEST(test_report_renders_in_chromium)
 	require_chromium();
 	make_run("run", "h1", "1/1", 0, "d", 50, 1.0, default_expectations);
 	path_in(dir, sizeof(dir), "run");
-	ck_assert_int_eq(policylag("report", dir, "-q", NULL), 1);
+	ck_assert_int_eq(policylag("report", dir, "-q"), 1);
 	snprintf(url, sizeof(url), "file://%s/report.html", dir);
 	path_in(blank, sizeof(blank), "blank.html");
 	write_text(blank, "<!DOCTYPE html><html><head><title>blank</title></head><body></body></html>");
@@ -491,6 +559,10 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_writes_outputs);
 	tcase_add_test(tc, test_report_expect_option_passes);
 	tcase_add_test(tc, test_report_bad_row_names_line);
+	tcase_add_test(tc, test_report_bad_event_names_line);
+	tcase_add_test(tc, test_report_events_span_600s);
+	tcase_add_test(tc, test_report_counts_unmeasured_rows);
+	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
 	tcase_add_test(tc, test_report_merge_shards);

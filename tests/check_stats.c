@@ -220,6 +220,48 @@ START_TEST(test_stats_hodges_lehmann_brute_force)
 }
 END_TEST
 
+START_TEST(test_stats_hodges_lehmann_all_tied)
+{
+	/* 4,000,000 differences, all 0: the bisection ends on adjacent doubles. */
+	enum { N = 2000 };
+	static double a[N], b[N];
+	stats_estimate hl;
+
+	for (size_t i = 0; i < N; i++)
+		a[i] = b[i] = 600;
+	stats_sample *sa = sample(a, NULL, N), *sb = sample(b, NULL, N);
+
+	stats_hodges_lehmann(sa, sb, 0.95, &hl);
+	ck_assert_double_eq(hl.value, 0);
+	ck_assert_double_eq(hl.lo, 0);
+	ck_assert_double_eq(hl.hi, 0);
+	stats_sample_free(sa);
+	stats_sample_free(sb);
+}
+END_TEST
+
+START_TEST(test_stats_sort_large_sample)
+{
+	/* Above the radix-sort threshold: values ascending, events before censorings. */
+	enum { N = 10000 };
+	static double v[N];
+	static unsigned char c[N];
+
+	for (size_t i = 0; i < N; i++) {
+		v[i] = (double)((i * 7919) % 1000) - 500.5;
+		c[i] = (unsigned char)(i % 3 == 0);
+	}
+	stats_sample *s = sample(v, c, N);
+	for (size_t i = 1; i < N; i++) {
+		double prev = stats_sample_value(s, i - 1), cur = stats_sample_value(s, i);
+		ck_assert(prev <= cur);
+		if (prev == cur)
+			ck_assert_int_le(stats_sample_censored(s, i - 1), stats_sample_censored(s, i));
+	}
+	stats_sample_free(s);
+}
+END_TEST
+
 START_TEST(test_stats_km_tie_event_before_censor)
 {
 	/* At t = 2 one event and one censoring: 3 at risk, S = 2/3; at t = 3, 1 at risk, S = 0. */
@@ -262,7 +304,10 @@ START_TEST(test_stats_all_censored)
 	stats_group g;
 	stats_comparison cmp;
 
-	ck_assert_int_eq(stats_group_describe(s, 0.95, &g, NULL), PL_OK);
+	stats_km *km = curve(s);
+
+	stats_group_describe(s, km, &g);
+	stats_km_free(km);
 	ck_assert_uint_eq(g.n, 3);
 	ck_assert_uint_eq(g.n_censored, 3);
 	ck_assert_uint_eq(g.n_effect, 0);
@@ -283,7 +328,10 @@ START_TEST(test_stats_single_device)
 	stats_sample *s = sample(v, NULL, 1);
 	stats_group g;
 
-	ck_assert_int_eq(stats_group_describe(s, 0.95, &g, NULL), PL_OK);
+	stats_km *km = curve(s);
+
+	stats_group_describe(s, km, &g);
+	stats_km_free(km);
 	ck_assert_uint_eq(g.n_effect, 1);
 	ck_assert_double_eq(g.min, 5);
 	ck_assert_double_eq(g.mean, 5);
@@ -300,7 +348,10 @@ START_TEST(test_stats_empty_group)
 	stats_group g;
 	stats_comparison cmp;
 
-	ck_assert_int_eq(stats_group_describe(s, 0.95, &g, NULL), PL_OK);
+	stats_km *km = curve(s);
+
+	stats_group_describe(s, km, &g);
+	stats_km_free(km);
 	ck_assert_uint_eq(g.n, 0);
 	ck_assert(isnan(g.mean));
 	ck_assert(isnan(g.quantile[0].value));
@@ -346,6 +397,8 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_stats_mann_whitney_ties_normal);
 	tcase_add_test(tc, test_stats_hodges_lehmann_r_example);
 	tcase_add_test(tc, test_stats_hodges_lehmann_brute_force);
+	tcase_add_test(tc, test_stats_hodges_lehmann_all_tied);
+	tcase_add_test(tc, test_stats_sort_large_sample);
 	tcase_add_test(tc, test_stats_km_tie_event_before_censor);
 	tcase_add_test(tc, test_stats_median_midpoint);
 	tcase_add_test(tc, test_stats_all_censored);
