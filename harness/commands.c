@@ -12,5 +12,6 @@ const cli_command *const cli_commands[] = {
 	&cmd_report,
 	&cmd_compare,
 	&cmd_merge,
+	&cmd_sim,
 	NULL,
 };

@@ -12,5 +12,6 @@ extern const cli_command cmd_validate;
 extern const cli_command cmd_report;
 extern const cli_command cmd_compare;
 extern const cli_command cmd_merge;
+extern const cli_command cmd_sim;
 
 #endif

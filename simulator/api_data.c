@@ -164,6 +164,8 @@ static int record_matches(json_t *rec, const char *client_id, int64_t since, int
 		return 0;
 	if (t == NULL)
 		t = json_object_get(rec, "mono_ns");
+	if (t == NULL)
+		t = json_object_get(rec, "monoNs");
 	if (json_is_integer(t)) {
 		int64_t v = (int64_t)json_integer_value(t);
 		if (v < since || v > until)

@@ -104,6 +104,7 @@ static void plugin_free(plugin *p)
 	plugin_api_stop(p);
 	plugin_logs_close(p);
 	plugin_conns_free(p);
+	plugin_cache_free(p);
 	sim_quota_table_free(p->client_connect_table);
 	sim_state_free(p->state);
 	plugin_config_free(&p->cfg);

@@ -25,11 +25,14 @@ static void kick_cert(plugin *p, const char *cert_id)
 		plugin_conn *next = c->next;
 		/* mosquitto_kick_client_by_clientid fires the disconnect event,
 		 * which frees c, so copy what is needed first. */
-		if (c->authorized && strcmp(c->cert_id, cert_id) == 0 && c->client_id) {
+		if (c->authorized && !c->kicked && strcmp(c->cert_id, cert_id) == 0) {
 			char id[1024];
 			snprintf(id, sizeof(id), "%s", c->client_id);
+			/* Marked first: should mosquitto not find the client id,
+			 * the restarted scan must not pick c again. */
+			c->kicked = 1;
 			mosquitto_kick_client_by_clientid(id, true);
-			next = p->conns; /* the list may have changed; restart */
+			next = p->conns; /* the kick may have freed c; restart */
 		}
 		c = next;
 	}

@@ -57,9 +57,33 @@ static void auth_context(plugin *p, const plugin_conn *c, const struct mosquitto
 
 #define MAX_CONTEXT_ATTRIBUTES 64
 
+static uint64_t decision_hash(sim_action action, const char *name)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)action;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+/* Remembers an Allow; a slot in use is overwritten. */
+static void decision_store(plugin_conn *c, uint64_t hash, sim_action action, const char *name)
+{
+	plugin_decision *slot = &c->decisions[hash % PLUGIN_DECISION_SLOTS];
+	char *copy = strdup(name);
+
+	if (!copy)
+		return;
+	free(slot->name);
+	slot->name = copy;
+	slot->hash = hash;
+	slot->action = action;
+}
+
 /*
  * Evaluates one action against the connection's snapshot and logs a
- * denial. Returns 1 when allowed.
+ * denial. Returns 1 when allowed. Allows are remembered per connection,
+ * because probes repeat the same few topics at high rates.
  */
 static int authorize(plugin *p, plugin_conn *c, const struct mosquitto *client,
 		     const char *event_type, sim_action action, const char *name)
@@ -68,11 +92,17 @@ static int authorize(plugin *p, plugin_conn *c, const struct mosquitto *client,
 	sim_policy_explanation why;
 	sim_auth_context ctx;
 	sim_decision d;
+	uint64_t hash = decision_hash(action, name);
+	const plugin_decision *known = &c->decisions[hash % PLUGIN_DECISION_SLOTS];
 
+	if (known->hash == hash && known->action == action && strcmp(known->name, name) == 0)
+		return 1;
 	auth_context(p, c, client, &ctx, attrs, MAX_CONTEXT_ATTRIBUTES);
 	d = sim_policy_evaluate(c->set, c->snapshot->entry_count, action, name, &ctx);
-	if (d == SIM_DECISION_ALLOW)
+	if (d == SIM_DECISION_ALLOW) {
+		decision_store(c, hash, action, name);
 		return 1;
+	}
 	sim_policy_explain(c->set, c->snapshot->entry_count, action, name, &ctx, &why);
 	plugin_log_denial(p, c, client, event_type, action, name, "AUTHORIZATION_FAILURE", &why);
 	return 0;
@@ -120,9 +150,9 @@ static int connect_check(plugin *p, plugin_conn *c, struct mosquitto *client)
 
 	if (conn_identify(c, client) != 0 || plugin_conn_snapshot(p, c, "connect") != PL_OK)
 		return MOSQ_ERR_UNKNOWN;
-	/* AWS fails unknown and non-ACTIVE certificates in the TLS handshake;
-	 * mosquitto has already finished it, so the nearest is a close
-	 * without CONNACK, the same for both protocol versions. */
+	/* AWS fails unknown and non-ACTIVE certificates in the TLS handshake.
+	 * mosquitto has finished the handshake before this event, so the
+	 * nearest reaction is a close without CONNACK, for both versions. */
 	if (!c->snapshot->cert_found || c->snapshot->cert_status != SIM_CERT_ACTIVE) {
 		if (c->snapshot->cert_found)
 			p->counters.inactive_cert++;

@@ -79,8 +79,18 @@ pl_err plugin_conn_add(plugin *p, struct mosquitto *client, plugin_conn **out)
 	return PL_OK;
 }
 
+void plugin_decisions_clear(plugin_conn *c)
+{
+	for (size_t i = 0; i < PLUGIN_DECISION_SLOTS; i++) {
+		free(c->decisions[i].name);
+		c->decisions[i].name = NULL;
+		c->decisions[i].hash = 0;
+	}
+}
+
 static void conn_free(plugin_conn *c)
 {
+	plugin_decisions_clear(c);
 	sim_snapshot_free(c->snapshot);
 	sim_cert_fields_free(c->cert_fields);
 	free(c->set);
@@ -129,22 +139,106 @@ static int conn_use_snapshot(plugin_conn *c, sim_snapshot *snap)
 		set[i] = sim_doc_compiled(snap->entries[i].doc);
 	free(c->set);
 	c->set = set;
+	plugin_decisions_clear(c);
 	sim_snapshot_free(c->snapshot);
 	c->snapshot = sim_snapshot_ref(snap);
 	return 0;
 }
 
-/*
- * A live connection of the same certificate and client id, whose snapshot a
- * new connection inherits when connect_fresh_snapshot is off.
+/* ---- principal cache (connect_fresh_snapshot false) ---------------------
+ *
+ * The latest snapshot of each certificate and client id pair with its
+ * refresh deadline, kept after the connection closes, so that a reconnect
+ * within the deadline authorizes with the cached policies.
  */
-static plugin_conn *conn_sibling(plugin *p, const plugin_conn *c)
+struct plugin_cache_entry {
+	struct plugin_cache_entry *next;
+	sim_snapshot *snapshot;
+	int64_t deadline_ns;
+	char key[]; /* "<cert id>/<client id>" */
+};
+
+#define CACHE_BUCKETS 4096
+
+static size_t cache_hash(const char *cert_id, const char *client_id)
 {
-	for (plugin_conn *o = p->conns; o; o = o->next)
-		if (o != c && o->snapshot && strcmp(o->cert_id, c->cert_id) == 0 &&
-		    o->client_id && c->client_id && strcmp(o->client_id, c->client_id) == 0)
-			return o;
-	return NULL;
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const char *s = cert_id; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	h = (h ^ '/') * 1099511628211ULL;
+	for (const char *s = client_id; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (size_t)h & (CACHE_BUCKETS - 1);
+}
+
+static int cache_key_is(const plugin_cache_entry *entry, const plugin_conn *c)
+{
+	size_t n = strlen(c->cert_id);
+
+	return strncmp(entry->key, c->cert_id, n) == 0 && entry->key[n] == '/' &&
+	       strcmp(entry->key + n + 1, c->client_id) == 0;
+}
+
+static plugin_cache_entry **cache_slot(plugin *p, const plugin_conn *c)
+{
+	plugin_cache_entry **link = &p->cache[cache_hash(c->cert_id, c->client_id)];
+
+	while (*link && !cache_key_is(*link, c))
+		link = &(*link)->next;
+	return link;
+}
+
+/* Remembers c's snapshot and deadline for later connections. */
+static void cache_store(plugin *p, const plugin_conn *c)
+{
+	plugin_cache_entry **link;
+	plugin_cache_entry *entry;
+	size_t len;
+
+	if (p->cfg.connect_fresh_snapshot || !c->snapshot)
+		return;
+	if (!p->cache && !(p->cache = calloc(CACHE_BUCKETS, sizeof(*p->cache))))
+		return;
+	link = cache_slot(p, c);
+	entry = *link;
+	if (!entry) {
+		len = strlen(c->cert_id) + strlen(c->client_id) + 2;
+		entry = calloc(1, sizeof(*entry) + len);
+		if (!entry)
+			return;
+		snprintf(entry->key, len, "%s/%s", c->cert_id, c->client_id);
+		*link = entry;
+	}
+	sim_snapshot_free(entry->snapshot);
+	entry->snapshot = sim_snapshot_ref(c->snapshot);
+	entry->deadline_ns = c->next_refresh_ns;
+}
+
+/* The cached entry for c's certificate and client id, if still valid. */
+static plugin_cache_entry *cache_lookup(plugin *p, const plugin_conn *c, int64_t now)
+{
+	plugin_cache_entry *entry;
+
+	if (p->cfg.connect_fresh_snapshot || !p->cache ||
+	    p->cfg.propagation.kind == SIM_PROP_IMMEDIATE)
+		return NULL;
+	entry = *cache_slot(p, c);
+	return entry && now < entry->deadline_ns ? entry : NULL;
+}
+
+void plugin_cache_free(plugin *p)
+{
+	for (size_t i = 0; p->cache && i < CACHE_BUCKETS; i++) {
+		while (p->cache[i]) {
+			plugin_cache_entry *next = p->cache[i]->next;
+			sim_snapshot_free(p->cache[i]->snapshot);
+			free(p->cache[i]);
+			p->cache[i] = next;
+		}
+	}
+	free(p->cache);
+	p->cache = NULL;
 }
 
 static void schedule_first(plugin *p, plugin_conn *c, int64_t now)
@@ -159,14 +253,16 @@ static void schedule_first(plugin *p, plugin_conn *c, int64_t now)
 pl_err plugin_conn_snapshot(plugin *p, plugin_conn *c, const char *reason)
 {
 	int64_t now = pl_mono_ns();
-	plugin_conn *sibling = p->cfg.connect_fresh_snapshot ? NULL : conn_sibling(p, c);
+	plugin_cache_entry *cached = cache_lookup(p, c, now);
 	sim_snapshot *snap;
 
-	if (sibling) {
+	if (cached) {
 		/* Inherit the cached view and its schedule instead of a fresh one. */
-		if (conn_use_snapshot(c, sibling->snapshot) != 0)
+		if (conn_use_snapshot(c, cached->snapshot) != 0)
 			return PL_ERR_NOMEM;
-		c->next_refresh_ns = sibling->next_refresh_ns;
+		c->next_refresh_ns = cached->deadline_ns;
+		if (c->next_refresh_ns < p->next_scan_ns)
+			p->next_scan_ns = c->next_refresh_ns;
 		plugin_log_snapshot(p, c, "inherit", 0, now, now);
 		return PL_OK;
 	}
@@ -179,6 +275,7 @@ pl_err plugin_conn_snapshot(plugin *p, plugin_conn *c, const char *reason)
 	sim_snapshot_free(snap);
 	p->counters.snapshots++;
 	schedule_first(p, c, now);
+	cache_store(p, c);
 	plugin_log_snapshot(p, c, reason, 1, now, now);
 	return PL_OK;
 }
@@ -207,6 +304,7 @@ static void conn_refresh(plugin *p, plugin_conn *c, int64_t now)
 		p->counters.refresh_changes += (uint64_t)changed;
 		plugin_log_snapshot(p, c, "refresh", changed, scheduled, now);
 	}
+	cache_store(p, c);
 	sim_snapshot_free(snap);
 }
 
@@ -214,7 +312,10 @@ void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now)
 {
 	if (p->cfg.propagation.kind == SIM_PROP_IMMEDIATE) {
 		sim_snapshot *snap;
-		/* Every check sees the store as it is; only changes are logged. */
+		/* Every check uses the store as it is, and only changes are logged.
+		 * An unchanged generation means an unchanged store. */
+		if (sim_state_generation_locked(p->state) == c->snapshot->generation)
+			return;
 		if (sim_state_snapshot_take(p->state, c->cert_id, c->client_id, &snap) != PL_OK)
 			return;
 		if (!sim_snapshot_same_policies(c->snapshot, snap) && conn_use_snapshot(c, snap) == 0)

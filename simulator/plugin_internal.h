@@ -52,6 +52,19 @@ typedef struct plugin_config {
 	uint64_t seed;
 } plugin_config;
 
+/*
+ * A remembered Allow for one action and resource name. Decisions depend only
+ * on the snapshot and on connection-fixed values (client id, certificate,
+ * address), so they stay valid until the connection's snapshot changes.
+ */
+typedef struct plugin_decision {
+	uint64_t hash;   /* 0 = empty */
+	sim_action action;
+	char *name;
+} plugin_decision;
+
+#define PLUGIN_DECISION_SLOTS 8
+
 /* One MQTT connection the plugin has seen at CONNECT. */
 typedef struct plugin_conn {
 	struct mosquitto *client;
@@ -69,8 +82,12 @@ typedef struct plugin_conn {
 	sim_quota_bucket publish_bucket;
 	int64_t sub_burst_tick;          /* tick number of the last SUBSCRIBE check */
 	int64_t sub_burst_count;
+	plugin_decision decisions[PLUGIN_DECISION_SLOTS]; /* Allows under snapshot */
 	int authorized;                  /* passed CONNECT */
+	int kicked;                      /* disconnected by the plugin */
 } plugin_conn;
+
+typedef struct plugin_cache_entry plugin_cache_entry;
 
 typedef struct plugin_counters {
 	uint64_t connects, connect_denied, unknown_cert, inactive_cert;
@@ -91,6 +108,7 @@ typedef struct plugin {
 	size_t conn_count;
 	uint64_t next_conn_id;
 	int64_t next_scan_ns;            /* earliest refresh deadline */
+	plugin_cache_entry **cache;      /* principal cache, connect_fresh_snapshot false */
 	uint64_t rng;
 	sim_quota_bucket account_connect_bucket;
 	sim_quota_table *client_connect_table;
@@ -114,10 +132,12 @@ plugin_conn *plugin_conn_find(plugin *p, const struct mosquitto *client);
 pl_err plugin_conn_add(plugin *p, struct mosquitto *client, plugin_conn **out);
 void plugin_conn_remove(plugin *p, plugin_conn *c);
 void plugin_conns_free(plugin *p);
+void plugin_cache_free(plugin *p);
 pl_err plugin_conn_snapshot(plugin *p, plugin_conn *c, const char *reason);
 void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now);
 void plugin_refresh_due(plugin *p, int64_t now);
 void plugin_reschedule_all(plugin *p, int64_t now);
+void plugin_decisions_clear(plugin_conn *c);
 
 /* plugin_auth.c */
 int plugin_on_basic_auth(int event, void *event_data, void *userdata);

@@ -213,6 +213,9 @@ static pl_err write_config(const sim *s, const sim_options *o, const char *plugi
 	fprintf(f, "set_tcp_nodelay true\n");
 	/* AWS IoT Core grants at most QoS 1 (MQTT 5 CONNACK Maximum QoS 1). */
 	fprintf(f, "max_qos 1\n");
+	/* AWS uses 1200 s for a keep-alive of 0 or above 1200 s. mosquitto
+	 * 2.0.11 applies this to MQTT 5 clients only (Server Keep Alive). */
+	fprintf(f, "max_keepalive 1200\n");
 	fprintf(f, "plugin %s\n", plugin_path);
 	write_opt(f, "state_dir", s->state_dir);
 	write_opt(f, "propagation", o->propagation ? o->propagation : "uniform:360s-480s");
@@ -306,14 +309,37 @@ int sim_running(sim *s)
 	return 1;
 }
 
+/* The last line of the broker log that names the plugin, for start errors. */
+static void plugin_error(const sim *s, char *buf, size_t len)
+{
+	char line[512];
+	FILE *f = fopen(s->log_path, "r");
+
+	buf[0] = '\0';
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, "policylag_sim: ");
+		if (at) {
+			snprintf(buf, len, "%s", at);
+			buf[strcspn(buf, "\n")] = '\0';
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
 static pl_err wait_ready(sim *s, int64_t timeout_ns, pl_errmsg *e)
 {
+	char why[512];
+
 	int64_t deadline = pl_mono_ns() + timeout_ns;
 
 	while (pl_mono_ns() < deadline) {
-		if (!sim_running(s))
+		if (!sim_running(s)) {
+			plugin_error(s, why, sizeof(why));
 			return pl_errmsg_set(e, PL_ERR_CHILD,
-					     "mosquitto exited during start-up; see %s", s->log_path);
+					     "mosquitto exited during start-up: %s (see %s)",
+					     why[0] ? why : "no plugin error logged", s->log_path);
+		}
 		if (port_accepts(s->mqtt_port) && (s->api_port <= 0 || port_accepts(s->api_port)))
 			return PL_OK;
 		pl_sleep_ns(20 * PL_NS_PER_MS);

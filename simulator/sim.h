@@ -48,7 +48,7 @@ typedef struct sim_options {
 	/* "immediate" | "ttl:30s" | "uniform:360s-480s" (the default) */
 	const char *propagation;
 	const char *refresh_phase;  /* "connect" (default) | "random" */
-	int connect_fresh_snapshot; /* 1 (default): a new connection sees the current policies */
+	int connect_fresh_snapshot; /* 1 (default): a new connection takes a fresh snapshot */
 	/* Every other plugin option (quotas, reactions), as documented in
 	 * docs/simulator.md; passed through unchanged. */
 	sim_plugin_opt extra[SIM_MAX_EXTRA_OPTS];

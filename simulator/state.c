@@ -266,6 +266,16 @@ void sim_state_lock(sim_state *s) { pthread_mutex_lock(&s->lock); }
 void sim_state_unlock(sim_state *s) { pthread_mutex_unlock(&s->lock); }
 uint64_t sim_state_generation(const sim_state *s) { return s->generation; }
 
+uint64_t sim_state_generation_locked(sim_state *s)
+{
+	uint64_t generation;
+
+	pthread_mutex_lock(&s->lock);
+	generation = s->generation;
+	pthread_mutex_unlock(&s->lock);
+	return generation;
+}
+
 void sim_state_changed(sim_state *s)
 {
 	s->generation++;

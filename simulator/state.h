@@ -9,9 +9,9 @@
  * (sim_state_lock / sim_state_unlock), except sim_state_create,
  * sim_state_free, sim_state_snapshot_take and the snapshot functions, which
  * take the lock themselves or need none. Pointers returned by the getters
- * stay valid only until the lock is released. There is no other lock in the
- * store, so there is no lock order to get wrong; callers must not call
- * back into the broker while holding it.
+ * stay valid only until the lock is released. The store has no other lock,
+ * so no lock order applies. Callers must not call into the broker while
+ * holding it.
  *
  * Persistence: sim_state_save writes the whole store as one JSON file,
  * atomically (temporary file, fsync, rename, fsync of the directory). The
@@ -154,6 +154,9 @@ pl_err sim_state_save(sim_state *s, pl_errmsg *e);
 
 /* Increases on every change; snapshots record it. Lock held. */
 uint64_t sim_state_generation(const sim_state *s);
+
+/* The same, for callers that do not hold the lock (takes it itself). */
+uint64_t sim_state_generation_locked(sim_state *s);
 
 /* "arn:aws:iot:<region>:<account>:<kind>/<name>" into buf. Lock not needed. */
 void sim_state_arn(const sim_state *s, const char *kind, const char *name, char *buf,

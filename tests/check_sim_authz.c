@@ -42,6 +42,8 @@ static const char *const policy_limited =
 	"{\"Effect\":\"Deny\",\"Action\":\"iot:Receive\","
 	"\"Resource\":\"arn:aws:iot:us-east-1:123456789012:topic/ok/secret\"}]}";
 
+static int alternative_reactions;
+
 static void setup(void)
 {
 	char ca[PATH_MAX + 16], key[PATH_MAX + 16];
@@ -77,6 +79,10 @@ static void setup(void)
 
 	/* The per-client-id connect quota is tested in check_sim_quota. */
 	tsim_option(&fx, "connect_rate_per_client", "off");
+	if (alternative_reactions) {
+		tsim_option(&fx, "mqtt311_subscribe_denied", "suback_failure");
+		tsim_option(&fx, "mqtt5_publish_qos0_denied", "disconnect");
+	}
 	tsim_start(&fx);
 }
 
@@ -282,10 +288,40 @@ START_TEST(test_sim_authz_denials_logged)
 }
 END_TEST
 
+/* The same broker with the alternative reactions AWS may use today. */
+static void setup_alternative(void)
+{
+	alternative_reactions = 1;
+	setup();
+}
+
+START_TEST(test_sim_authz_subscribe_suback_failure_311)
+{
+	tmqtt *c = connect_ok(&dev_limited, "lim-alt-s", 4);
+	int code;
+
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_subscribe(c, "no/#", 1, &code)), "refused");
+	ck_assert_int_eq(code, 0x80);
+	ck_assert_int_eq(tmqtt_connected(c), 1);
+	tmqtt_free(c);
+}
+END_TEST
+
+START_TEST(test_sim_authz_publish_qos0_disconnect_5)
+{
+	tmqtt *c = connect_ok(&dev_limited, "lim-alt-p", 5);
+	int code;
+
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_publish(c, "no/x", "p", 0, 0, &code)), "closed");
+	tmqtt_free(c);
+}
+END_TEST
+
 static Suite *sim_authz_suite(void)
 {
 	Suite *s = suite_create("sim_authz");
 	TCase *tc = tcase_create("broker");
+	TCase *alt = tcase_create("alternative_reactions");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
@@ -306,6 +342,11 @@ static Suite *sim_authz_suite(void)
 	tcase_add_test(tc, test_sim_authz_receive_denied);
 	tcase_add_test(tc, test_sim_authz_denials_logged);
 	suite_add_tcase(s, tc);
+	tcase_add_unchecked_fixture(alt, setup_alternative, teardown);
+	tcase_set_timeout(alt, 30);
+	tcase_add_test(alt, test_sim_authz_subscribe_suback_failure_311);
+	tcase_add_test(alt, test_sim_authz_publish_qos0_disconnect_5);
+	suite_add_tcase(s, alt);
 	return s;
 }
 

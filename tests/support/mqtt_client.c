@@ -45,6 +45,7 @@ struct tmqtt {
 	topic_count topics[MAX_TOPICS];
 	int topic_count;
 	const char *wanted; /* topic tmqtt_wait_message waits for */
+	long received;      /* messages on all topics */
 };
 
 const char *tmqtt_outcome_name(tmqtt_outcome o)
@@ -123,6 +124,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 
 	pthread_mutex_lock(&c->lock);
+	c->received++;
 	for (int i = 0; i < c->topic_count; i++) {
 		if (strlen(c->topics[i].topic) == len && memcmp(c->topics[i].topic, topic, len) == 0) {
 			c->topics[i].count++;
@@ -405,6 +407,25 @@ tmqtt_outcome tmqtt_publish(tmqtt *c, const char *topic, const char *payload, in
 	if (out == TMQTT_OK && c->version == 4)
 		*code = 0;
 	return out;
+}
+
+int tmqtt_publish_nowait(tmqtt *c, const char *topic, const void *payload, int len, int qos)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+	return MQTTAsync_send(c->handle, topic, len, payload, qos, 0, &ro) == MQTTASYNC_SUCCESS
+		       ? 0
+		       : -1;
+}
+
+long tmqtt_received_total(tmqtt *c)
+{
+	long n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->received;
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
 static int has_topic(tmqtt *c)

@@ -26,8 +26,8 @@ typedef struct tmqtt_options {
 
 /* What a call saw. */
 typedef enum tmqtt_outcome {
-	TMQTT_OK,        /* the broker answered; see *code */
-	TMQTT_REFUSED,   /* the broker answered with a failure code; see *code */
+	TMQTT_OK,        /* the broker acknowledged; see *code */
+	TMQTT_REFUSED,   /* the broker acknowledged with a failure code; see *code */
 	TMQTT_CLOSED,    /* the connection was closed without an answer */
 	TMQTT_TIMEOUT,   /* no answer and the connection still open */
 	TMQTT_ERROR,     /* local failure (bad arguments, paho error) */
@@ -59,6 +59,15 @@ tmqtt_outcome tmqtt_subscribe_many(tmqtt *c, const char *const *filters, int cou
  */
 tmqtt_outcome tmqtt_publish(tmqtt *c, const char *topic, const char *payload, int qos,
 			    int retain, int *code);
+
+/*
+ * Queues a publish without waiting for anything (for load generation);
+ * returns 0 when paho accepted it.
+ */
+int tmqtt_publish_nowait(tmqtt *c, const char *topic, const void *payload, int len, int qos);
+
+/* Total number of messages received on all topics. */
+long tmqtt_received_total(tmqtt *c);
 
 /* Waits up to timeout_ns for a message on topic; returns 1 when one came. */
 int tmqtt_wait_message(tmqtt *c, const char *topic, int64_t timeout_ns);

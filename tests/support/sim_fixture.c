@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "simulator/certs.h"
 #include "simulator/state.h"
 
@@ -62,11 +63,26 @@ void tsim_cleanup(tsim *t)
 		fprintf(stderr, "could not remove %s\n", t->dir);
 }
 
-/* Opens the state file, applies fn, saves. The plugin reloads the file. */
+/* Waits until the plugin logged more state reloads than before. */
+static void wait_reload(const tsim *t, int before)
+{
+	for (int i = 0; i < 200; i++) {
+		if (tsim_count_lines(t, "mosquitto.log", "state file reloaded") > before)
+			return;
+		pl_sleep_ns(50 * PL_NS_PER_MS);
+	}
+	ck_abort_msg("the plugin did not reload the state file within 10 s");
+}
+
+/*
+ * Opens the state file, applies fn and saves. When the broker runs, waits
+ * until the plugin has reloaded the file, so the change is in its store.
+ */
 static void with_state(tsim *t, void (*fn)(sim_state *s, void *ctx), void *ctx)
 {
 	char path[PATH_MAX + 16];
 	sim_state_config cfg = { .path = path };
+	int reloads = t->sim ? tsim_count_lines(t, "mosquitto.log", "state file reloaded") : 0;
 	sim_state *s;
 	pl_errmsg e;
 
@@ -78,6 +94,8 @@ static void with_state(tsim *t, void (*fn)(sim_state *s, void *ctx), void *ctx)
 	fail_on(sim_state_save(s, &e), &e, "save state");
 	sim_state_unlock(s);
 	sim_state_free(s);
+	if (t->sim)
+		wait_reload(t, reloads);
 }
 
 static void register_cert(sim_state *s, void *ctx)
@@ -205,7 +223,8 @@ tmqtt_options tsim_client_options(const tsim *t, const tsim_device *d, const cha
 	o.key_path = d->key_path;
 	o.client_id = client_id;
 	o.mqtt_version = mqtt_version;
-	o.timeout_ns = 3000000000LL;
+	/* Generous, because the test machines are shared and often loaded. */
+	o.timeout_ns = 10000000000LL;
 	return o;
 }
 

@@ -3,7 +3,8 @@
  * simulator CA, device certificates registered in the state file, policies
  * and attachments, and a running mosquitto with the plugin. Changes made
  * while the broker runs are saved to the state file, which the plugin
- * reloads (plugin option state_watch, set by the fixture to 50 ms).
+ * reloads (plugin option state_watch, set by the fixture to 50 ms). The
+ * change functions return once the plugin has logged the reload.
  *
  * Every function aborts the test (ck_abort) on failure.
  */

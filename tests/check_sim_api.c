@@ -1,0 +1,230 @@
+/*
+ * End-to-end tests of the broker actions the HTTP API queues for the
+ * plugin: a propagation model change, the disconnect of a deactivated
+ * certificate's connections, and a data-plane publish. Requests are signed
+ * with libcurl's SigV4 signer and the simulator's generated credentials,
+ * against mosquitto with the plugin as `sim_start` runs it.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "tests/support/sim_fixture.h"
+
+#define SECOND 1000000000LL
+
+static tsim fx;
+static tsim_device dev_pub, dev_sub, dev_off, dev_swap;
+static char access_key[64], secret_key[128];
+
+static const char *const policy_full =
+	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"iot:*\","
+	"\"Resource\":\"*\"}]}";
+
+/* Before the rule runs: publish the request, receive the response. */
+static const char *const policy_swap_before =
+	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+	"[\"iot:Connect\",\"iot:Publish\",\"iot:Subscribe\",\"iot:Receive\"],\"Resource\":\"*\"}]}";
+
+static const char *const policy_no_receive =
+	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+	"[\"iot:Connect\",\"iot:Subscribe\"],\"Resource\":\"*\"}]}";
+
+/* Reads "key = value" from the credentials file. */
+static void read_credential(const char *name, char *out, size_t len)
+{
+	char line[256];
+	FILE *f = fopen(sim_credentials_path(fx.sim), "r");
+
+	ck_assert_ptr_nonnull(f);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		char *eq = strchr(line, '=');
+		if (eq && strncmp(line, name, strlen(name)) == 0) {
+			eq += strspn(eq + 1, " ") + 1;
+			eq[strcspn(eq, "\r\n")] = '\0';
+			snprintf(out, len, "%s", eq);
+		}
+	}
+	fclose(f);
+	ck_assert_int_gt(strlen(out), 0);
+}
+
+static void setup(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	tsim_init(&fx);
+	tsim_device_create(&fx, "pub", &dev_pub);
+	tsim_device_create(&fx, "sub", &dev_sub);
+	tsim_device_create(&fx, "off", &dev_off);
+	tsim_policy_put(&fx, "full", policy_full);
+	tsim_policy_put(&fx, "narrow", policy_no_receive);
+	tsim_attach(&fx, "full", &dev_pub);
+	tsim_attach(&fx, "narrow", &dev_sub);
+	tsim_attach(&fx, "full", &dev_off);
+	tsim_device_create(&fx, "swap", &dev_swap);
+	tsim_policy_put(&fx, "swap-before", policy_swap_before);
+	tsim_policy_put(&fx, "swap-after", policy_full);
+	tsim_attach(&fx, "swap-before", &dev_swap);
+	tsim_option(&fx, "rule_topic", "swap/req");
+	tsim_option(&fx, "rule_attach", "swap-after");
+	tsim_option(&fx, "rule_detach", "swap-before");
+	tsim_option(&fx, "rule_response_topic", "swap/res/${clientid}");
+	fx.options.propagation = "ttl:60s";
+	tsim_option(&fx, "connect_rate_per_client", "off");
+	tsim_start(&fx);
+	read_credential("aws_access_key_id", access_key, sizeof(access_key));
+	read_credential("aws_secret_access_key", secret_key, sizeof(secret_key));
+}
+
+static void teardown(void)
+{
+	tsim_cleanup(&fx);
+	curl_global_cleanup();
+}
+
+/* Sends one SigV4-signed request; returns the HTTP status. */
+static long request(const char *method, const char *path, const char *service, const char *body)
+{
+	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+	char url[512], sigv4[64], userpwd[256];
+	CURL *c = curl_easy_init();
+	FILE *sink = fopen("/dev/null", "w");
+	long status = 0;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", sim_api_port(fx.sim), path);
+	snprintf(sigv4, sizeof(sigv4), "aws:amz:us-east-1:%s", service);
+	snprintf(userpwd, sizeof(userpwd), "%s:%s", access_key, secret_key);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
+	curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	fclose(sink);
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static tmqtt *connect_ok(const tsim_device *d, const char *client_id)
+{
+	tmqtt_options o = tsim_client_options(&fx, d, client_id, 5);
+	tmqtt *c = NULL;
+	int code;
+
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_connect(&c, &o, &code)), "ok");
+	return c;
+}
+
+START_TEST(test_sim_api_propagation_change)
+{
+	tmqtt *pub = connect_ok(&dev_pub, "api-pub");
+	tmqtt *sub = connect_ok(&dev_sub, "api-sub");
+	int code;
+	char doc[512];
+
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_subscribe(sub, "a/#", 1, &code)), "ok");
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_subscribe(pub, "a/#", 1, &code)), "ok");
+	/* Grant iot:Receive through the control plane; with ttl:60s the
+	 * established subscriber keeps its snapshot. */
+	snprintf(doc, sizeof(doc), "{\"policyDocument\":\"%s\"}",
+		 "{\\\"Version\\\":\\\"2012-10-17\\\",\\\"Statement\\\":[{\\\"Effect\\\":"
+		 "\\\"Allow\\\",\\\"Action\\\":\\\"iot:*\\\",\\\"Resource\\\":\\\"*\\\"}]}");
+	ck_assert_int_eq(request("POST", "/policies/narrow/version?setAsDefault=true", "iot", doc),
+			 200);
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_publish(pub, "a/1", "x", 1, 0, &code)), "ok");
+	ck_assert_int_eq(tmqtt_wait_message(pub, "a/1", 2 * SECOND), 1);
+	ck_assert_int_eq(tmqtt_message_count(sub, "a/1"), 0);
+	/* Switching to immediate applies the grant at the next check. */
+	ck_assert_int_eq(request("PUT", "/_sim/propagation", "iot",
+				 "{\"propagation\":\"immediate\"}"),
+			 200);
+	/* The change reaches the broker on one of its next ticks. */
+	for (int i = 0; i < 20 && tmqtt_message_count(sub, "a/2") == 0; i++) {
+		ck_assert_str_eq(tmqtt_outcome_name(tmqtt_publish(pub, "a/2", "x", 1, 0, &code)),
+				 "ok");
+		tmqtt_wait_message(sub, "a/2", SECOND / 2);
+	}
+	ck_assert_int_eq(tmqtt_message_count(sub, "a/2") > 0, 1);
+	tmqtt_free(sub);
+	tmqtt_free(pub);
+}
+END_TEST
+
+START_TEST(test_sim_api_inactive_cert_disconnected)
+{
+	tmqtt *c = connect_ok(&dev_off, "api-off");
+	tmqtt *again = NULL;
+	tmqtt_options o;
+	char path[256];
+	int code;
+
+	snprintf(path, sizeof(path), "/certificates/%s?newStatus=INACTIVE", dev_off.cert_id);
+	ck_assert_int_eq(request("PUT", path, "iot", NULL), 200);
+	ck_assert_int_eq(tmqtt_wait_closed(c, 3 * SECOND), 1);
+	o = tsim_client_options(&fx, &dev_off, "api-off-2", 5);
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_connect(&again, &o, &code)), "closed");
+	tmqtt_free(again);
+	tmqtt_free(c);
+}
+END_TEST
+
+START_TEST(test_sim_api_data_plane_publish)
+{
+	tmqtt *sub = connect_ok(&dev_pub, "api-listener");
+	int code;
+
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_subscribe(sub, "d/#", 1, &code)), "ok");
+	ck_assert_int_eq(request("POST", "/topics/d/hello?qos=1", "iotdata", "{\"hi\":1}"), 200);
+	ck_assert_int_eq(tmqtt_wait_message(sub, "d/hello", 2 * SECOND), 1);
+	tmqtt_free(sub);
+}
+END_TEST
+
+START_TEST(test_sim_api_topic_rule_swaps)
+{
+	tmqtt *c = connect_ok(&dev_swap, "swapper");
+	int code;
+
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_subscribe(c, "swap/res/#", 1, &code)), "ok");
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_publish(c, "swap/req", "{}", 1, 0, &code)), "ok");
+	ck_assert_int_eq(tmqtt_wait_message(c, "swap/res/swapper", 2 * SECOND), 1);
+	/* The rule saved the swap: the certificate now has swap-after only. */
+	ck_assert_int_eq(tsim_count_lines(&fx, "state.json", "\"swap-before\""), 1);
+	tmqtt_free(c);
+}
+END_TEST
+
+static Suite *sim_api_suite(void)
+{
+	Suite *s = suite_create("sim_api");
+	TCase *tc = tcase_create("actions");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_sim_api_propagation_change);
+	tcase_add_test(tc, test_sim_api_inactive_cert_disconnected);
+	tcase_add_test(tc, test_sim_api_data_plane_publish);
+	tcase_add_test(tc, test_sim_api_topic_rule_swaps);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(sim_api_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
