@@ -18,8 +18,8 @@ packages=(
 	libmicrohttpd-dev libcurl4-openssl-dev
 	# the embedded simulator: the broker, and the headers for its plugin API
 	mosquitto mosquitto-dev libmosquitto-dev
-	# tests and lint
-	check cppcheck mosquitto-clients procps
+	# tests and lint (awscli: tests/check_api_cli drives the simulator's API with it)
+	check cppcheck mosquitto-clients procps awscli
 )
 
 check_only=0

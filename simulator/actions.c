@@ -7,7 +7,7 @@
 
 #include "common/clock.h"
 
-/* A ring of slots; each slot remembers when its action becomes due. */
+/* A queued action and the monotonic time at which it becomes due. */
 typedef struct queued_action {
 	sim_broker_action action;
 	int64_t due_ns;

@@ -2,9 +2,9 @@
  * Work the HTTP API thread hands to the broker thread.
  *
  * mosquitto's broker API (publish, kick) may only be called from the broker
- * thread, so the control-plane and data-plane handlers never call it: they
- * push a sim_broker_action onto a bounded queue, and the plugin's tick event drains
- * the queue and performs each action. The queue is thread-safe; one producer
+ * thread, so the control-plane and data-plane handlers never call it. They
+ * push a sim_broker_action onto a bounded queue, and the plugin's tick event
+ * drains the queue and performs each action. The queue is thread-safe; one producer
  * lock guards it. When the queue is full the push fails with PL_ERR_LIMIT and
  * the refusal is counted (sim_broker_queue_dropped), never silently grown.
  *

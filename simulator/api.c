@@ -173,7 +173,8 @@ static int parse_request(api_request *req, const char *uri)
 
 static int service_allowed(api_service s, const char *signed_as)
 {
-	int control = strcmp(signed_as, "iot") == 0;
+	/* botocore's iot model signs the control plane as "execute-api". */
+	int control = strcmp(signed_as, "iot") == 0 || strcmp(signed_as, "execute-api") == 0;
 	int data = strcmp(signed_as, "iotdata") == 0 || strcmp(signed_as, "iotdevicegateway") == 0;
 
 	switch (s) {
@@ -190,7 +191,8 @@ static int service_allowed(api_service s, const char *signed_as)
 static int authenticate(sim_api *api, const api_request *req, const api_route *route,
 			api_response *res)
 {
-	static const char *const services[] = {"iot", "iotdata", "iotdevicegateway", NULL};
+	static const char *const services[] = {"iot", "execute-api", "iotdata", "iotdevicegateway",
+					       NULL};
 	sim_sigv4_key key = {api->access_key_id, api->secret, api->cfg.region, services,
 			     api->cfg.skew_ns};
 	sim_sigv4_request sreq = {req->method, req->raw_path, req->raw_query, req->header,
@@ -319,9 +321,13 @@ static void handle(sim_api *api, struct MHD_Connection *conn, const char *method
 			  "The request path or query is malformed");
 	else
 		dispatch(api, &req, res);
+	/* Client errors are routine (validation, throttling), so only server errors warn. */
 	if (res->error_type != NULL && res->status >= 500)
 		PL_WARN("api", "%s %s: %u %s", method, req.raw_path ? req.raw_path : "?",
 			res->status, res->error_type);
+	else if (res->error_type != NULL)
+		PL_DEBUG("api", "%s %s: %u %s", method, req.raw_path ? req.raw_path : "?",
+			 res->status, res->error_type);
 	request_free(&req);
 }
 
@@ -493,6 +499,12 @@ void sim_api_stop(sim_api *api)
 		return;
 	if (api->daemon != NULL)
 		MHD_stop_daemon(api->daemon);
+	if (api->queue != NULL && sim_broker_queue_dropped(api->queue) > 0)
+		PL_WARN("api", "%llu broker actions were rejected because the queue was full",
+			(unsigned long long)sim_broker_queue_dropped(api->queue));
+	if (api->daemon != NULL && sim_api_throttled(api, NULL) > 0)
+		PL_INFO("api", "%llu requests were throttled",
+			(unsigned long long)sim_api_throttled(api, NULL));
 	sim_broker_queue_free(api->queue);
 	sim_ca_free(api->ca);
 	OPENSSL_cleanse(api->secret, sizeof(api->secret));

@@ -37,8 +37,8 @@ static int have_ca(sim_api *api, api_response *res)
 }
 
 /*
- * Adds pem to the store and saves; on success *out is the new record. The
- * lock must be held. A certificate already registered is a 409.
+ * Adds pem to the store and saves it. Returns the new record, or NULL with
+ * the error set (409 for a certificate already registered). Lock held.
  */
 static sim_cert *add_cert(sim_api *api, api_response *res, const char *pem, int active,
 			  const char *ca_id)
@@ -354,6 +354,8 @@ void api_delete_certificate(sim_api *api, const api_request *req, api_response *
 	}
 	if (force)
 		err = detach_all(api, c, &e);
+	/* NOTE: a file this certificate left in the trust directory stays; the
+	 * plugin rejects the deleted certificate at CONNECT. */
 	if (err == PL_OK)
 		err = sim_state_cert_delete(api->state, id, &e);
 	if (err != PL_OK)

@@ -13,6 +13,9 @@
 /* AWS's limits on a topic name in a publish. */
 #define TOPIC_MAX_BYTES 256
 
+/* Most ground-truth records one request returns; narrow the range for more. */
+#define MAX_RECORDS 100000
+
 static int topic_valid(api_response *res, const char *topic)
 {
 	if (topic == NULL || topic[0] == '\0' || strlen(topic) > TOPIC_MAX_BYTES) {
@@ -152,26 +155,19 @@ out:
 	json_decref(body);
 }
 
-/* A record's client id and time, under the names the ground-truth writer may use. */
+/* Whether a ground-truth line (plugin_log.c: clientId, monoNs) is in the request's range. */
 static int record_matches(json_t *rec, const char *client_id, int64_t since, int64_t until)
 {
-	const char *cid = json_string_value(json_object_get(rec, "client_id"));
-	json_t *t = json_object_get(rec, "t_ns");
+	const char *cid = json_string_value(json_object_get(rec, "clientId"));
+	json_t *t = json_object_get(rec, "monoNs");
+	int64_t v;
 
-	if (cid == NULL)
-		cid = json_string_value(json_object_get(rec, "clientId"));
 	if (client_id != NULL && (cid == NULL || strcmp(cid, client_id) != 0))
 		return 0;
-	if (t == NULL)
-		t = json_object_get(rec, "mono_ns");
-	if (t == NULL)
-		t = json_object_get(rec, "monoNs");
-	if (json_is_integer(t)) {
-		int64_t v = (int64_t)json_integer_value(t);
-		if (v < since || v > until)
-			return 0;
-	}
-	return 1;
+	if (!json_is_integer(t))
+		return since == 0 && until == INT64_MAX;
+	v = (int64_t)json_integer_value(t);
+	return v >= since && v <= until;
 }
 
 static int read_range(const api_request *req, api_response *res, const char *key, int64_t def,
@@ -206,7 +202,7 @@ void api_sim_ground_truth(sim_api *api, const api_request *req, api_response *re
 	f = fopen(api->cfg.ground_truth_file, "r");
 	list = json_array();
 	/* A missing file means no refresh was recorded yet. A partial last line is skipped. */
-	while (f != NULL && getline(&line, &cap, f) > 0) {
+	while (f != NULL && getline(&line, &cap, f) > 0 && json_array_size(list) < MAX_RECORDS) {
 		json_t *rec = json_loads(line, 0, NULL);
 		if (rec != NULL && json_is_object(rec) && record_matches(rec, client_id, since, until))
 			json_array_append(list, rec);

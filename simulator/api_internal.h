@@ -17,7 +17,7 @@
 #define API_MAX_SEGMENTS 8
 #define API_MAX_QUERY 16
 
-/* Operations with a throttle bucket, in the order of the route table. */
+/* Every operation the API routes; each has its own throttle bucket. */
 typedef enum api_op {
 	API_OP_CREATE_POLICY,
 	API_OP_GET_POLICY,
@@ -88,7 +88,7 @@ typedef struct api_response {
 	const char *error_type;       /* static string, or NULL on success */
 } api_response;
 
-/* Fields shared by the handlers; defined in api.c. */
+/* One operation's token bucket; guarded by sim_api.throttle_lock. */
 typedef struct api_throttle_bucket {
 	double rate;  /* tokens per second; 0 disables the bucket */
 	double burst; /* capacity */

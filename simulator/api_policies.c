@@ -7,8 +7,8 @@
 #include "simulator/state.h"
 
 /*
- * Checks that a document is a JSON object before the store's compiler sees
- * it, so that a store without a compiler still rejects garbage.
+ * Checks that a document is a JSON object before the store compiles it, so
+ * that a document that is not JSON gets the JSON parser's message.
  */
 static int document_valid(api_response *res, const char *doc)
 {

@@ -66,6 +66,23 @@ static int read_attributes(json_t *body, api_response *res, sim_attribute *attrs
 	return 1;
 }
 
+/* Whether an existing thing has exactly this type and these attributes. */
+static int same_configuration(const sim_thing *t, const char *type, const sim_attribute *attrs,
+			      size_t n)
+{
+	if ((t->type_name == NULL) != (type == NULL) ||
+	    (type != NULL && strcmp(t->type_name, type) != 0) || t->attribute_count != n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+		while (j < n && strcmp(t->attributes[j].name, attrs[i].name) != 0)
+			j++;
+		if (j == n || strcmp(t->attributes[j].value, attrs[i].value) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 static json_t *thing_created_json(const sim_thing *t)
 {
 	char id[37];
@@ -95,7 +112,12 @@ void api_create_thing(sim_api *api, const api_request *req, api_response *res)
 	sim_state_lock(api->state);
 	t = sim_state_thing_find(api->state, name);
 	if (t != NULL) {
-		api_error_exists(res, "Thing already exists", name, t->arn);
+		/* AWS: repeating CreateThing with the same configuration succeeds. */
+		if (same_configuration(t, type, attrs, n))
+			api_json(res, thing_created_json(t));
+		else
+			api_error_exists(res, "Thing already exists with a different configuration",
+					 name, t->arn);
 		goto out;
 	}
 	err = sim_state_thing_create(api->state, name, type, attrs, n, &t, &e);
@@ -244,19 +266,21 @@ void api_create_thing_group(sim_api *api, const api_request *req, api_response *
 	json_decref(body);
 	pl_errmsg_clear(&e);
 	sim_state_lock(api->state);
+	/* NOTE: group properties, parents and tags are not stored, so a repeated
+	 * CreateThingGroup always counts as the same configuration and succeeds. */
 	g = sim_state_group_find(api->state, name);
-	if (g != NULL) {
-		api_error_exists(res, "Thing group already exists", name, g->arn);
-		goto out;
+	if (g == NULL) {
+		err = sim_state_group_create(api->state, name, &g, &e);
+		if (err != PL_OK) {
+			api_store_error(res, err, &e, "ResourceAlreadyExistsException");
+			goto out;
+		}
+		if (!api_save(api, res))
+			goto out;
 	}
-	err = sim_state_group_create(api->state, name, &g, &e);
-	if (err != PL_OK) {
-		api_store_error(res, err, &e, "ResourceAlreadyExistsException");
-	} else if (api_save(api, res)) {
-		name_id("thinggroup", g->name, id);
-		api_json(res, json_pack("{s:s,s:s,s:s}", "thingGroupName", g->name,
-					"thingGroupArn", g->arn, "thingGroupId", id));
-	}
+	name_id("thinggroup", g->name, id);
+	api_json(res, json_pack("{s:s,s:s,s:s}", "thingGroupName", g->name, "thingGroupArn",
+				g->arn, "thingGroupId", id));
 out:
 	sim_state_unlock(api->state);
 }

@@ -2,9 +2,9 @@
  * An optional topic rule that reproduces the cloud side of the background
  * experiment: on a publish to the rule's topic, attach and detach the
  * configured policies for the publishing certificate, then publish a
- * response. AWS runs this as a topic rule with a Lambda action; here it runs
- * on the broker thread, from the plugin's MESSAGE event, so the response can
- * go out through mosquitto directly.
+ * response. AWS runs this as a topic rule with a Lambda action. Here it runs
+ * on the broker thread from the plugin's MESSAGE event, because the response
+ * goes out through mosquitto's broker API.
  *
  * Options (plugin options starting with "rule_"):
  *   rule_topic             MQTT topic filter that triggers the rule (unset: no rule)
@@ -44,10 +44,10 @@ int sim_rules_enabled(const sim_rules *r);
 /*
  * Runs the rule for one publish. When topic matches the rule's filter and
  * cert_id is not NULL, attaches and detaches the configured policies for the
- * certificate in st (saved to disk before returning; takes the store's
- * lock, so the caller must not hold it), then calls publish for the
- * response. Returns 1 when the rule fired, 0 when it did not match, -1 when
- * the store refused a change (logged; the response is not sent).
+ * certificate in st and saves st; then calls publish for the response. Takes
+ * the store's lock, so the caller must not hold it. Returns 1 when the rule
+ * fired, 0 when it did not match, -1 when the store rejected a change (logged,
+ * and the response is not sent).
  */
 int sim_rules_on_publish(sim_rules *r, sim_state *st, const char *topic, const char *cert_id,
 			 const char *client_id,

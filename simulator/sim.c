@@ -191,7 +191,7 @@ static pl_err write_config(const sim *s, const sim_options *o, const char *plugi
 			   pl_errmsg *e)
 {
 	struct passwd *pw = getpwuid(getuid());
-	char port[16];
+	char port[16], trust_dir[PATH_MAX + 16];
 	FILE *f = fopen(s->conf_path, "w");
 
 	if (!f)
@@ -207,6 +207,10 @@ static pl_err write_config(const sim *s, const sim_options *o, const char *plugi
 	fprintf(f, "listener %d 127.0.0.1\n", s->mqtt_port);
 	fprintf(f, "cafile %s\ncertfile %s\nkeyfile %s\n", s->ca_path, s->server_path,
 		s->server_key_path);
+	/* Certificates registered without a CA (RegisterCertificateWithoutCA) are
+	 * written here by the API under OpenSSL hash names; OpenSSL looks this
+	 * directory up on each handshake, so new files count without a restart. */
+	fprintf(f, "capath %s/trusted\n", s->state_dir);
 	fprintf(f, "require_certificate true\n");
 	/* Without it every CONNACK under TLS 1.3 waits about 40 ms for the
 	 * client's delayed ACK (Nagle's algorithm on mosquitto 2.0.11). */
@@ -228,6 +232,9 @@ static pl_err write_config(const sim *s, const sim_options *o, const char *plugi
 		write_opt(f, "api_ca_cert", s->ca_path);
 		write_opt(f, "api_ca_key", s->ca_key_path);
 		write_opt(f, "api_ground_truth_file", s->ground_truth_path);
+		/* Where RegisterCertificateWithoutCA writes for the capath above. */
+		snprintf(trust_dir, sizeof(trust_dir), "%s/trusted", s->state_dir);
+		write_opt(f, "api_trust_dir", trust_dir);
 	}
 	for (int i = 0; i < o->extra_count; i++)
 		write_opt(f, o->extra[i].key, o->extra[i].value);
@@ -349,6 +356,17 @@ static pl_err wait_ready(sim *s, int64_t timeout_ns, pl_errmsg *e)
 			     s->mqtt_port, s->log_path);
 }
 
+/* The capath directory for registered certificates; it must exist when mosquitto starts. */
+static pl_err ensure_trust_dir(const char *state_dir, pl_errmsg *e)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/trusted", state_dir);
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		return pl_errmsg_set(e, PL_ERR_IO, "%s: %s", path, strerror(errno));
+	return PL_OK;
+}
+
 static pl_err prepare(sim *s, const sim_options *o, pl_errmsg *e)
 {
 	pl_err rc;
@@ -358,6 +376,8 @@ static pl_err prepare(sim *s, const sim_options *o, pl_errmsg *e)
 	if (mkdir(o->state_dir, 0700) != 0 && errno != EEXIST)
 		return pl_errmsg_set(e, PL_ERR_IO, "%s: %s", o->state_dir, strerror(errno));
 	rc = set_paths(s, o->state_dir, e);
+	if (rc == PL_OK)
+		rc = ensure_trust_dir(o->state_dir, e);
 	if (rc == PL_OK)
 		rc = ensure_certs(s, e);
 	if (rc != PL_OK)

@@ -246,9 +246,14 @@ pl_err sim_state_reload(sim_state *s, pl_errmsg *e)
 
 	if (rc != PL_OK)
 		return rc;
+	/*
+	 * Read the file under the store's lock: the API saves under the same
+	 * lock, so a file read outside it could predate a change the API has
+	 * already acknowledged, and the swap below would drop that change.
+	 */
+	pthread_mutex_lock(&s->lock);
 	rc = sim_state_load(fresh, e);
 	if (rc == PL_OK) {
-		pthread_mutex_lock(&s->lock);
 		swap_coll(&s->policies, &fresh->policies);
 		swap_coll(&s->certs, &fresh->certs);
 		swap_coll(&s->things, &fresh->things);
@@ -256,8 +261,8 @@ pl_err sim_state_reload(sim_state *s, pl_errmsg *e)
 		/* Generations only grow, so snapshots notice the change. */
 		s->generation = (fresh->generation > s->generation ? fresh->generation
 								   : s->generation) + 1;
-		pthread_mutex_unlock(&s->lock);
 	}
+	pthread_mutex_unlock(&s->lock);
 	sim_state_free(fresh);
 	return rc;
 }

@@ -152,6 +152,24 @@ START_TEST(test_api_create_policy_malformed)
 }
 END_TEST
 
+START_TEST(test_api_create_policy_too_large)
+{
+	/* AWS: at most 2048 characters, whitespace excluded. */
+	char body[4096];
+	char resource[2100];
+
+	memset(resource, 'a', sizeof(resource) - 1);
+	resource[sizeof(resource) - 1] = '\0';
+	snprintf(body, sizeof(body),
+		 "{\"policyDocument\":\"{\\\"Version\\\":\\\"2012-10-17\\\",\\\"Statement\\\":[{"
+		 "\\\"Effect\\\":\\\"Allow\\\",\\\"Action\\\":\\\"iot:Connect\\\","
+		 "\\\"Resource\\\":\\\"%s\\\"}]}\"}",
+		 resource);
+	expect_error("POST", "/policies/p1", body, 400, "MalformedPolicyException");
+	expect_error("GET", "/policies/p1", NULL, 404, "ResourceNotFoundException");
+}
+END_TEST
+
 START_TEST(test_api_get_policy)
 {
 	reply r;
@@ -518,6 +536,10 @@ START_TEST(test_api_things)
 	ck_assert_int_eq(strlen(field(j, "thingId")), 36);
 	json_decref(j);
 	reply_free(&r);
+	/* Same configuration again succeeds; a different one is a conflict. */
+	ck_assert_int_eq(call_status("POST", "/things/dev-1",
+				     "{\"attributePayload\":{\"attributes\":{\"room\":\"7\"}}}"),
+			 200);
 	expect_error("POST", "/things/dev-1", NULL, 409, "ResourceAlreadyExistsException");
 	expect_error("POST", "/things/bad%20name", NULL, 400, "InvalidRequestException");
 	snprintf(header, sizeof(header), "x-amzn-principal: " ARN_PREFIX "cert/%s", cert);
@@ -555,6 +577,7 @@ START_TEST(test_api_thing_groups)
 	ck_assert_str_eq(field(j, "thingGroupArn"), ARN_PREFIX "thinggroup/fleet");
 	json_decref(j);
 	reply_free(&r);
+	ck_assert_int_eq(call_status("POST", "/thing-groups/fleet", NULL), 200);
 	ck_assert_int_eq(call_status("PUT", "/thing-groups/addThingToThingGroup",
 				     "{\"thingGroupName\":\"fleet\",\"thingName\":\"dev-1\"}"),
 			 200);
@@ -666,8 +689,8 @@ START_TEST(test_api_sim_ground_truth)
 	json_t *j;
 
 	ck_assert_ptr_nonnull(f);
-	fputs("{\"client_id\":\"a\",\"t_ns\":100}\n{\"client_id\":\"b\",\"t_ns\":200}\n"
-	      "{\"client_id\":\"a\",\"t_ns\":300}\n{\"client_id\":\"a\",\"t_n",
+	fputs("{\"clientId\":\"a\",\"monoNs\":100}\n{\"clientId\":\"b\",\"monoNs\":200}\n"
+	      "{\"clientId\":\"a\",\"monoNs\":300}\n{\"clientId\":\"a\",\"mono",
 	      f);
 	fclose(f);
 	ck_assert_int_eq(call("GET", "/_sim/ground-truth?clientId=a&since_ns=150", NULL, &r), 200);
@@ -722,6 +745,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, test_api_create_policy_duplicate);
 	tcase_add_test(tc, test_api_create_policy_bad_name);
 	tcase_add_test(tc, test_api_create_policy_malformed);
+	tcase_add_test(tc, test_api_create_policy_too_large);
 	tcase_add_test(tc, test_api_get_policy);
 	tcase_add_test(tc, test_api_list_policies);
 	tcase_add_test(tc, test_api_policy_version_default);

@@ -15,12 +15,16 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "simulator/api.h"
 #include "simulator/api_creds.h"
 #include "simulator/certs.h"
 #include "simulator/state.h"
+
+/* Not every test program uses every helper. */
+#define FIXTURE_FN static __attribute__((unused))
 
 typedef struct fixture {
 	char dir[256];
@@ -43,7 +47,7 @@ typedef struct reply {
 	size_t body_len;
 } reply;
 
-static size_t on_body(char *data, size_t size, size_t n, void *ctx)
+FIXTURE_FN size_t on_body(char *data, size_t size, size_t n, void *ctx)
 {
 	reply *r = ctx;
 	char *grown = realloc(r->body, r->body_len + size * n + 1);
@@ -57,7 +61,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 	return size * n;
 }
 
-static size_t on_header(char *data, size_t size, size_t n, void *ctx)
+FIXTURE_FN size_t on_header(char *data, size_t size, size_t n, void *ctx)
 {
 	reply *r = ctx;
 	size_t len = size * n;
@@ -77,7 +81,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 	return len;
 }
 
-static void reply_free(reply *r)
+FIXTURE_FN void reply_free(reply *r)
 {
 	free(r->body);
 	memset(r, 0, sizeof(*r));
@@ -87,7 +91,7 @@ static void reply_free(reply *r)
  * Sends one request signed for service ("iot", "iotdata", or NULL for no
  * signature) with an optional extra header line. Returns the HTTP status.
  */
-static long call_full(const char *method, const char *path, const char *body, size_t body_len,
+FIXTURE_FN long call_full(const char *method, const char *path, const char *body, size_t body_len,
 		      const char *service, const char *secret, const char *extra_header,
 		      reply *r)
 {
@@ -127,14 +131,14 @@ static long call_full(const char *method, const char *path, const char *body, si
 }
 
 /* A control-plane call signed as the harness signs it. */
-static long call(const char *method, const char *path, const char *body, reply *r)
+FIXTURE_FN long call(const char *method, const char *path, const char *body, reply *r)
 {
 	return call_full(method, path, body, body != NULL ? strlen(body) : 0, "iot", NULL, NULL,
 			 r);
 }
 
 /* Status of a call whose reply is not needed. */
-static long call_status(const char *method, const char *path, const char *body)
+FIXTURE_FN long call_status(const char *method, const char *path, const char *body)
 {
 	reply r;
 	long status = call(method, path, body, &r);
@@ -143,7 +147,7 @@ static long call_status(const char *method, const char *path, const char *body)
 	return status;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+FIXTURE_FN int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -152,7 +156,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 
 /* Starts the store and the API with extra "api_*" options (key, value pairs, NULL-ended). */
-static void fixture_start_with(const char *const *options)
+FIXTURE_FN void fixture_start_with(const char *const *options)
 {
 	char ca_cert[300], ca_key[300];
 	sim_state_config scfg = {0};
@@ -189,14 +193,14 @@ static void fixture_start_with(const char *const *options)
 	fx.port = sim_api_listen_port(fx.api);
 }
 
-static void fixture_start(void)
+FIXTURE_FN void fixture_start(void)
 {
 	static const char *const no_throttle[] = {"api_throttle", "off", NULL};
 
 	fixture_start_with(no_throttle);
 }
 
-static void fixture_stop(void)
+FIXTURE_FN void fixture_stop(void)
 {
 	sim_api_stop(fx.api);
 	fx.api = NULL;
