@@ -17,7 +17,7 @@
 #include "harness/awsapi_internal.h"
 
 #define LOG_TAG "awsapi"
-#define RESPONSE_MAX (4u * 1024u * 1024u) /* larger answers are an error */
+#define RESPONSE_MAX (4u * 1024u * 1024u) /* larger responses are an error */
 #define BACKOFF_SLICE_NS (50 * PL_NS_PER_MS) /* how often a wait checks for cancel */
 
 typedef struct op_info {
@@ -62,6 +62,7 @@ struct awsapi_ctx {
 	char *data_endpoint;
 	char *region;
 	char *ca_file;
+	char *control_signing_name;
 	char *data_signing_name;
 	aws_credentials credentials;
 	unsigned burst;
@@ -110,6 +111,7 @@ double awsapi_op_default_tps(awsapi_op op)
 void awsapi_config_init(awsapi_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->control_signing_name = "execute-api";
 	cfg->data_signing_name = "iotdata";
 	cfg->tps_scale = 1.0;
 	cfg->burst = 1;
@@ -195,9 +197,12 @@ pl_err awsapi_ctx_create(awsapi_ctx **out, const awsapi_config *cfg, pl_errmsg *
 	ctx->data_endpoint = strdup_or_null(cfg->data_endpoint);
 	ctx->region = strdup_or_null(cfg->region);
 	ctx->ca_file = strdup_or_null(cfg->ca_file);
+	ctx->control_signing_name = strdup_or_null(
+		cfg->control_signing_name ? cfg->control_signing_name : "execute-api");
 	ctx->data_signing_name = strdup_or_null(cfg->data_signing_name ? cfg->data_signing_name
 									: "iotdata");
 	if (ctx->control_endpoint == NULL || ctx->region == NULL || ctx->data_signing_name == NULL ||
+	    ctx->control_signing_name == NULL ||
 	    (cfg->data_endpoint && !ctx->data_endpoint) || (cfg->ca_file && !ctx->ca_file)) {
 		awsapi_ctx_free(ctx);
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "AWS API: out of memory");
@@ -224,6 +229,7 @@ void awsapi_ctx_free(awsapi_ctx *ctx)
 	free(ctx->data_endpoint);
 	free(ctx->region);
 	free(ctx->ca_file);
+	free(ctx->control_signing_name);
 	free(ctx->data_signing_name);
 	free(ctx);
 }
@@ -369,8 +375,16 @@ void awsapi_client_free(awsapi_client *c)
 	if (c == NULL)
 		return;
 	curl_easy_cleanup(c->curl);
+	awsapi_client_wipe_response(c);
 	free(c->body);
 	free(c);
+}
+
+void awsapi_client_wipe_response(awsapi_client *c)
+{
+	if (c->body != NULL)
+		explicit_bzero(c->body, c->body_cap);
+	c->body_len = 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -388,9 +402,15 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 
 		while (cap < c->body_len + n + 1)
 			cap *= 2;
-		p = realloc(c->body, cap);
+		/* Not realloc: the old buffer may hold a private key and is wiped first. */
+		p = malloc(cap);
 		if (p == NULL)
 			return 0;
+		if (c->body != NULL) {
+			memcpy(p, c->body, c->body_len);
+			explicit_bzero(c->body, c->body_cap);
+			free(c->body);
+		}
 		c->body = p;
 		c->body_cap = cap;
 	}
@@ -477,7 +497,7 @@ static void host_of(const char *url, char *host, size_t len)
 
 static const char *signing_service(const awsapi_ctx *ctx, awsapi_op op)
 {
-	return op_table[op].control ? "iot" : ctx->data_signing_name;
+	return op_table[op].control ? ctx->control_signing_name : ctx->data_signing_name;
 }
 
 static const char *content_type_of(const awsapi_http *req)
@@ -485,6 +505,17 @@ static const char *content_type_of(const awsapi_http *req)
 	if (req->body == NULL)
 		return NULL;
 	return req->content_type ? req->content_type : "application/json";
+}
+
+/* Appends one header line; on failure the list is left as it was. */
+static pl_err append_header(struct curl_slist **headers, const char *line, pl_errmsg *e)
+{
+	struct curl_slist *h = curl_slist_append(*headers, line);
+
+	if (h == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
+	*headers = h;
+	return PL_OK;
 }
 
 /*
@@ -499,7 +530,6 @@ static pl_err add_own_signature(awsapi_client *c, const awsapi_http *req, const 
 	time_t now = time(NULL);
 	struct tm tm;
 	awsapi_sigv4_input in;
-	struct curl_slist *h;
 
 	gmtime_r(&now, &tm);
 	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
@@ -522,16 +552,10 @@ static pl_err add_own_signature(awsapi_client *c, const awsapi_http *req, const 
 		return pl_errmsg_set(e, PL_ERR_RANGE, "%s: signature does not fit",
 				     awsapi_op_name(req->op));
 	snprintf(line, sizeof(line), "X-Amz-Date: %s", amz_date);
-	h = curl_slist_append(*headers, line);
-	if (h == NULL)
-		return pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
-	*headers = h;
+	if (append_header(headers, line, e) != PL_OK)
+		return PL_ERR_NOMEM;
 	snprintf(line, sizeof(line), "Authorization: %s", auth);
-	h = curl_slist_append(*headers, line);
-	if (h == NULL)
-		return pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
-	*headers = h;
-	return PL_OK;
+	return append_header(headers, line, e);
 }
 
 static pl_err build_headers(awsapi_client *c, const awsapi_http *req, const char *url,
@@ -545,15 +569,13 @@ static pl_err build_headers(awsapi_client *c, const awsapi_http *req, const char
 
 	if (type != NULL) {
 		snprintf(line, sizeof(line), "Content-Type: %s", type);
-		headers = curl_slist_append(headers, line);
+		err = append_header(&headers, line, e);
 	}
-	if (token[0] != '\0') {
+	if (err == PL_OK && token[0] != '\0') {
 		/* Secret: this list is never logged. */
 		snprintf(line, sizeof(line), "X-Amz-Security-Token: %s", token);
-		headers = headers ? curl_slist_append(headers, line) : NULL;
+		err = append_header(&headers, line, e);
 	}
-	if ((type != NULL || token[0] != '\0') && headers == NULL)
-		err = pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
 	if (err == PL_OK && c->ctx->path_signing_fallback && strchr(req->path, '%') != NULL)
 		err = add_own_signature(c, req, url, &headers, e);
 	explicit_bzero(line, sizeof(line));
@@ -619,7 +641,7 @@ static void set_transport(awsapi_client *c, const char *url, struct curl_slist *
 		curl_easy_setopt(curl, CURLOPT_CAINFO, c->ctx->ca_file);
 }
 
-/* Sends req once; the answer is left in c->body, c->error_type and *a. */
+/* Sends req once; the response is left in c->body, c->error_type and *a. */
 static pl_err send_once(awsapi_client *c, const awsapi_http *req, attempt *a, pl_errmsg *e)
 {
 	char url[AWSAPI_PATH_MAX + AWSAPI_QUERY_MAX + 256];
@@ -671,7 +693,7 @@ static pl_err transport_error(awsapi_client *c, const awsapi_http *req, const at
 	pl_err err = PL_ERR_NETWORK;
 
 	if (c->body_overflow)
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer larger than %u bytes",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response larger than %u bytes",
 				     awsapi_op_name(req->op), RESPONSE_MAX);
 	if (a->code == CURLE_OPERATION_TIMEDOUT)
 		err = PL_ERR_TIMEOUT;
@@ -684,7 +706,7 @@ static pl_err transport_error(awsapi_client *c, const awsapi_http *req, const at
 }
 
 /*
- * Classifies one attempt: success, a throttled or failed answer worth
+ * Classifies one attempt: success, a throttled or failed response worth
  * retrying, or a final error. Only requests that never reached the server
  * (connection refused) are retried among transport errors, because a
  * timed-out request may already have changed something.
@@ -734,7 +756,7 @@ static pl_err parse_success(awsapi_client *c, const awsapi_http *req, json_t **o
 		return PL_OK;
 	root = json_loadb(c->body, c->body_len, 0, &jerr);
 	if (root == NULL)
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer is not JSON: %s",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response is not JSON: %s",
 				     awsapi_op_name(req->op), jerr.text);
 	*out_json = root;
 	return PL_OK;

@@ -2,8 +2,10 @@
  * AWS IoT REST client: the control-plane operations the harness needs
  * (policies, attachments, certificates, endpoint) and the data-plane Publish
  * and DeleteConnection, signed with SigV4 by libcurl (CURLOPT_AWS_SIGV4),
- * bodies in JSON (jansson). The same client talks to AWS IoT over HTTPS and
- * to the simulator's control plane over plain HTTP on loopback.
+ * bodies in JSON (jansson). libcurl before 8.8 signs percent-encoded paths
+ * differently from AWS, so the client signs those requests itself there.
+ * The same client talks to AWS IoT over HTTPS and to the simulator's
+ * control plane over plain HTTP on loopback.
  *
  * Objects:
  *   awsapi_ctx     shared and thread-safe: endpoints, credentials, per-operation
@@ -13,10 +15,10 @@
  *                  requests with completion callbacks.
  *
  * Every call waits for its operation's rate limiter, then sends. Throttled
- * answers (ThrottlingException at any status, HTTP 429, any 5xx) and
+ * responses (ThrottlingException at any status, HTTP 429, any 5xx) and
  * connections that never reached the server are retried with exponential
- * backoff and full jitter, up to cfg.max_attempts attempts; each retry and
- * each throttled answer is counted per operation. An awsapi_call records when
+ * backoff and full jitter, up to cfg.max_attempts attempts. Each retry and
+ * each throttled response is counted per operation. An awsapi_call records when
  * the call was sent and when it returned, in CLOCK_MONOTONIC nanoseconds.
  *
  * Errors: AWS error names map to pl_err (ThrottlingException ->
@@ -79,7 +81,11 @@ typedef struct awsapi_config {
 	const char *region;                  /* SigV4 scope, e.g. "us-east-1"; required */
 	const aws_credentials *credentials;  /* copied; required */
 	const char *ca_file;                 /* CA bundle for HTTPS; NULL: libcurl's default */
-	const char *data_signing_name;       /* SigV4 service for the data plane ("iotdata") */
+	/* SigV4 service names. AWS's SDK models sign the control plane as
+	 * "execute-api" (botocore's and aws-sdk-js-v3's iot metadata) and the data
+	 * plane as "iotdata". */
+	const char *control_signing_name;    /* "execute-api" */
+	const char *data_signing_name;       /* "iotdata" */
 	/* Client-side rate per operation in calls per second: 0 keeps AWS's
 	 * default quota (awsapi_op_default_tps), a negative value disables it. */
 	double tps[AWSAPI_OP__COUNT];
@@ -125,8 +131,8 @@ typedef struct awsapi_op_stats {
 	uint64_t succeeded;  /* calls that ended in success */
 	uint64_t failed;     /* calls that ended in an error (after any retries) */
 	uint64_t attempts;   /* HTTP requests sent */
-	uint64_t throttled;  /* answers that were ThrottlingException or HTTP 429 */
-	uint64_t server_errors; /* answers with HTTP 5xx */
+	uint64_t throttled;  /* responses that were ThrottlingException or HTTP 429 */
+	uint64_t server_errors; /* responses with HTTP 5xx */
 	uint64_t retries;    /* attempts after the first */
 	int64_t limiter_wait_ns; /* total time spent waiting for the rate limiter */
 } awsapi_op_stats;
@@ -134,7 +140,7 @@ typedef struct awsapi_op_stats {
 /* Copies the counters of op. Thread-safe. */
 void awsapi_ctx_stats(awsapi_ctx *ctx, awsapi_op op, awsapi_op_stats *out);
 
-/* Sum of throttled answers over all control-plane operations (throttled.control). */
+/* Sum of throttled responses over all control-plane operations (throttled.control). */
 uint64_t awsapi_ctx_throttled_control(awsapi_ctx *ctx);
 
 /* What happened to one call. Times are CLOCK_MONOTONIC nanoseconds. */
@@ -144,9 +150,9 @@ typedef struct awsapi_call {
 	int64_t t_sent_ns;       /* the last attempt's request started */
 	int64_t t_done_ns;       /* the last attempt's response arrived */
 	int attempts;            /* HTTP requests sent for this call */
-	int throttled;           /* of which answered as throttled */
+	int throttled;           /* of which got a throttling response */
 	long http_status;        /* of the last attempt, 0 when none arrived */
-	char error_code[64];     /* AWS error name of the last answer, "" on success */
+	char error_code[64];     /* AWS error name of the last response, "" on success */
 } awsapi_call;
 
 /* Creates a client with its own libcurl handle. Not thread-safe: one thread at a time. */
@@ -252,10 +258,10 @@ pl_err awsapi_delete_connection(awsapi_client *c, const char *client_id, int cle
 				int prevent_will_message, awsapi_call *call, pl_errmsg *e);
 
 /*
- * Parses an AWS error answer: the name from the x-amzn-ErrorType header
+ * Parses an AWS error response: the name from the x-amzn-ErrorType header
  * (text before ':'), else the body's "code" or "__type" (text after '#'),
  * the message from "message" or "Message". header and body may be NULL.
- * Returns the mapped pl_err; for an answer with no recognizable name, the
+ * Returns the mapped pl_err; for a response with no recognizable name, the
  * status decides (429 -> PL_ERR_THROTTLED, 404 -> PL_ERR_NOT_FOUND, ...)
  * and name is "HTTP <status>".
  */

@@ -20,20 +20,20 @@ void awsapi_certificate_clear(awsapi_certificate *cert)
 	memset(cert, 0, sizeof(*cert));
 }
 
-/* Fills id, ARN and PEM from a CreateCertificate* answer. */
-static pl_err fill_certificate(json_t *answer, awsapi_certificate *out, awsapi_op op,
+/* Fills id, ARN and PEM from a CreateCertificate* response. */
+static pl_err fill_certificate(json_t *response, awsapi_certificate *out, awsapi_op op,
 			       pl_errmsg *e)
 {
 	pl_err err;
 
 	memset(out, 0, sizeof(*out));
-	err = awsapi_json_copy(answer, "certificateId", out->id, sizeof(out->id), op, e);
+	err = awsapi_json_copy(response, "certificateId", out->id, sizeof(out->id), op, e);
 	if (err == PL_OK)
-		err = awsapi_json_copy(answer, "certificateArn", out->arn, sizeof(out->arn), op, e);
+		err = awsapi_json_copy(response, "certificateArn", out->arn, sizeof(out->arn), op, e);
 	if (err == PL_OK) {
-		out->pem = awsapi_json_strdup(answer, "certificatePem");
+		out->pem = awsapi_json_strdup(response, "certificatePem");
 		if (out->pem == NULL)
-			err = pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer has no certificatePem",
+			err = pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response has no certificatePem",
 					    awsapi_op_name(op));
 	}
 	return err;
@@ -45,7 +45,7 @@ pl_err awsapi_create_certificate_from_csr(awsapi_client *c, const char *csr_pem,
 {
 	const awsapi_op op = AWSAPI_CREATE_CERTIFICATE_FROM_CSR;
 	awsapi_http req;
-	json_t *answer = NULL;
+	json_t *response = NULL;
 	pl_err err;
 
 	if (csr_pem == NULL || csr_pem[0] == '\0')
@@ -56,20 +56,20 @@ pl_err awsapi_create_certificate_from_csr(awsapi_client *c, const char *csr_pem,
 	if (err != PL_OK)
 		return err;
 	err = awsapi_execute_json(c, &req, json_pack("{s:s}", "certificateSigningRequest", csr_pem),
-				  &answer, call, e);
+				  &response, call, e);
 	if (err == PL_OK && out != NULL)
-		err = fill_certificate(answer, out, op, e);
-	json_decref(answer);
+		err = fill_certificate(response, out, op, e);
+	json_decref(response);
 	return err;
 }
 
-static pl_err fill_key_pair(json_t *answer, awsapi_certificate *out, pl_errmsg *e)
+static pl_err fill_key_pair(json_t *response, awsapi_certificate *out, pl_errmsg *e)
 {
-	json_t *pair = json_object_get(answer, "keyPair");
+	json_t *pair = json_object_get(response, "keyPair");
 
 	out->private_key_pem = awsapi_json_strdup(pair, "PrivateKey");
 	if (out->private_key_pem == NULL)
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer has no keyPair.PrivateKey",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response has no keyPair.PrivateKey",
 				     awsapi_op_name(AWSAPI_CREATE_KEYS_AND_CERTIFICATE));
 	return PL_OK;
 }
@@ -80,26 +80,25 @@ pl_err awsapi_create_keys_and_certificate(awsapi_client *c, int set_as_active,
 {
 	const awsapi_op op = AWSAPI_CREATE_KEYS_AND_CERTIFICATE;
 	awsapi_http req;
-	json_t *answer = NULL;
+	json_t *response = NULL;
 	pl_err err = awsapi_http_init(&req, op, "POST", e, "/keys-and-certificate");
 
 	if (err == PL_OK)
 		err = awsapi_http_query(&req, "setAsActive", awsapi_bool_text(set_as_active), e);
 	if (err != PL_OK)
 		return err;
-	err = awsapi_execute(c, &req, &answer, call, e);
+	err = awsapi_execute(c, &req, &response, call, e);
 	if (err == PL_OK && out != NULL) {
-		err = fill_certificate(answer, out, op, e);
+		err = fill_certificate(response, out, op, e);
 		if (err == PL_OK)
-			err = fill_key_pair(answer, out, e);
+			err = fill_key_pair(response, out, e);
 		if (err != PL_OK)
 			awsapi_certificate_clear(out);
 	}
-	if (answer != NULL) {
-		/* The private key also sits in the parsed answer; jansson frees it unzeroed.
-		 * NOTE: libcurl's receive buffer and jansson's copy are not wiped either. */
-		json_decref(answer);
-	}
+	awsapi_client_wipe_response(c);
+	/* NOTE: jansson frees its copy of the private key without zeroing it, and
+	 * libcurl's receive buffers are not wiped either. */
+	json_decref(response);
 	return err;
 }
 
@@ -109,7 +108,7 @@ pl_err awsapi_describe_certificate(awsapi_client *c, const char *certificate_id,
 	const awsapi_op op = AWSAPI_DESCRIBE_CERTIFICATE;
 	char seg[AWSAPI_SEGMENT_MAX];
 	awsapi_http req;
-	json_t *answer = NULL, *desc;
+	json_t *response = NULL, *desc;
 	pl_err err = awsapi_encode_segment(op, "certificate id", certificate_id, seg, sizeof(seg), e);
 
 	if (err == PL_OK)
@@ -117,8 +116,8 @@ pl_err awsapi_describe_certificate(awsapi_client *c, const char *certificate_id,
 	if (err != PL_OK)
 		return err;
 	req.subject = certificate_id;
-	err = awsapi_execute(c, &req, &answer, call, e);
-	desc = json_object_get(answer, "certificateDescription");
+	err = awsapi_execute(c, &req, &response, call, e);
+	desc = json_object_get(response, "certificateDescription");
 	if (err == PL_OK && out != NULL) {
 		err = fill_certificate(desc, out, op, e);
 		if (err == PL_OK)
@@ -126,7 +125,7 @@ pl_err awsapi_describe_certificate(awsapi_client *c, const char *certificate_id,
 		if (err != PL_OK)
 			awsapi_certificate_clear(out);
 	}
-	json_decref(answer);
+	json_decref(response);
 	return err;
 }
 
@@ -173,7 +172,7 @@ pl_err awsapi_describe_endpoint(awsapi_client *c, const char *endpoint_type, cha
 {
 	const awsapi_op op = AWSAPI_DESCRIBE_ENDPOINT;
 	awsapi_http req;
-	json_t *answer = NULL;
+	json_t *response = NULL;
 	pl_err err = awsapi_http_init(&req, op, "GET", e, "/endpoint");
 
 	if (err == PL_OK)
@@ -181,10 +180,10 @@ pl_err awsapi_describe_endpoint(awsapi_client *c, const char *endpoint_type, cha
 					endpoint_type ? endpoint_type : "iot:Data-ATS", e);
 	if (err != PL_OK)
 		return err;
-	err = awsapi_execute(c, &req, &answer, call, e);
+	err = awsapi_execute(c, &req, &response, call, e);
 	if (err == PL_OK)
-		err = awsapi_json_copy(answer, "endpointAddress", address, address_len, op, e);
-	json_decref(answer);
+		err = awsapi_json_copy(response, "endpointAddress", address, address_len, op, e);
+	json_decref(response);
 	return err;
 }
 

@@ -36,6 +36,9 @@ typedef struct awsapi_http {
 pl_err awsapi_execute(awsapi_client *c, const awsapi_http *req, json_t **out_json,
 		      awsapi_call *call, pl_errmsg *e);
 
+/* Zeroes the client's copy of the last response body (it may contain a private key). */
+void awsapi_client_wipe_response(awsapi_client *c);
+
 /* Starts req: method and path with a printf-style format. */
 pl_err awsapi_http_init(awsapi_http *req, awsapi_op op, const char *method, pl_errmsg *e,
 			const char *path_fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -77,7 +80,7 @@ typedef struct awsapi_sigv4_input {
 pl_err awsapi_sigv4_authorization(const awsapi_sigv4_input *in, char *out, size_t out_len);
 
 /* Runs a request with the JSON object body (consumed; NULL reports out of memory). */
-pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, json_t **answer,
+pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, json_t **response,
 			   awsapi_call *call, pl_errmsg *e);
 
 /* Encodes name into buf as one path segment; what names it in errors ("policy name"). */

@@ -1,6 +1,6 @@
 /*
  * The AWS IoT operations: paths, query strings and bodies as in AWS's REST
- * API (the botocore "iot" and "iot-data" models), answers parsed with jansson.
+ * API (the botocore "iot" and "iot-data" models), responses parsed with jansson.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +29,9 @@ pl_err awsapi_encode_segment(awsapi_op op, const char *what, const char *name, c
 
 /*
  * Runs a request whose body is the JSON object body (consumed; NULL means
- * json_pack failed for lack of memory). The answer goes to *answer.
+ * json_pack failed for lack of memory). The response goes to *response.
  */
-pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, json_t **answer,
+pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, json_t **response,
 			   awsapi_call *call, pl_errmsg *e)
 {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -42,7 +42,7 @@ pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, jso
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "%s: out of memory", awsapi_op_name(req->op));
 	req->body = text;
 	req->body_len = strlen(text);
-	err = awsapi_execute(c, req, answer, call, e);
+	err = awsapi_execute(c, req, response, call, e);
 	req->body = NULL;
 	free(text);
 	return err;
@@ -58,20 +58,20 @@ void awsapi_policy_clear(awsapi_policy *p)
 	memset(p, 0, sizeof(*p));
 }
 
-static pl_err fill_policy(json_t *answer, const char *version_key, awsapi_policy *out,
+static pl_err fill_policy(json_t *response, const char *version_key, awsapi_policy *out,
 			  awsapi_op op, pl_errmsg *e)
 {
 	pl_err err;
 
 	memset(out, 0, sizeof(*out));
-	err = awsapi_json_copy(answer, "policyName", out->name, sizeof(out->name), op, e);
+	err = awsapi_json_copy(response, "policyName", out->name, sizeof(out->name), op, e);
 	if (err == PL_OK)
-		err = awsapi_json_copy(answer, "policyArn", out->arn, sizeof(out->arn), op, e);
+		err = awsapi_json_copy(response, "policyArn", out->arn, sizeof(out->arn), op, e);
 	if (err == PL_OK)
-		err = awsapi_json_copy(answer, version_key, out->version_id,
+		err = awsapi_json_copy(response, version_key, out->version_id,
 				       sizeof(out->version_id), op, e);
 	if (err == PL_OK)
-		out->document = awsapi_json_strdup(answer, "policyDocument");
+		out->document = awsapi_json_strdup(response, "policyDocument");
 	return err;
 }
 
@@ -81,7 +81,7 @@ pl_err awsapi_create_policy(awsapi_client *c, const char *name, const char *docu
 	const awsapi_op op = AWSAPI_CREATE_POLICY;
 	char seg[AWSAPI_SEGMENT_MAX];
 	awsapi_http req;
-	json_t *answer = NULL;
+	json_t *response = NULL;
 	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
 
 	if (err == PL_OK)
@@ -90,10 +90,10 @@ pl_err awsapi_create_policy(awsapi_client *c, const char *name, const char *docu
 		return err;
 	req.subject = name;
 	err = awsapi_execute_json(c, &req, json_pack("{s:s}", "policyDocument", document ? document : ""),
-			   &answer, call, e);
+			   &response, call, e);
 	if (err == PL_OK && out != NULL)
-		err = fill_policy(answer, "policyVersionId", out, op, e);
-	json_decref(answer);
+		err = fill_policy(response, "policyVersionId", out, op, e);
+	json_decref(response);
 	return err;
 }
 
@@ -103,7 +103,7 @@ pl_err awsapi_get_policy(awsapi_client *c, const char *name, awsapi_policy *out,
 	const awsapi_op op = AWSAPI_GET_POLICY;
 	char seg[AWSAPI_SEGMENT_MAX];
 	awsapi_http req;
-	json_t *answer = NULL;
+	json_t *response = NULL;
 	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
 
 	if (err == PL_OK)
@@ -111,14 +111,14 @@ pl_err awsapi_get_policy(awsapi_client *c, const char *name, awsapi_policy *out,
 	if (err != PL_OK)
 		return err;
 	req.subject = name;
-	err = awsapi_execute(c, &req, &answer, call, e);
+	err = awsapi_execute(c, &req, &response, call, e);
 	if (err == PL_OK && out != NULL)
-		err = fill_policy(answer, "defaultVersionId", out, op, e);
-	json_decref(answer);
+		err = fill_policy(response, "defaultVersionId", out, op, e);
+	json_decref(response);
 	return err;
 }
 
-/* A request with no body and no answer: op, method, path "/prefix/<name>[/suffix]". */
+/* A request with no body and no response: op, method, path "/prefix/<name>[/suffix]". */
 static pl_err simple_call(awsapi_client *c, awsapi_http *req, awsapi_call *call, pl_errmsg *e)
 {
 	return awsapi_execute(c, req, NULL, call, e);
@@ -147,7 +147,7 @@ pl_err awsapi_create_policy_version(awsapi_client *c, const char *name, const ch
 	const awsapi_op op = AWSAPI_CREATE_POLICY_VERSION;
 	char seg[AWSAPI_SEGMENT_MAX];
 	awsapi_http req;
-	json_t *answer = NULL;
+	json_t *response = NULL;
 	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
 
 	if (err == PL_OK)
@@ -158,10 +158,10 @@ pl_err awsapi_create_policy_version(awsapi_client *c, const char *name, const ch
 		return err;
 	req.subject = name;
 	err = awsapi_execute_json(c, &req, json_pack("{s:s}", "policyDocument", document ? document : ""),
-			   &answer, call, e);
+			   &response, call, e);
 	if (err == PL_OK && version_id != NULL)
-		err = awsapi_json_copy(answer, "policyVersionId", version_id, version_id_len, op, e);
-	json_decref(answer);
+		err = awsapi_json_copy(response, "policyVersionId", version_id, version_id_len, op, e);
+	json_decref(response);
 	return err;
 }
 
@@ -196,17 +196,17 @@ pl_err awsapi_delete_policy_version(awsapi_client *c, const char *name, const ch
 	return version_call(c, AWSAPI_DELETE_POLICY_VERSION, "DELETE", name, version_id, call, e);
 }
 
-static pl_err parse_versions(json_t *answer, awsapi_policy_version **out, size_t *count,
+static pl_err parse_versions(json_t *response, awsapi_policy_version **out, size_t *count,
 			     pl_errmsg *e)
 {
 	const awsapi_op op = AWSAPI_LIST_POLICY_VERSIONS;
-	json_t *list = json_object_get(answer, "policyVersions");
+	json_t *list = json_object_get(response, "policyVersions");
 	awsapi_policy_version *v;
 	size_t i;
 	json_t *item;
 
 	if (!json_is_array(list))
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer has no \"policyVersions\" array",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response has no \"policyVersions\" array",
 				     awsapi_op_name(op));
 	v = calloc(json_array_size(list) + 1, sizeof(*v));
 	if (v == NULL)
@@ -234,7 +234,7 @@ pl_err awsapi_list_policy_versions(awsapi_client *c, const char *name,
 	const awsapi_op op = AWSAPI_LIST_POLICY_VERSIONS;
 	char seg[AWSAPI_SEGMENT_MAX];
 	awsapi_http req;
-	json_t *answer = NULL;
+	json_t *response = NULL;
 	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
 
 	*out = NULL;
@@ -244,10 +244,10 @@ pl_err awsapi_list_policy_versions(awsapi_client *c, const char *name,
 	if (err != PL_OK)
 		return err;
 	req.subject = name;
-	err = awsapi_execute(c, &req, &answer, call, e);
+	err = awsapi_execute(c, &req, &response, call, e);
 	if (err == PL_OK)
-		err = parse_versions(answer, out, count, e);
-	json_decref(answer);
+		err = parse_versions(response, out, count, e);
+	json_decref(response);
 	return err;
 }
 
@@ -308,16 +308,16 @@ static pl_err strlist_push(awsapi_strlist *l, const char *s)
 	return PL_OK;
 }
 
-/* Appends the strings (or objects' member_key strings) of answer[array_key] to out. */
-static pl_err collect_page(json_t *answer, const char *array_key, const char *member_key,
+/* Appends the strings (or objects' member_key strings) of response[array_key] to out. */
+static pl_err collect_page(json_t *response, const char *array_key, const char *member_key,
 			   awsapi_strlist *out, awsapi_op op, pl_errmsg *e)
 {
-	json_t *list = json_object_get(answer, array_key);
+	json_t *list = json_object_get(response, array_key);
 	json_t *item;
 	size_t i;
 
 	if (!json_is_array(list))
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer has no \"%s\" array",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response has no \"%s\" array",
 				     awsapi_op_name(op), array_key);
 	json_array_foreach(list, i, item) {
 		json_t *v = member_key ? json_object_get(item, member_key) : item;
@@ -337,12 +337,12 @@ typedef struct list_spec {
 	awsapi_op op;
 	const char *path_prefix; /* "/attached-policies/" */
 	const char *array_key;
-	const char *member_key;  /* NULL: the array holds strings */
+	const char *member_key;  /* NULL: the array contains strings */
 	int recursive_param;     /* sends recursive=false */
 } list_spec;
 
 static pl_err list_page(awsapi_client *c, const list_spec *spec, const char *seg,
-			const char *subject, const char *marker, json_t **answer,
+			const char *subject, const char *marker, json_t **response,
 			awsapi_call *call, pl_errmsg *e)
 {
 	awsapi_http req;
@@ -357,7 +357,7 @@ static pl_err list_page(awsapi_client *c, const list_spec *spec, const char *seg
 	if (err != PL_OK)
 		return err;
 	req.subject = subject;
-	return awsapi_execute(c, &req, answer, call, e);
+	return awsapi_execute(c, &req, response, call, e);
 }
 
 static pl_err list_all(awsapi_client *c, const list_spec *spec, const char *subject,
@@ -369,7 +369,7 @@ static pl_err list_all(awsapi_client *c, const list_spec *spec, const char *subj
 	out->items = NULL;
 	out->count = 0;
 	for (int page = 0; err == PL_OK; page++) {
-		json_t *answer = NULL;
+		json_t *response = NULL;
 		const char *next;
 
 		if (page == PAGES_MAX) {
@@ -377,13 +377,13 @@ static pl_err list_all(awsapi_client *c, const list_spec *spec, const char *subj
 					    awsapi_op_name(spec->op), PAGES_MAX);
 			break;
 		}
-		err = list_page(c, spec, seg, subject, marker, &answer, call, e);
+		err = list_page(c, spec, seg, subject, marker, &response, call, e);
 		if (err == PL_OK)
-			err = collect_page(answer, spec->array_key, spec->member_key, out, spec->op, e);
-		next = json_string_value(json_object_get(answer, "nextMarker"));
+			err = collect_page(response, spec->array_key, spec->member_key, out, spec->op, e);
+		next = json_string_value(json_object_get(response, "nextMarker"));
 		free(marker);
 		marker = next && next[0] ? strdup(next) : NULL;
-		json_decref(answer);
+		json_decref(response);
 		if (marker == NULL)
 			break;
 	}

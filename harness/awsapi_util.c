@@ -1,5 +1,5 @@
 /*
- * AWS IoT REST client helpers: error answers, URI encoding, request
+ * AWS IoT REST client helpers: error responses, URI encoding, request
  * building, JSON members, and a SigV4 signer.
  */
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 #include "harness/awsapi.h"
 #include "harness/awsapi_internal.h"
 
-/* ---- error answers ---- */
+/* ---- error responses ---- */
 
 typedef struct error_map {
 	const char *name;
@@ -210,10 +210,10 @@ pl_err awsapi_json_copy(json_t *obj, const char *key, char *buf, size_t len, aws
 	json_t *v = json_object_get(obj, key);
 
 	if (!json_is_string(v))
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: answer has no string \"%s\"",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response has no string \"%s\"",
 				     awsapi_op_name(op), key);
 	if (json_string_length(v) >= len)
-		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: \"%s\" in the answer is longer than %zu bytes",
+		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: \"%s\" in the response is longer than %zu bytes",
 				     awsapi_op_name(op), key, len - 1);
 	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
 	return PL_OK;

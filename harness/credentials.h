@@ -33,9 +33,9 @@ typedef struct aws_credentials {
 } aws_credentials;
 
 /*
- * Resolves credentials and region as described above. profile may be NULL
- * (AWS_PROFILE, then "default"); a profile given here makes the files win
- * over the environment keys, as "--profile" does in the AWS CLI. The
+ * Resolves credentials and region as described above. profile may be NULL,
+ * which means AWS_PROFILE, then "default". A profile given here makes the
+ * files win over the environment keys, as "--profile" does in the AWS CLI. The
  * region comes from AWS_REGION, then AWS_DEFAULT_REGION, then the profile's
  * "region" setting. Returns PL_ERR_NOT_FOUND when no keys exist,
  * PL_ERR_PARSE for a malformed file (message "file:line: ..."), PL_ERR_RANGE

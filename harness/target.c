@@ -1,6 +1,7 @@
 #include "harness/target.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int given(const char *s)
@@ -45,6 +46,12 @@ static pl_err aws_credentials_of(target_info *t, const target_aws_settings *s, p
 static pl_err aws_region_of(target_info *t, const target_aws_settings *s, pl_errmsg *e)
 {
 	const char *region = given(s->region) ? s->region : t->credentials.region;
+
+	/* Keys from the settings skip credentials_resolve, which reads these otherwise. */
+	if (!given(region))
+		region = getenv("AWS_REGION");
+	if (!given(region))
+		region = getenv("AWS_DEFAULT_REGION");
 
 	if (!given(region))
 		return pl_errmsg_set(e, PL_ERR_INVALID,
@@ -105,7 +112,7 @@ pl_err target_from_aws(target_info *t, const target_aws_settings *s, pl_errmsg *
 }
 
 pl_err target_from_simulator(target_info *t, const char *state_dir, int api_port,
-			     int mqtt_port, const char *ca_file, pl_errmsg *e)
+			     const char *region, int mqtt_port, const char *ca_file, pl_errmsg *e)
 {
 	char path[TARGET_PATH_MAX];
 	pl_err err;
@@ -115,7 +122,10 @@ pl_err target_from_simulator(target_info *t, const char *state_dir, int api_port
 		return pl_errmsg_set(e, PL_ERR_INVALID, "target: simulator API port %d is invalid",
 				     api_port);
 	t->simulator = 1;
-	snprintf(t->region, sizeof(t->region), "us-east-1");
+	err = copy_field(t->region, sizeof(t->region), given(region) ? region : "us-east-1",
+			 "region", e);
+	if (err != PL_OK)
+		return err;
 	snprintf(t->control_endpoint, sizeof(t->control_endpoint), "http://127.0.0.1:%d",
 		 api_port);
 	snprintf(t->data_endpoint, sizeof(t->data_endpoint), "%s", t->control_endpoint);
@@ -145,6 +155,8 @@ void target_api_config(const target_info *t, awsapi_config *cfg)
 	/* The simulator's API is plain HTTP; AWS's uses the system's CA bundle, which
 	 * contains Amazon's roots, unless a bundle is named. */
 	cfg->ca_file = !t->simulator && t->ca_file[0] ? t->ca_file : NULL;
+	if (t->simulator)
+		cfg->control_signing_name = "iot"; /* a name every simulator version verifies */
 }
 
 pl_err target_discover(target_info *t, awsapi_client *client, pl_errmsg *e)

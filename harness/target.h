@@ -10,11 +10,11 @@
  * port 8883, or 443 with ALPN "x-amzn-mqtt-ca"; SNI is the endpoint's host
  * name (AWS refuses TLS connections without it).
  *
- * Simulator: control and data plane http://127.0.0.1:<api port>, region
- * us-east-1, credentials from the [policylag-sim] profile of the
+ * Simulator: control and data plane http://127.0.0.1:<api port>, the
+ * simulator's region, credentials from the [policylag-sim] profile of the
  * "credentials" file in the simulator's state directory.
  *
- * A target_info holds secrets: clear it with target_clear, and show it only
+ * A target_info contains secrets: clear it with target_clear, and show it only
  * through target_describe, which masks them.
  */
 #ifndef PL_TARGET_H
@@ -70,11 +70,12 @@ pl_err target_from_aws(target_info *t, const target_aws_settings *s, pl_errmsg *
 
 /*
  * Resolves the simulator target from its state directory (credentials file
- * "credentials", profile policylag-sim), its API port, and its MQTT port
- * and CA file (mqtt_port 0 and ca_file NULL when not known yet).
+ * "credentials", profile policylag-sim), its API port, its region (the
+ * simulator's api_region; NULL means us-east-1), and its MQTT port and CA
+ * file (mqtt_port 0 and ca_file NULL when not known yet).
  */
 pl_err target_from_simulator(target_info *t, const char *state_dir, int api_port,
-			     int mqtt_port, const char *ca_file, pl_errmsg *e);
+			     const char *region, int mqtt_port, const char *ca_file, pl_errmsg *e);
 
 /*
  * Fills the target's fields of cfg (endpoints, region, credentials, CA);

@@ -2,12 +2,11 @@
  * Tests of the AWS IoT API client against the simulator's real control-plane
  * API (simulator/api.h, started in this process on a loopback port with its
  * own state store and CA), plus error parsing and SigV4 signing on their own.
- * A small libmicrohttpd server covers answers the simulator never gives
+ * A small libmicrohttpd server covers responses the simulator never gives
  * (HTTP 5xx).
  */
 #include <check.h>
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -20,9 +19,8 @@
 #include "harness/awsapi.h"
 #include "harness/awsapi_internal.h"
 #include "harness/credentials.h"
-#include "simulator/api.h"
 #include "simulator/certs.h"
-#include "simulator/state.h"
+#include "tests/support/sim_api_fixture.h"
 
 static const char *const allow_all =
 	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
@@ -31,63 +29,13 @@ static const char *const allow_connect =
 	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
 	"\"Action\":\"iot:Connect\",\"Resource\":\"*\"}]}";
 
-/* ---- fixture: the simulator API in this process ---- */
+/* ---- fixture: the simulator API in this process, and a client for it ---- */
 
 typedef struct sim_fixture {
-	char dir[64];
-	sim_state *state;
-	sim_api *api;
-	aws_credentials creds;
-	char endpoint[64];
+	sim_api_fixture sim;
 	awsapi_ctx *ctx;
 	awsapi_client *client;
 } sim_fixture;
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void remove_tree(const char *dir)
-{
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void path_in(const sim_fixture *f, const char *leaf, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/%s", f->dir, leaf);
-}
-
-static void start_api(sim_fixture *f, const char *const *options)
-{
-	char creds[128], state[128], ca[128], ca_key[128];
-	sim_state_config scfg = { NULL, "us-east-1", "123456789012" };
-	sim_api_config *cfg = NULL;
-	pl_errmsg e = { "" };
-
-	path_in(f, "credentials", creds, sizeof(creds));
-	path_in(f, "state.json", state, sizeof(state));
-	path_in(f, "ca.pem", ca, sizeof(ca));
-	path_in(f, "ca.key", ca_key, sizeof(ca_key));
-	ck_assert_int_eq(sim_certs_create_ca(ca, ca_key, "policylag test CA", 30, &e), PL_OK);
-	scfg.path = state;
-	ck_assert_msg(sim_state_create(&f->state, &scfg, &e) == PL_OK, "%s", e.msg);
-	ck_assert_int_eq(sim_api_config_create(&cfg), PL_OK);
-	ck_assert_int_eq(sim_api_config_option(cfg, "api_credentials_file", creds, &e), PL_OK);
-	ck_assert_int_eq(sim_api_config_option(cfg, "api_ca_cert", ca, &e), PL_OK);
-	ck_assert_int_eq(sim_api_config_option(cfg, "api_ca_key", ca_key, &e), PL_OK);
-	for (size_t i = 0; options != NULL && options[i] != NULL; i += 2)
-		ck_assert_msg(sim_api_config_option(cfg, options[i], options[i + 1], &e) == PL_OK,
-			      "%s", e.msg);
-	ck_assert_msg(sim_api_start(&f->api, cfg, f->state, &e) == PL_OK, "%s", e.msg);
-	sim_api_config_free(cfg);
-	snprintf(f->endpoint, sizeof(f->endpoint), "http://127.0.0.1:%u", sim_api_listen_port(f->api));
-	ck_assert_msg(credentials_read_file(&f->creds, creds, "policylag-sim", 0, &e) == PL_OK,
-		      "%s", e.msg);
-}
 
 static void open_client(sim_fixture *f, const awsapi_config *base)
 {
@@ -98,10 +46,13 @@ static void open_client(sim_fixture *f, const awsapi_config *base)
 		cfg = *base;
 	else
 		awsapi_config_init(&cfg);
-	cfg.control_endpoint = f->endpoint;
-	cfg.data_endpoint = f->endpoint;
+	cfg.control_endpoint = f->sim.endpoint;
+	cfg.data_endpoint = f->sim.endpoint;
+	/* NOTE: "iot" is the control-plane signing name every simulator version accepts;
+	 * the default, botocore's "execute-api", needs the API that accepts it too. */
+	cfg.control_signing_name = "iot";
 	cfg.region = "us-east-1";
-	cfg.credentials = &f->creds;
+	cfg.credentials = &f->sim.creds;
 	ck_assert_msg(awsapi_ctx_create(&f->ctx, &cfg, &e) == PL_OK, "%s", e.msg);
 	ck_assert_int_eq(awsapi_client_create(&f->client, f->ctx, &e), PL_OK);
 }
@@ -110,9 +61,7 @@ static void open_client(sim_fixture *f, const awsapi_config *base)
 static void fixture_start(sim_fixture *f, const char *const *options, const awsapi_config *cfg)
 {
 	memset(f, 0, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/policylag-awsapi.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(f->dir));
-	start_api(f, options);
+	sim_api_fixture_start(&f->sim, options);
 	open_client(f, cfg);
 }
 
@@ -120,10 +69,7 @@ static void fixture_stop(sim_fixture *f)
 {
 	awsapi_client_free(f->client);
 	awsapi_ctx_free(f->ctx);
-	sim_api_stop(f->api);
-	sim_state_free(f->state);
-	credentials_clear(&f->creds);
-	remove_tree(f->dir);
+	sim_api_fixture_stop(&f->sim);
 }
 
 /* Creates a certificate from a fresh EC key's CSR and returns it in *cert. */
@@ -387,11 +333,40 @@ START_TEST(test_awsapi_bad_signature)
 	fixture_start(&f, NULL, NULL);
 	awsapi_client_free(f.client);
 	awsapi_ctx_free(f.ctx);
-	snprintf(f.creds.secret_access_key, sizeof(f.creds.secret_access_key), "wrong-secret");
+	snprintf(f.sim.creds.secret_access_key, sizeof(f.sim.creds.secret_access_key),
+		 "wrong-secret");
 	open_client(&f, NULL);
 	ck_assert_int_eq(awsapi_get_policy(f.client, "p1", NULL, &call, &e), PL_ERR_DENIED);
 	ck_assert_int_eq(call.http_status, 403);
 	ck_assert_ptr_null(strstr(e.msg, "wrong-secret"));
+	fixture_stop(&f);
+}
+END_TEST
+
+/* A session token travels in X-Amz-Security-Token, which both signers include in the signature. */
+START_TEST(test_awsapi_session_token)
+{
+	sim_fixture f;
+	awsapi_certificate cert;
+	awsapi_strlist list;
+	awsapi_call call;
+	pl_errmsg e = { "" };
+
+	fixture_start(&f, NULL, NULL);
+	awsapi_client_free(f.client);
+	awsapi_ctx_free(f.ctx);
+	snprintf(f.sim.creds.session_token, sizeof(f.sim.creds.session_token), "session-token");
+	open_client(&f, NULL);
+	ck_assert_int_eq(awsapi_get_policy(f.client, "p1", NULL, &call, &e), PL_ERR_NOT_FOUND);
+	ck_assert_int_eq(call.http_status, 404);
+	create_certificate(&f, 1, &cert);
+	ck_assert_int_eq(awsapi_create_policy(f.client, "p1", allow_all, NULL, NULL, &e), PL_OK);
+	ck_assert_int_eq(awsapi_attach_policy(f.client, "p1", cert.arn, NULL, &e), PL_OK);
+	ck_assert_msg(awsapi_list_attached_policies(f.client, cert.arn, &list, &call, &e) == PL_OK,
+		      "%s", e.msg);
+	ck_assert_uint_eq(list.count, 1);
+	awsapi_strlist_clear(&list);
+	awsapi_certificate_clear(&cert);
 	fixture_stop(&f);
 }
 END_TEST
@@ -647,11 +622,11 @@ START_TEST(test_awsapi_ctx_cancel)
 }
 END_TEST
 
-/* ---- answers the simulator never gives: a scripted libmicrohttpd server ---- */
+/* ---- responses the simulator never gives: a scripted libmicrohttpd server ---- */
 
 typedef struct script_server {
 	struct MHD_Daemon *daemon;
-	int failures_left; /* answer 503 this many times, then 200 */
+	int failures_left; /* response 503 this many times, then 200 */
 	int requests;
 } script_server;
 
@@ -838,6 +813,16 @@ START_TEST(test_awsapi_uri_encode)
 }
 END_TEST
 
+START_TEST(test_awsapi_config_signing_names)
+{
+	awsapi_config cfg;
+
+	awsapi_config_init(&cfg);
+	ck_assert_str_eq(cfg.control_signing_name, "execute-api");
+	ck_assert_str_eq(cfg.data_signing_name, "iotdata");
+}
+END_TEST
+
 START_TEST(test_awsapi_config_rejects_missing)
 {
 	awsapi_config cfg;
@@ -876,6 +861,7 @@ static Suite *awsapi_suite(void)
 	tcase_add_test(sim, test_awsapi_describe_endpoint);
 	tcase_add_test(sim, test_awsapi_publish);
 	tcase_add_test(sim, test_awsapi_bad_signature);
+	tcase_add_test(sim, test_awsapi_session_token);
 	tcase_add_test(sim, test_awsapi_throttle_retried);
 	tcase_add_test(sim, test_awsapi_throttle_exhausted);
 	tcase_add_test(sim, test_awsapi_throttle_429);
@@ -892,6 +878,7 @@ static Suite *awsapi_suite(void)
 	tcase_add_test(unit, test_awsapi_sigv4_vector);
 	tcase_add_test(unit, test_awsapi_sigv4_encoded_path);
 	tcase_add_test(unit, test_awsapi_uri_encode);
+	tcase_add_test(unit, test_awsapi_config_signing_names);
 	tcase_add_test(unit, test_awsapi_config_rejects_missing);
 	suite_add_tcase(s, sim);
 	suite_add_tcase(s, unit);

@@ -291,6 +291,20 @@ START_TEST(test_target_aws_region_from_env)
 }
 END_TEST
 
+START_TEST(test_target_aws_keys_env_region)
+{
+	target_aws_settings s = { .access_key_id = "AKIA0000000000000000",
+				  .secret_access_key = "x" };
+	target_info t;
+	pl_errmsg e = { "" };
+
+	setenv("AWS_DEFAULT_REGION", "af-south-1", 1);
+	ck_assert_msg(target_from_aws(&t, &s, &e) == PL_OK, "%s", e.msg);
+	ck_assert_str_eq(t.region, "af-south-1");
+	ck_assert_str_eq(t.credentials.access_key_id, "AKIA0000000000000000");
+}
+END_TEST
+
 START_TEST(test_target_simulator)
 {
 	target_info t;
@@ -299,7 +313,7 @@ START_TEST(test_target_simulator)
 
 	write_text("credentials", "[policylag-sim]\naws_access_key_id = AKIASIM000000000000\n"
 				  "aws_secret_access_key = sim-secret\n");
-	ck_assert_msg(target_from_simulator(&t, dir, 8080, 8883, "/x/ca.pem", &e) == PL_OK, "%s",
+	ck_assert_msg(target_from_simulator(&t, dir, 8080, "eu-west-3", 8883, "/x/ca.pem", &e) == PL_OK, "%s",
 		      e.msg);
 	ck_assert_str_eq(t.control_endpoint, "http://127.0.0.1:8080");
 	ck_assert_str_eq(t.credentials.secret_access_key, "sim-secret");
@@ -307,7 +321,7 @@ START_TEST(test_target_simulator)
 	target_api_config(&t, &cfg);
 	ck_assert_str_eq(cfg.data_endpoint, "http://127.0.0.1:8080");
 	ck_assert_ptr_null(cfg.ca_file);
-	ck_assert_str_eq(cfg.region, "us-east-1");
+	ck_assert_str_eq(cfg.region, "eu-west-3");
 }
 END_TEST
 
@@ -316,7 +330,7 @@ START_TEST(test_target_simulator_no_credentials)
 	target_info t;
 	pl_errmsg e = { "" };
 
-	ck_assert_int_eq(target_from_simulator(&t, dir, 8080, 0, NULL, &e), PL_ERR_NOT_FOUND);
+	ck_assert_int_eq(target_from_simulator(&t, dir, 8080, NULL, 0, NULL, &e), PL_ERR_NOT_FOUND);
 	ck_assert_ptr_nonnull(strstr(e.msg, "simulator credentials"));
 }
 END_TEST
@@ -342,6 +356,7 @@ static Suite *target_suite(void)
 	tcase_add_test(tc, test_target_aws_port_443);
 	tcase_add_test(tc, test_target_aws_bad_port);
 	tcase_add_test(tc, test_target_aws_region_from_env);
+	tcase_add_test(tc, test_target_aws_keys_env_region);
 	tcase_add_test(tc, test_target_simulator);
 	tcase_add_test(tc, test_target_simulator_no_credentials);
 	suite_add_tcase(s, tc);
