@@ -31,9 +31,10 @@ void detect_on_sent(detect *d, uint64_t seq, int64_t t_send)
 {
 	if (d->state != DETECT_PENDING || !d->revoke || t_send < d->t_swap_start)
 		return;
-	/* The ring holds the candidate and the probes after it, all undelivered.
-	 * It fills only when confirm_ns spans more than DETECT_WINDOW probes; the
-	 * probes beyond it are not needed until the candidate moves. */
+	/* The ring contains the candidate and the probes after it, all undelivered.
+	 * NOTE: it fills only when confirm_ns spans more than DETECT_WINDOW
+	 * probes; the probes it then drops can no longer become the candidate,
+	 * so a later probe may be reported as the first lost one. */
 	if (d->count == DETECT_WINDOW)
 		return;
 	*ring_at(d, d->count) = (detect_probe){ seq, t_send, 0 };

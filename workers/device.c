@@ -3,8 +3,8 @@
  *
  * keep-connection: connect once, subscribe, probe at the interval until the
  * effect is seen, stay connected. A lost connection is re-established after
- * a backoff (1 s doubling to 30 s, reset only once a connection has lasted
- * 30 s), so takeovers and denials cannot become a reconnect storm, and the
+ * a backoff of 1 s doubling to 30 s, reset only once a connection has lasted
+ * 30 s. So takeovers and denials cannot become a reconnect storm, and the
  * same client id never sends two CONNECTs within a second.
  *
  * reconnect-per-attempt: attempts start interval apart (start to start);
@@ -30,6 +30,10 @@
 #define BACKOFF_MAX_NS (30 * PL_NS_PER_S)
 #define STABLE_NS (30 * PL_NS_PER_S)
 #define SAME_ID_SPACING_NS PL_NS_PER_S
+/* Paho answers a DISCONNECT within its 1 s timeout, and fails a connect at
+ * connectTimeout; these bounds only catch a callback that never comes. */
+#define DISCONNECT_STUCK_NS (5 * PL_NS_PER_S)
+#define CONNECT_STUCK_EXTRA_NS (15 * PL_NS_PER_S)
 
 static int is_keep(const wk_device *d)
 {
@@ -215,7 +219,6 @@ static void start_connect(worker *w, wk_device *d, int64_t now)
 	}
 	c->state = CONN_CONNECTING;
 	w->connecting++;
-	w->hb.connects++;
 	d->t_next_connect = c->t_connect_call + SAME_ID_SPACING_NS;
 	if (!is_keep(d)) {
 		int64_t next = c->t_connect_call + d->group->attempt_interval_ns;
@@ -225,6 +228,7 @@ static void start_connect(worker *w, wk_device *d, int64_t now)
 		d->t_next_connect = next;
 		d->t_attempt_end = c->t_connect_call + d->group->attempt_window_ns;
 	}
+	waker_connect_started(w, now);
 	waker_kick(w, now);
 }
 
@@ -260,6 +264,30 @@ static void start_disconnect(worker *w, wk_device *d)
 		return;
 	}
 	c->state = CONN_DISCONNECTING;
+	c->t_disconnect_call = pl_mono_ns();
+}
+
+/*
+ * Ends a connection whose final callback never came. A handle that is still
+ * disconnecting can be destroyed; one with a pending connect cannot (paho
+ * has crashed destroying pending connects), so it is left allocated.
+ */
+static void conn_watchdog(worker *w, wk_device *d, int64_t now)
+{
+	wk_conn *c = &d->conn;
+	int64_t connect_limit = (int64_t)w->hello.connect_timeout_s * PL_NS_PER_S +
+				CONNECT_STUCK_EXTRA_NS;
+
+	if (c->state == CONN_DISCONNECTING && now - c->t_disconnect_call > DISCONNECT_STUCK_NS) {
+		conn_close(w, d);
+	} else if (c->state == CONN_CONNECTING && now - c->t_connect_call > connect_limit) {
+		/* NOTE: the abandoned handle stays allocated until the process ends. */
+		d->total.errors++;
+		wk_send_event(w, d, WP_EV_ERROR, -1, "connect never completed; handle abandoned");
+		c->h = NULL;
+		c->gen++;
+		conn_close(w, d);
+	}
 }
 
 static void send_probe(worker *w, wk_device *d, int64_t now)
@@ -308,6 +336,11 @@ static int64_t next_wake(const worker *w, const wk_device *d)
 		AT(d->t_next_probe);
 	if (!is_keep(d) && (c->state == CONN_READY || c->state == CONN_SUBSCRIBING))
 		AT(d->t_attempt_end);
+	if (c->state == CONN_DISCONNECTING)
+		AT(c->t_disconnect_call + DISCONNECT_STUCK_NS + 1);
+	if (c->state == CONN_CONNECTING)
+		AT(c->t_connect_call + (int64_t)w->hello.connect_timeout_s * PL_NS_PER_S +
+		   CONNECT_STUCK_EXTRA_NS + 1);
 #undef AT
 	return t;
 }
@@ -330,6 +363,7 @@ void dev_on_timer(worker *w, wk_device *d, int64_t now)
 	wk_conn *c = &d->conn;
 
 	poll_detection(w, d, now);
+	conn_watchdog(w, d, now);
 	if (c->state == CONN_IDLE && d->active && !w->draining &&
 	    (is_keep(d) || wants_attempts(w, d)) && now >= d->t_next_connect) {
 		if (reserve_slot(w, d, now) <= now)
@@ -352,6 +386,7 @@ static void on_connected(worker *w, wk_device *d, const mq_event *ev)
 	c->t_connected = ev->t_ns;
 	c->timing.connect_ns = ev->t_ns - c->t_connect_call;
 	d->total.connects++;
+	w->hb.connects++;
 	w->hb.connected++;
 	wk_send_event(w, d, WP_EV_CONNECTED, ev->code, "");
 	c->state = CONN_READY; /* until subscribe is called */
@@ -498,8 +533,8 @@ void dev_swap_done(worker *w, wk_device *d, uint32_t swap_index, int64_t t)
 void dev_prober_sent(worker *w, wk_device *d, uint64_t seq, int64_t t_send)
 {
 	(void)w;
-	/* Only probes that the device could receive count: it must hold a
-	 * subscription answer on a live connection. */
+	/* Only probes that the device could receive count, so it must have a
+	 * SUBACK (granted or refused) on a live connection. */
 	if (d->conn.state != CONN_READY || !d->swap_active || d->swap_done)
 		return;
 	detect_on_sent(&d->det, seq, t_send);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct mq_queue {
 	size_t len;
 	uint64_t dropped;
 	int efd;
+	atomic_int notify;
 };
 
 static mq_queue *g_queue;
@@ -40,6 +42,7 @@ pl_err mq_queue_create(mq_queue **out, size_t capacity, pl_errmsg *e)
 	if (q->efd < 0)
 		goto free_ring;
 	pthread_mutex_init(&q->lock, NULL);
+	atomic_init(&q->notify, 1);
 	q->cap = capacity;
 	*out = q;
 	return PL_OK;
@@ -79,12 +82,12 @@ static void queue_push(const mq_event *ev)
 		return;
 	}
 	q->ring[(q->head + q->len) % q->cap] = *ev;
-	wake = q->len == 0;
+	wake = q->len == 0 && atomic_load_explicit(&q->notify, memory_order_relaxed);
 	q->len++;
 	pthread_mutex_unlock(&q->lock);
 	/* Only the first event of a batch needs a wake-up; the driver drains all. */
 	if (wake && write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		abort(); /* an eventfd write fails only on a programming error */
+		abort(); /* only a bad descriptor fails; EAGAIN still leaves it readable */
 }
 
 size_t mq_queue_drain(mq_queue *q, mq_event *out, size_t max)
@@ -109,6 +112,16 @@ size_t mq_queue_drain(mq_queue *q, mq_event *out, size_t max)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return n;
+}
+
+void mq_queue_set_notify(mq_queue *q, int on)
+{
+	uint64_t one = 1;
+
+	atomic_store_explicit(&q->notify, on != 0, memory_order_relaxed);
+	/* Events queued while notification was off would otherwise wait for the tick. */
+	if (on && write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();
 }
 
 uint64_t mq_queue_dropped(mq_queue *q)
@@ -326,14 +339,19 @@ int mq_connect(MQTTAsync h, const mq_params *p, uint32_t owner, uint32_t gen)
 		opts->onFailure = on_connect_fail;
 	}
 	if (p->ca_path != NULL) {
-		/* Always a trust store: without one paho loads the system CA bundle
+		/* NOTE: paho builds a new SSL_CTX from these files on every connect
+		 * and keeps it for the connection. That dominates the worker's CPU
+		 * per connect and memory per device, and paho's API offers no way to
+		 * share one. Always a trust store: without one paho loads the system CA bundle
 		 * on every connect. */
 		ssl.trustStore = p->ca_path;
 		ssl.keyStore = p->cert_path;
 		ssl.privateKey = p->key_path;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
-		ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+		/* Paho 1.3.12 built against OpenSSL >= 1.1 ignores sslVersion and
+		 * negotiates the highest version both sides support (TLS 1.3 here). */
+		ssl.sslVersion = MQTT_SSL_VERSION_DEFAULT;
 		ssl.disableDefaultTrustStore = 1;
 		if (p->alpn) {
 			ssl.protos = alpn_aws;

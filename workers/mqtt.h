@@ -61,6 +61,13 @@ int mq_queue_fd(const mq_queue *q);
 /* Moves up to max events into out and clears the eventfd; returns the count. */
 size_t mq_queue_drain(mq_queue *q, mq_event *out, size_t max);
 
+/*
+ * Sets whether callbacks signal the eventfd (on) or only queue (off, the
+ * driver then drains on its own tick). Saves a write(2) per callback batch
+ * and a driver wake-up per event while nothing is latency-sensitive.
+ */
+void mq_queue_set_notify(mq_queue *q, int on);
+
 /* Events dropped because the queue was full. */
 uint64_t mq_queue_dropped(mq_queue *q);
 

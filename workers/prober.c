@@ -21,21 +21,18 @@
 #define PROBER_RATE_DEFAULT 20
 #define PROBER_BACKOFF_MAX_NS (30 * PL_NS_PER_S)
 
-static const wp_group *prober_group(const worker *w)
+/* Finds the prober-mode devices once, when the devices are known. */
+void prober_init(worker *w)
 {
-	for (uint32_t i = 0; i < w->ndevices; i++)
-		if (w->devices[i].group->probe_mode == WP_PROBE_PROBER)
-			return w->devices[i].group;
-	return NULL;
-}
-
-static uint32_t prober_devices(const worker *w)
-{
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < w->ndevices; i++)
-		n += w->devices[i].group->probe_mode == WP_PROBE_PROBER;
-	return n;
+	w->prober_group = NULL;
+	w->prober_devices = 0;
+	for (uint32_t i = 0; i < w->ndevices; i++) {
+		if (w->devices[i].group->probe_mode != WP_PROBE_PROBER)
+			continue;
+		if (w->prober_group == NULL)
+			w->prober_group = w->devices[i].group;
+		w->prober_devices++;
+	}
 }
 
 /* Time between two prober publishes. */
@@ -44,7 +41,7 @@ static int64_t prober_period(worker *w, const wp_group *g)
 	uint32_t rate = w->hello.prober_rate_max != 0 ? w->hello.prober_rate_max
 						     : PROBER_RATE_DEFAULT;
 	int64_t min_period = PL_NS_PER_S / rate;
-	uint32_t n = w->hello.prober_topic[0] != '\0' ? 1 : prober_devices(w);
+	uint32_t n = w->hello.prober_topic[0] != '\0' ? 1 : w->prober_devices;
 	int64_t period = n > 0 ? g->probe_interval_ns / n : g->probe_interval_ns;
 
 	if (period < min_period) {
@@ -86,6 +83,7 @@ static void prober_connect(worker *w, const wp_group *g, int64_t now)
 	}
 	c->state = CONN_CONNECTING;
 	w->connecting++;
+	waker_connect_started(w, now);
 	waker_kick(w, now);
 }
 
@@ -130,7 +128,7 @@ static void prober_publish(worker *w, const wp_group *g, int64_t now)
 
 void prober_on_timer(worker *w, int64_t now)
 {
-	const wp_group *g = prober_group(w);
+	const wp_group *g = w->prober_group;
 	int64_t period;
 
 	/* No prober identity: the coordinator publishes the probes (probe.via http). */
@@ -216,7 +214,7 @@ void prober_drain(worker *w)
 	wk_conn *c = &w->prober;
 
 	if (c->state == CONN_READY) {
-		const wp_group *g = prober_group(w);
+		const wp_group *g = w->prober_group;
 
 		if (g != NULL &&
 		    mq_disconnect(c->h, g->mqtt_version, WK_OWNER_PROBER, c->gen) == 0)

@@ -204,11 +204,15 @@ typedef enum wp_event_kind {
 				   * authorized, 0x97 quota), -1 when unknown (3.1.1) */
 	WP_EV_THROTTLED = 5,      /* code = reason code that showed a quota */
 	WP_EV_ERROR = 6,          /* code = paho rc; text says what failed */
-	WP_EV_PROBE_LATE = 7,     /* a probe left later than its interval allows */
+	WP_EV_PROBE_LATE = 7,     /* the prober cannot meet the probe interval (device
+				   * UINT32_MAX, code = its publish rate cap); a device's
+				   * own late probes are only counted (HEARTBEAT) */
 	WP_EV_PUBLISH_FAILED = 8, /* code = paho rc or PUBACK reason code */
 } wp_event_kind;
 
-/* EVENT: one device progress event; text may be "". */
+/* EVENT: one device progress event; text may be "". device UINT32_MAX = the
+ * worker itself (prober, invalid GROUP or DEVICE: code = the group id or device
+ * index). */
 typedef struct wp_event {
 	uint32_t device;
 	uint8_t kind; /* wp_event_kind */

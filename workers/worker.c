@@ -31,6 +31,15 @@
 #define MUST_SEND_TIMEOUT_NS (10 * PL_NS_PER_S)
 #define DRAIN_TIMEOUT_NS (15 * PL_NS_PER_S)
 #define HEARTBEAT_NS PL_NS_PER_S
+/*
+ * While no connect is pending the driver runs on a tick: it wakes at most
+ * every TICK_NS (coalescing the probe timers of many devices into one pass)
+ * and at least every IDLE_WAIT_NS, and paho's callbacks only queue. Every
+ * event is timestamped in its callback, so the tick delays only reactions
+ * (for example the first probe after a SUBACK), never a measured time.
+ */
+#define TICK_NS (5 * PL_NS_PER_MS)
+#define IDLE_WAIT_NS (20 * PL_NS_PER_MS)
 #define DEFAULT_FD 3
 #define WK_EXIT_RUNTIME 3 /* runtime failure, as for every policylag command */
 
@@ -295,6 +304,7 @@ static void on_phase(worker *w, const wp_phase_msg *p, int64_t now)
 		}
 		w->started = 1;
 		w->next_connect_slot = now;
+		prober_init(w);
 		for (uint32_t i = 0; i < w->ndevices; i++)
 			dev_start(w, &w->devices[i], now);
 		break;
@@ -379,6 +389,14 @@ static int read_channel(worker *w, int64_t now)
 	return rc == PL_ERR_NOT_FOUND ? -1 : 0;
 }
 
+static void on_sentinel_event(worker *w, const mq_event *ev)
+{
+	if (ev->kind == MQ_CONNECTED)
+		w->waker.connected = 1;
+	else if (ev->kind == MQ_CONNECTION_LOST)
+		PL_WARN(COMPONENT, "the sentinel client lost its connection");
+}
+
 static void dispatch_events(worker *w)
 {
 	mq_event batch[EVENT_BATCH];
@@ -390,8 +408,8 @@ static void dispatch_events(worker *w)
 
 			if (ev->owner == WK_OWNER_PROBER)
 				prober_on_event(w, ev);
-			else if (ev->owner == WK_OWNER_SENTINEL && ev->kind == MQ_CONNECTION_LOST)
-				PL_WARN(COMPONENT, "the sentinel client lost its connection");
+			else if (ev->owner == WK_OWNER_SENTINEL)
+				on_sentinel_event(w, ev);
 			else if (ev->owner < w->ndevices && w->started)
 				dev_on_event(w, &w->devices[ev->owner], ev);
 		}
@@ -410,29 +428,53 @@ static int all_idle(const worker *w)
 	return prober_is_idle(w);
 }
 
-static int64_t next_deadline(const worker *w)
+static int64_t next_deadline(const worker *w, int64_t now)
 {
 	int64_t t = w->next_heartbeat;
 	int64_t x;
 
 	if (w->timers != NULL && (x = timerq_next(w->timers)) < t)
 		t = x;
-	if ((x = waker_next_kick(w)) < t)
+	if ((x = waker_next_kick(w, now)) < t)
 		t = x;
 	if (w->started && (x = prober_next_time(w)) < t)
 		t = x;
 	return t;
 }
 
+/* Fast mode (wake on every event) while connects are pending or draining. */
+static int fast_mode(const worker *w, int64_t now)
+{
+	return w->connecting > 0 || w->draining || now < w->kick_until || !w->started;
+}
+
+static int64_t wait_ns(worker *w, int64_t now)
+{
+	int64_t wait = next_deadline(w, now) - now;
+	int fast = fast_mode(w, now);
+
+	if (fast != w->notify_on) {
+		mq_queue_set_notify(w->events, fast);
+		w->notify_on = fast;
+	}
+	if (!fast) {
+		int64_t min = w->last_wake + TICK_NS - now;
+
+		if (wait > IDLE_WAIT_NS)
+			wait = IDLE_WAIT_NS;
+		if (wait < min)
+			wait = min;
+	}
+	return wait < 0 ? 0 : wait;
+}
+
 static void wait_for_work(worker *w, int64_t now)
 {
 	struct pollfd p[3];
-	int64_t wait = next_deadline(w) - now;
+	int64_t wait = wait_ns(w, now);
 	struct timespec ts;
 	int n = 0;
 
-	if (wait < 0)
-		wait = 0;
 	ts.tv_sec = (time_t)(wait / PL_NS_PER_S);
 	ts.tv_nsec = (long)(wait % PL_NS_PER_S);
 	p[n++] = (struct pollfd){ wp_chan_fd(w->chan),
@@ -453,14 +495,14 @@ static int drive_once(worker *w)
 
 	wait_for_work(w, pl_mono_ns());
 	now = pl_mono_ns();
+	w->last_wake = now;
 	if (read_channel(w, now) < 0)
 		return 1;
 	dispatch_events(w);
 	now = pl_mono_ns();
 	if (w->timers != NULL)
 		run_timers(w, now);
-	if (w->connecting > 0)
-		waker_kick(w, now);
+	waker_kick(w, now);
 	if (now >= w->next_heartbeat) {
 		send_heartbeat(w, 0);
 		w->next_heartbeat = now + HEARTBEAT_NS;
@@ -468,6 +510,30 @@ static int drive_once(worker *w)
 	if (wp_chan_pending(w->chan) > 0 && wp_chan_flush(w->chan, NULL) != PL_OK)
 		return 1;
 	return w->fatal;
+}
+
+/*
+ * Waits (up to 3 s) until the sentinel is connected, so that the waker works
+ * from the first device connect on. The sentinel's own connect still goes
+ * through paho's slow first cycles.
+ */
+static void wait_for_sentinel(worker *w)
+{
+	int64_t deadline = pl_mono_ns() + 3 * PL_NS_PER_S;
+
+	while (!w->waker.connected && pl_mono_ns() < deadline) {
+		struct pollfd p[2] = {
+			{ mq_queue_fd(w->events), POLLIN, 0 },
+			{ w->waker.conn_fd >= 0 ? w->waker.conn_fd : w->waker.listen_fd, POLLIN, 0 },
+		};
+
+		if (poll(p, 2, 10) > 0 && (p[1].revents & POLLIN))
+			waker_on_readable(w);
+		dispatch_events(w);
+	}
+	if (!w->waker.connected)
+		PL_WARN(COMPONENT, "the sentinel client did not connect within 3 s; connect "
+			"latencies may include paho's poll delay");
 }
 
 static void finish(worker *w)
@@ -519,7 +585,9 @@ int worker_run(int fd)
 	mq_set_queue(w->events);
 	if (waker_start(w, &e) != PL_OK)
 		goto fail;
+	wait_for_sentinel(w);
 	w->next_heartbeat = pl_mono_ns() + HEARTBEAT_NS;
+	w->notify_on = 1;
 	for (;;) {
 		if (drive_once(w))
 			break;

@@ -48,6 +48,7 @@ typedef struct wk_conn {
 	int64_t t_connect_call;
 	int64_t t_connected;
 	int64_t t_subscribe_call;
+	int64_t t_disconnect_call;
 	wp_timing timing;     /* the current attempt's timings */
 } wk_conn;
 
@@ -80,6 +81,7 @@ typedef struct wk_waker {
 	int listen_fd;
 	int conn_fd;
 	int connack_sent;
+	int connected; /* the sentinel's CONNACK arrived */
 	MQTTAsync sentinel;
 	int64_t t_last_kick;
 } wk_waker;
@@ -105,6 +107,9 @@ struct worker {
 	int64_t connect_period_ns; /* 0 = no limit */
 	int64_t next_connect_slot;
 	uint32_t connecting;       /* connections between connect call and CONNACK */
+	int64_t kick_until;        /* kick paho every millisecond until then */
+	int64_t last_wake;         /* driver: start of the last loop pass */
+	int notify_on;             /* the event queue signals its eventfd */
 	/* prober */
 	wk_conn prober;
 	int64_t prober_next;       /* next prober publish */
@@ -113,6 +118,8 @@ struct worker {
 	int64_t prober_backoff_ns;
 	int64_t prober_retry_at;
 	uint8_t prober_needed;
+	const wp_group *prober_group; /* the first prober-mode group, NULL = no prober */
+	uint32_t prober_devices;      /* devices in prober-mode groups */
 	/* counters for HEARTBEAT */
 	wp_heartbeat hb;
 	uint32_t records_sent;
@@ -140,6 +147,7 @@ int dev_is_idle(const wk_device *d);
 void dev_free(wk_device *d);
 
 /* prober.c */
+void prober_init(worker *w);
 void prober_on_timer(worker *w, int64_t now);
 void prober_on_event(worker *w, const mq_event *ev);
 int64_t prober_next_time(const worker *w);
@@ -151,8 +159,10 @@ pl_err waker_start(worker *w, pl_errmsg *e);
 void waker_on_readable(worker *w);
 void waker_kick(worker *w, int64_t now);
 void waker_stop(worker *w);
-/* When the next kick is due, INT64_MAX while no connect is pending. */
-int64_t waker_next_kick(const worker *w);
+/* When the next kick is due: soon while a connect is pending, else within 500 ms. */
+int64_t waker_next_kick(const worker *w, int64_t now);
+/* Starts the short window of fast kicks that a new connect needs. */
+void waker_connect_started(worker *w, int64_t now);
 
 /* Builds the connection parameters of a device (or prober) connection. */
 void wk_conn_params(const worker *w, uint32_t dest_slot, const char *client_id,
