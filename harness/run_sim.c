@@ -15,85 +15,12 @@
 #define API_THREADS 8
 #define API_QUEUE 256
 
-void run_sim_propagation(const profile *p, char *buf, size_t len)
-{
-	const profile_propagation *pr = &p->target.simulator.propagation;
-
-	switch (pr->kind) {
-	case PROFILE_PROPAGATION_FIXED:
-		snprintf(buf, len, "ttl:%lldms", (long long)(pr->min_ns / PL_NS_PER_MS));
-		break;
-	case PROFILE_PROPAGATION_UNIFORM:
-		snprintf(buf, len, "uniform:%lldms-%lldms", (long long)(pr->min_ns / PL_NS_PER_MS),
-			 (long long)(pr->max_ns / PL_NS_PER_MS));
-		break;
-	default:
-		snprintf(buf, len, "immediate");
-		break;
-	}
-}
-
-/*
- * A rate option value. The plugin's broker quotas and its API buckets both
- * read "0" as "no limit", which is what a profile's 0/s means.
- */
-static void rate_text(double rate, char *buf, size_t len)
-{
-	snprintf(buf, len, "%g", rate > 0 ? rate : 0.0);
-}
-
-static pl_err add_rate(sim_options *o, const char *key, double rate, char *store, size_t len,
-		       pl_errmsg *e)
-{
-	rate_text(rate, store, len);
-	return sim_options_add(o, key, store, e);
-}
-
 /* Option values must outlive sim_start, so they live in this buffer. */
 typedef struct sim_values {
-	char v[16][48];
+	profile_sim_option options[PROFILE_SIM_OPTIONS_MAX];
 	char propagation[96];
-	char seed[32];
-	char rule[4][512];
+	char rule[3][512];
 } sim_values;
-
-static pl_err add_quotas(sim_options *o, const profile_quotas *q, sim_values *v, pl_errmsg *e)
-{
-	pl_err err = add_rate(o, "connect_rate_per_client", q->connect_per_client_id, v->v[0],
-			      sizeof(v->v[0]), e);
-
-	if (err == PL_OK)
-		err = add_rate(o, "connect_rate_per_account", q->connect_per_account, v->v[1],
-			       sizeof(v->v[1]), e);
-	if (err == PL_OK)
-		err = add_rate(o, "publish_rate_per_connection", q->publish_per_connection,
-			       v->v[2], sizeof(v->v[2]), e);
-	snprintf(v->v[3], sizeof(v->v[3]), "%lld", (long long)q->subscriptions_per_connection);
-	snprintf(v->v[4], sizeof(v->v[4]), "%lld", (long long)q->filters_per_subscribe);
-	if (err == PL_OK)
-		err = sim_options_add(o, "subscriptions_per_connection", v->v[3], e);
-	if (err == PL_OK)
-		err = sim_options_add(o, "subscriptions_per_request", v->v[4], e);
-	if (err == PL_OK)
-		err = add_rate(o, "api_throttle_AttachPolicy", q->attach_detach_policy, v->v[5],
-			       sizeof(v->v[5]), e);
-	if (err == PL_OK)
-		err = add_rate(o, "api_throttle_DetachPolicy", q->attach_detach_policy, v->v[6],
-			       sizeof(v->v[6]), e);
-	if (err == PL_OK)
-		err = add_rate(o, "api_throttle_CreatePolicyVersion", q->policy_write, v->v[7],
-			       sizeof(v->v[7]), e);
-	if (err == PL_OK)
-		err = add_rate(o, "api_throttle_SetDefaultPolicyVersion", q->policy_write,
-			       v->v[8], sizeof(v->v[8]), e);
-	if (err == PL_OK)
-		err = add_rate(o, "api_throttle_CreateCertificateFromCsr",
-			       q->create_certificate_from_csr, v->v[9], sizeof(v->v[9]), e);
-	if (err == PL_OK)
-		err = add_rate(o, "api_throttle_CreateKeysAndCertificate",
-			       q->create_keys_and_certificate, v->v[10], sizeof(v->v[10]), e);
-	return err;
-}
 
 /* Joins policy names with commas, as the rule options take them. */
 static void join_names(const profile_policy *pols, size_t n, char *buf, size_t len)
@@ -157,28 +84,21 @@ pl_err run_sim_start(coordinator *c, const char *state_dir, sim **out, pl_errmsg
 {
 	const profile_simulator *ps = &c->prof->target.simulator;
 	static sim_values values;
+	size_t noptions = profile_simulator_options(c->prof, values.options,
+						    PROFILE_SIM_OPTIONS_MAX);
 	sim_options o;
-	pl_err err;
+	pl_err err = PL_OK;
 
 	sim_options_init(&o);
 	o.state_dir = state_dir;
 	o.mqtt_port = ps->mqtt_port;
 	o.api_port = ps->control_port;
-	run_sim_propagation(c->prof, values.propagation, sizeof(values.propagation));
+	profile_propagation_text(&ps->propagation, values.propagation, sizeof(values.propagation));
 	o.propagation = values.propagation;
 	o.refresh_phase = ps->phase == PROFILE_PHASE_RANDOM ? "random" : "connect";
 	o.connect_fresh_snapshot = ps->fresh_snapshot_on_connect;
-	err = add_quotas(&o, &ps->quotas, &values, e);
-	if (err == PL_OK)
-		err = sim_options_add(&o, "mqtt311_subscribe_denied",
-				      ps->subscribe_denied_mqtt311 == PROFILE_SUBSCRIBE_DENIED_SUBACK
-					      ? "suback_failure"
-					      : "disconnect",
-				      e);
-	if (err == PL_OK && ps->seed != 0) {
-		snprintf(values.seed, sizeof(values.seed), "%llu", (unsigned long long)ps->seed);
-		err = sim_options_add(&o, "seed", values.seed, e);
-	}
+	for (size_t i = 0; i < noptions && err == PL_OK; i++)
+		err = sim_options_add(&o, values.options[i].key, values.options[i].value, e);
 	if (err == PL_OK && c->prof->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC)
 		err = add_rule(&o, c->prof, &values, e);
 	if (err == PL_OK)

@@ -24,7 +24,4 @@ pl_err run_sim_start(coordinator *c, const char *state_dir, struct sim **out, pl
  */
 pl_err run_api_create(coordinator *c, const struct sim *s, pl_errmsg *e);
 
-/* The simulator propagation setting for a profile, e.g. "ttl:2500ms". */
-void run_sim_propagation(const profile *p, char *buf, size_t len);
-
 #endif

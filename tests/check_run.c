@@ -66,7 +66,7 @@ static void run_and_check(const char *name, const char *groups, const char *cert
 {
 	char yaml[4096];
 
-	run_profile_text(yaml, sizeof(yaml), name, devices, "fixed:2s", certificates, groups,
+	run_profile_text(yaml, sizeof(yaml), name, devices, "ttl:2s", certificates, groups,
 			 before, after, swap, PROBE_INTERVAL, "15s");
 	run_case_init(rc, yaml);
 	ck_assert_int_eq(run_case_run(rc, NULL, RUN_TIMEOUT_S), 0);
@@ -150,7 +150,7 @@ START_TEST(test_run_prober_via_http)
 	run_case rc;
 	run_csv *csv;
 
-	run_profile_text(yaml, sizeof(yaml), "prober-http", 10, "fixed:2s", "per-device",
+	run_profile_text(yaml, sizeof(yaml), "prober-http", 10, "ttl:2s", "per-device",
 			 groups_keep, "probe-no-receive.json", "probe-full.json",
 			 "  kind: attach-detach\n  direction: grant\n", PROBE_INTERVAL, "15s");
 	/* The probes come from the data-plane Publish API instead of the devices. */

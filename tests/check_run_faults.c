@@ -33,7 +33,7 @@ START_TEST(test_run_censored_at_timeout)
 	run_csv *csv;
 
 	/* The snapshot refreshes every 60 s, far beyond the 3 s observation. */
-	start_keep_run(&rc, "censored", 10, "fixed:60s", "3s");
+	start_keep_run(&rc, "censored", 10, "ttl:60s", "3s");
 	ck_assert_int_eq(run_case_wait(&rc, RUN_TIMEOUT_S), 0);
 	csv = run_read_samples(&rc);
 	ck_assert_uint_eq(csv->nrows, 10);
@@ -59,7 +59,7 @@ START_TEST(test_run_sigint_leaves_partial_files)
 	run_csv *csv;
 	json_t *run;
 
-	start_keep_run(&rc, "sigint", 10, "fixed:60s", "60s");
+	start_keep_run(&rc, "sigint", 10, "ttl:60s", "60s");
 	ck_assert_msg(run_wait_phase(&rc, "observe", 60), "the run never reached observe");
 	kill(rc.pid, SIGINT);
 	ck_assert_int_eq(run_case_wait(&rc, 30), 3);
@@ -101,7 +101,7 @@ START_TEST(test_run_killed_worker_reported)
 	size_t dead_rows = 0;
 
 	/* worker_devices is 10, so 20 devices run in two workers. */
-	start_keep_run(&rc, "killed-worker", 20, "fixed:2s", "15s");
+	start_keep_run(&rc, "killed-worker", 20, "ttl:2s", "15s");
 	ck_assert_msg(run_wait_phase(&rc, "settle", 60), "the run never reached settle");
 	victim = worker_pid(&rc, 0);
 	ck_assert_int_gt(victim, 0);

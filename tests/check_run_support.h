@@ -299,7 +299,7 @@ static inline void run_profile_text(char *buf, size_t len, const char *name, int
 			 "  kind: simulator\n"
 			 "  simulator:\n"
 			 "    propagation: \"%s\"\n"
-			 "    phase: connect\n"
+			 "    refresh_phase: connect\n"
 			 "    quotas:\n"
 			 "      attach_detach_policy: 200/s\n"
 			 "      create_certificate_from_csr: 200/s\n"
