@@ -230,6 +230,10 @@ static void name_job(coordinator *c, fleet_job *j, size_t i, int shared, const c
 		snprintf(j->name, sizeof(j->name), "%s", c->devices[i].name);
 }
 
+/*
+ * NOTE: every run creates its own certificates; an inventory made by
+ * `policylag fleet create` (fleet.inventory) is not reused yet.
+ */
 pl_err run_fleet_prepare(coordinator *c, const char *dir, pl_errmsg *e)
 {
 	int shared = c->prof->fleet.certificates == PROFILE_CERTIFICATES_SHARED;
