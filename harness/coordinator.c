@@ -342,7 +342,7 @@ static void send_to_worker(coordinator *c, coord_worker *w, const wp_msg *m)
 	if (w->dead || w->chan == NULL)
 		return;
 	if (wp_chan_send_wait(w->chan, m, SEND_TIMEOUT_NS, &e) != PL_OK) {
-		PL_WARN(COMPONENT, "worker %d: cannot send %s: %s", w->index,
+		COORD_LOG(c, PL_LOG_WARN, "worker %d: cannot send %s: %s", w->index,
 			wp_type_name(m->type), e.msg);
 		coord_worker_died(c, w, "its socket failed");
 	}
@@ -392,7 +392,7 @@ static void read_worker(coordinator *c, coord_worker *w)
 	while ((got = wp_chan_next(w->chan, &m, &e)) == 1)
 		coord_handle_msg(c, w, &m);
 	if (got < 0) {
-		PL_ERROR(COMPONENT, "worker %d sent a malformed message: %s", w->index, e.msg);
+		COORD_LOG(c, PL_LOG_ERROR, "worker %d sent a malformed message: %s", w->index, e.msg);
 		coord_worker_died(c, w, "it sent a malformed message");
 	} else if (err == PL_ERR_NOT_FOUND) {
 		coord_worker_died(c, w, w->done ? NULL : "its socket closed");
@@ -577,7 +577,7 @@ void coord_reap_workers(coordinator *c, int64_t timeout_ns)
 
 				if (w->reaped || w->pid <= 0)
 					continue;
-				PL_WARN(COMPONENT, "worker %d (pid %d) did not exit; killing it",
+				COORD_LOG(c, PL_LOG_WARN, "worker %d (pid %d) did not exit; killing it",
 					w->index, (int)w->pid);
 				kill(w->pid, SIGKILL);
 				waitpid(w->pid, &w->exit_status, 0);

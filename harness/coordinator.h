@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "harness/progress.h"
 #include "harness/rundir.h"
 #include "profiles/profile.h"
@@ -179,6 +180,19 @@ typedef struct coordinator {
 	int64_t truth_error_sum;  /* of |truth_error_ns| over those rows */
 	int64_t truth_error_max;
 } coordinator;
+
+/*
+ * Logs from the coordinator thread: ends the live progress line first, so
+ * that the message starts on a line of its own. Other threads use PL_* and
+ * may share a line with the progress display.
+ */
+#define COORD_LOG(c, level, ...)                                             \
+	do {                                                                 \
+		if ((int)(level) <= pl_log_threshold) {                      \
+			progress_end_line((c)->progress);                    \
+			pl_log_write((level), COMPONENT, __VA_ARGS__);       \
+		}                                                            \
+	} while (0)
 
 /* Allocates the device table for the shard and assigns devices to workers. */
 pl_err coord_init_devices(coordinator *c, int shard_index, int shard_count, pl_errmsg *e);

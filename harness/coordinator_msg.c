@@ -24,7 +24,7 @@ void coord_event(coordinator *c, int64_t t_ns, const char *type, const char *dev
 	if (rundir_append_event(c->rd, t_ns, type, device, fields_json, &e) != PL_OK &&
 	    !reported) {
 		reported = 1;
-		PL_ERROR(COMPONENT, "%s; later event write errors are not logged", e.msg);
+		COORD_LOG(c, PL_LOG_ERROR, "%s; later event write errors are not logged", e.msg);
 	}
 }
 
@@ -156,7 +156,7 @@ static void handle_event(coordinator *c, coord_worker *w, const wp_event *ev)
 		return;
 	}
 	if (d == NULL || ev->kind >= sizeof(event_types) / sizeof(event_types[0])) {
-		PL_WARN(COMPONENT, "worker %d: event for unknown device %u or kind %u", w->index,
+		COORD_LOG(c, PL_LOG_WARN, "worker %d: event for unknown device %u or kind %u", w->index,
 			ev->device, ev->kind);
 		return;
 	}
@@ -232,7 +232,7 @@ void coord_handle_msg(coordinator *c, coord_worker *w, const wp_msg *m)
 		PL_DEBUG(COMPONENT, "worker %d done: %u records", w->index, m->u.done.records);
 		break;
 	default:
-		PL_WARN(COMPONENT, "worker %d sent unexpected %s", w->index,
+		COORD_LOG(c, PL_LOG_WARN, "worker %d sent unexpected %s", w->index,
 			wp_type_name(m->type));
 		break;
 	}
@@ -267,7 +267,7 @@ static void write_row(coordinator *c, coord_device *d, rundir_sample *s)
 
 	add_truth(c, d, s);
 	if (rundir_append_sample(c->rd, s, &e) != PL_OK) {
-		PL_ERROR(COMPONENT, "%s", e.msg);
+		COORD_LOG(c, PL_LOG_ERROR, "%s", e.msg);
 		c->failed = 1;
 		snprintf(c->failure, sizeof(c->failure), "%s", e.msg);
 		return;
@@ -363,7 +363,7 @@ static void read_truth(coordinator *c, int force)
 		return;
 	c->t_truth_read_ns = now;
 	if (truth_update(c->truth, c->truth_path, &e) != PL_OK)
-		PL_WARN(COMPONENT, "ground truth: %s", e.msg);
+		COORD_LOG(c, PL_LOG_WARN, "ground truth: %s", e.msg);
 }
 
 /* Whether the row of r should wait for a ground-truth line not read yet. */
@@ -390,7 +390,7 @@ static void push_pending(coordinator *c, coord_device *d, const wp_record *r)
 		if (since == NULL) {
 			rundir_sample s;
 
-			PL_WARN(COMPONENT, "out of memory for pending rows; writing %s without truth",
+			COORD_LOG(c, PL_LOG_WARN, "out of memory for pending rows; writing %s without truth",
 				d->name);
 			record_sample(c, d, r, &s);
 			write_row(c, d, &s);
@@ -517,7 +517,7 @@ void coord_worker_died(coordinator *c, coord_worker *w, const char *why)
 	if (why == NULL)
 		return; /* a normal exit after DONE */
 	describe_exit(w, how, sizeof(how));
-	PL_ERROR(COMPONENT, "worker %d (pid %d) died: %s (%s); its %u devices are censored",
+	COORD_LOG(c, PL_LOG_ERROR, "worker %d (pid %d) died: %s (%s); its %u devices are censored",
 		 w->index, (int)w->pid, why, how, w->count);
 	snprintf(fields, sizeof(fields),
 		 "\"worker\":%d,\"pid\":%d,\"why\":\"%s\",\"exit\":\"%s\",\"devices\":%u",
@@ -563,6 +563,6 @@ void coord_set_phase(coordinator *c, coord_phase phase)
 	coord_event(c, c->t_phase_ns, "phase", NULL, fields);
 	PL_DEBUG(COMPONENT, "phase %s", coord_phase_name(phase));
 	if (coord_write_run_json(c, "running", -1, &e) != PL_OK)
-		PL_ERROR(COMPONENT, "%s", e.msg);
+		COORD_LOG(c, PL_LOG_ERROR, "%s", e.msg);
 	coord_show_progress(c, 1);
 }

@@ -83,13 +83,13 @@ pl_err coord_http_prober_start(coordinator *c, pl_errmsg *e)
 	if (p->swap.direction == PROFILE_SWAP_REVOKE)
 		/* NOTE: workers date a revoke by the send time of a lost probe. They do not
 		 * learn when these probes are sent, so revoke devices end censored. */
-		PL_WARN(COMPONENT, "probe.via http: revoke effects are not detected yet, because "
+		COORD_LOG(c, PL_LOG_WARN, "probe.via http: revoke effects are not detected yet, because "
 			"the workers do not learn the probes' send times; devices will be censored");
 	c->http_prober_stop = 0;
 	if (pthread_create(&c->http_prober, NULL, prober_main, c) != 0)
 		return pl_errmsg_set(e, PL_ERR_INTERNAL, "cannot start the prober thread");
 	c->http_prober_running = 1;
-	PL_INFO(COMPONENT, "publishing probes through the data-plane Publish API every %lld ms",
+	COORD_LOG(c, PL_LOG_INFO, "publishing probes through the data-plane Publish API every %lld ms",
 		(long long)(p->probe.interval_ns / PL_NS_PER_MS));
 	return PL_OK;
 }
@@ -101,7 +101,7 @@ void coord_http_prober_stop(coordinator *c)
 	c->http_prober_stop = 1;
 	pthread_join(c->http_prober, NULL);
 	c->http_prober_running = 0;
-	PL_INFO(COMPONENT, "data-plane prober stopped: %llu probes sent, %llu failed",
+	COORD_LOG(c, PL_LOG_INFO, "data-plane prober stopped: %llu probes sent, %llu failed",
 		(unsigned long long)c->http_probes_sent,
 		(unsigned long long)c->http_probe_failures);
 }

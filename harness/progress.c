@@ -66,7 +66,7 @@ void progress_update(progress *p, const progress_counts *c, int64_t now_ns, int 
 
 void progress_end_line(progress *p)
 {
-	if (p->line_open) {
+	if (p != NULL && p->line_open) {
 		fputc('\n', p->stream);
 		fflush(p->stream);
 	}

@@ -43,7 +43,7 @@ void progress_free(progress *p);
 /* Shows c when the display is due (rate-limited), or always when force is set. */
 void progress_update(progress *p, const progress_counts *c, int64_t now_ns, int force);
 
-/* Ends the in-place line so that the next output starts on a fresh line. */
+/* Ends the in-place line so that the next output starts on a fresh line; NULL is a no-op. */
 void progress_end_line(progress *p);
 
 /* One row of the final table. Latencies are nanoseconds. */

@@ -96,10 +96,10 @@ static int phase_connect(coordinator *c)
 				   PROFILE_STRATEGY_KEEP_CONNECTION &&
 			   !c->devices[i].subscribed && !c->workers[c->devices[i].worker].dead;
 	if (waiting > 0)
-		PL_WARN(COMPONENT, "%llu devices are not connected and subscribed after the connect "
+		COORD_LOG(c, PL_LOG_WARN, "%llu devices are not connected and subscribed after the connect "
 			"phase; they stay in the run and are probably censored",
 			(unsigned long long)waiting);
-	PL_INFO(COMPONENT, "connected %llu of %u devices in %.1f s",
+	COORD_LOG(c, PL_LOG_INFO, "connected %llu of %u devices in %.1f s",
 		(unsigned long long)c->counts.connected, c->ndevices,
 		(double)(pl_mono_ns() - c->t_phase_ns) / (double)PL_NS_PER_S);
 	return 1;
@@ -116,7 +116,7 @@ static int phase_settle(coordinator *c)
 	coord_send_phase(c, WP_PHASE_PROBE);
 	err = coord_http_prober_start(c, &e);
 	if (err != PL_OK) {
-		PL_ERROR(COMPONENT, "%s", e.msg);
+		COORD_LOG(c, PL_LOG_ERROR, "%s", e.msg);
 		c->failed = 1;
 		snprintf(c->failure, sizeof(c->failure), "%s", e.msg);
 		coord_request_stop(c, "the prober failed to start");
@@ -140,7 +140,7 @@ static int phase_swap(coordinator *c)
 	if (err == PL_ERR_INTERRUPTED)
 		return 0;
 	if (err != PL_OK) {
-		PL_ERROR(COMPONENT, "%s", e.msg);
+		COORD_LOG(c, PL_LOG_ERROR, "%s", e.msg);
 		c->failed = 1;
 		snprintf(c->failure, sizeof(c->failure), "swap: %s", e.msg);
 		coord_request_stop(c, "the swap failed");
@@ -190,7 +190,7 @@ static void wait_workers(coordinator *c, int64_t deadline)
 		int64_t now = pl_mono_ns();
 
 		if (now >= deadline) {
-			PL_WARN(COMPONENT, "workers did not finish draining in time; stopping them");
+			COORD_LOG(c, PL_LOG_WARN, "workers did not finish draining in time; stopping them");
 			break;
 		}
 		coord_pump(c, deadline - now < PUMP_NS ? deadline - now : PUMP_NS);

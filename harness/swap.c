@@ -252,7 +252,7 @@ pl_err swap_start(coordinator *c, pl_errmsg *e)
 			    : "\"swap_index\":0,\"direction\":\"revoke\"");
 	c->swap_jobs = n;
 	c->swap_job_array = jobs; /* pool threads use the jobs until the pool is freed */
-	PL_INFO(COMPONENT, "%s swap: %u call sequences at %.1f calls/s",
+	COORD_LOG(c, PL_LOG_INFO, "%s swap: %u call sequences at %.1f calls/s",
 		profile_swap_kind_name(p->swap.kind), n, p->swap.rate);
 	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC) {
 		swap_trigger_begin(c);
