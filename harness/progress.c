@@ -66,10 +66,10 @@ void progress_update(progress *p, const progress_counts *c, int64_t now_ns, int 
 
 void progress_end_line(progress *p)
 {
-	if (p != NULL && p->line_open) {
-		fputc('\n', p->stream);
-		fflush(p->stream);
-	}
+	if (p == NULL || !p->line_open)
+		return;
+	fputc('\n', p->stream);
+	fflush(p->stream);
 	p->line_open = 0;
 }
 

@@ -75,7 +75,7 @@ static void run_and_check(const char *name, const char *groups, const char *cert
 
 START_TEST(test_run_grant_both_strategies)
 {
-	run_case rc;
+	run_case rc = { .pid = -1 };
 	run_csv *csv;
 
 	run_and_check("grant-both", groups_both, "per-device", "probe-no-receive.json",
@@ -92,7 +92,7 @@ END_TEST
 
 START_TEST(test_run_revoke_both_strategies)
 {
-	run_case rc;
+	run_case rc = { .pid = -1 };
 	run_csv *csv;
 
 	run_and_check("revoke-both", groups_both, "per-device", "probe-full.json",
@@ -108,7 +108,7 @@ END_TEST
 
 START_TEST(test_run_shared_certificate)
 {
-	run_case rc;
+	run_case rc = { .pid = -1 };
 	run_csv *csv;
 
 	run_and_check("shared-cert", groups_keep, "shared", "probe-no-receive.json",
@@ -126,7 +126,7 @@ END_TEST
 
 START_TEST(test_run_policy_version)
 {
-	run_case rc;
+	run_case rc = { .pid = -1 };
 	run_csv *csv;
 
 	run_and_check("policy-version", groups_keep, "per-device", "probe-no-receive.json",
@@ -147,7 +147,7 @@ END_TEST
 START_TEST(test_run_prober_via_http)
 {
 	char yaml[4096];
-	run_case rc;
+	run_case rc = { .pid = -1 };
 	run_csv *csv;
 
 	run_profile_text(yaml, sizeof(yaml), "prober-http", 10, "ttl:2s", "per-device",

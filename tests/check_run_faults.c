@@ -29,7 +29,7 @@ static void start_keep_run(run_case *rc, const char *name, int devices, const ch
 
 START_TEST(test_run_censored_at_timeout)
 {
-	run_case rc;
+	run_case rc = { .pid = -1 };
 	run_csv *csv;
 
 	/* The snapshot refreshes every 60 s, far beyond the 3 s observation. */
@@ -55,7 +55,7 @@ END_TEST
 
 START_TEST(test_run_sigint_leaves_partial_files)
 {
-	run_case rc;
+	run_case rc = { .pid = -1 };
 	run_csv *csv;
 	json_t *run;
 
@@ -94,7 +94,7 @@ static pid_t worker_pid(const run_case *rc, size_t index)
 
 START_TEST(test_run_killed_worker_reported)
 {
-	run_case rc;
+	run_case rc = { .pid = -1 };
 	run_csv *csv;
 	json_t *run;
 	pid_t victim;
