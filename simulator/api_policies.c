@@ -114,15 +114,18 @@ void api_get_policy(sim_api *api, const api_request *req, api_response *res)
 void api_list_policies(sim_api *api, const api_request *req, api_response *res)
 {
 	size_t start, size, total, i;
+	int ascending;
 	json_t *list, *obj;
 
-	if (!api_page(req, res, "marker", "pageSize", &start, &size))
+	if (!api_page(req, res, "marker", "pageSize", &start, &size) ||
+	    !api_query_bool(req, res, "isAscendingOrder", 1, &ascending))
 		return;
 	list = json_array();
 	sim_state_lock(api->state);
 	total = sim_state_policy_count(api->state);
 	for (i = start; i < total && i < start + size; i++) {
-		sim_policy_rec *p = sim_state_policy_at(api->state, i);
+		/* The store keeps creation order, which is AWS's ascending order. */
+		sim_policy_rec *p = sim_state_policy_at(api->state, ascending ? i : total - 1 - i);
 		json_array_append_new(list, json_pack("{s:s,s:s}", "policyName", p->name,
 						      "policyArn", p->arn));
 	}

@@ -550,6 +550,6 @@ const char *sim_sigv4_error_type(sim_sigv4_result r)
 
 int sim_sigv4_http_status(sim_sigv4_result r)
 {
-	/* AWS's request front answers every authentication failure with 403. */
+	/* AWS returns 403 for every authentication failure. */
 	return r == SIM_SIGV4_OK ? 200 : 403;
 }

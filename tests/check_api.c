@@ -207,6 +207,12 @@ START_TEST(test_api_list_policies)
 	ck_assert_ptr_null(json_object_get(j, "nextMarker"));
 	json_decref(j);
 	reply_free(&r);
+	ck_assert_int_eq(call("GET", "/policies?isAscendingOrder=false&pageSize=1", NULL, &r), 200);
+	j = body_json(&r);
+	ck_assert_str_eq(field(json_array_get(json_object_get(j, "policies"), 0), "policyName"),
+			 "p3");
+	json_decref(j);
+	reply_free(&r);
 	expect_error("GET", "/policies?pageSize=0", NULL, 400, "InvalidRequestException");
 }
 END_TEST
@@ -452,7 +458,7 @@ START_TEST(test_api_register_certificate_without_ca)
 	expect_error("POST", "/certificate/register-no-ca",
 		     "{\"certificatePem\":\"junk\",\"status\":\"REVOKED\"}", 400,
 		     "InvalidRequestException");
-	/* The trust directory now holds the certificate under an OpenSSL hash name. */
+	/* The trust directory now contains the certificate under an OpenSSL hash name. */
 	snprintf(cmd, sizeof(cmd), "ls %s | grep -Eq '^[0-9a-f]{8}\\.0$'", fx.trust_dir);
 	ck_assert_int_eq(system(cmd), 0);
 	free(body);

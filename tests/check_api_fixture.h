@@ -1,7 +1,7 @@
 /*
  * Shared set-up for the API tests: a temporary state directory with a
  * simulator CA, a store, and the API started in-process on a free loopback
- * port; requests are signed by libcurl's CURLOPT_AWS_SIGV4, the signer the
+ * port. Requests are signed by libcurl's CURLOPT_AWS_SIGV4, the signer the
  * harness uses. Included by tests/check_api*.c only.
  */
 #ifndef CHECK_API_FIXTURE_H

@@ -1,10 +1,10 @@
 /*
  * The API inside the real plugin in a real mosquitto, with TLS and paho
- * clients: a policy swap through the API is seen at once by a new
- * connection and by an old one only at its snapshot refresh (recorded in the
- * ground truth), UpdateCertificate and DeleteConnection drop clients, the
- * topic rule reproduces the background experiment, and a certificate
- * registered without a CA is trusted by the running broker.
+ * clients. A policy swap through the API reaches a new connection at once
+ * and an old one only at its snapshot refresh (recorded in the ground
+ * truth). UpdateCertificate and DeleteConnection drop clients, the topic
+ * rule reproduces the background experiment, and the running broker trusts
+ * a certificate registered without a CA.
  */
 #include <fcntl.h>
 #include <pthread.h>

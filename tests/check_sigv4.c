@@ -1,7 +1,7 @@
 /*
  * SigV4 verification against AWS's published Signature Version 4 test suite
  * values (credentials AKIDEXAMPLE, 2015-08-30T12:36:00Z, us-east-1, service
- * "service"), plus the error classes the API answers with.
+ * "service"), plus the error types the API returns.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -200,7 +200,7 @@ typedef struct capture {
 	size_t len;
 } capture;
 
-/* Accepts one connection, keeps the request bytes and answers 200. */
+/* Accepts one connection, keeps the request bytes and replies 200. */
 static void *serve_once(void *arg)
 {
 	capture *c = arg;
