@@ -25,7 +25,7 @@ static void kick_cert(plugin *p, const char *cert_id)
 		plugin_conn *next = c->next;
 		/* mosquitto_kick_client_by_clientid fires the disconnect event,
 		 * which frees c, so copy what is needed first. */
-		if (c->authorized && !c->kicked && strcmp(c->cert_id, cert_id) == 0) {
+		if (c->authorized && !c->kicked && !c->closed && strcmp(c->cert_id, cert_id) == 0) {
 			char id[1024];
 			snprintf(id, sizeof(id), "%s", c->client_id);
 			/* Marked first: should mosquitto not find the client id,
@@ -121,6 +121,7 @@ int plugin_on_tick(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)event_data;
 	p->tick_number++;
+	plugin_conns_sweep(p);
 	watch_state(p, now);
 	if (p->api)
 		sim_api_drain(p->api, perform_action, p);

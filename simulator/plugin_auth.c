@@ -188,9 +188,10 @@ int plugin_on_basic_auth(int event, void *event_data, void *userdata)
 	(void)event;
 	p->counters.connects++;
 	/* A second CONNECT on one network connection is a protocol error that
-	 * mosquitto rejects before this event; a leftover entry is stale. */
+	 * mosquitto rejects before this event, so an entry for this client
+	 * pointer is a closed connection whose memory mosquitto reused. */
 	if (c)
-		plugin_conn_remove(p, c);
+		plugin_conn_discard(p, c);
 	if (plugin_conn_add(p, ev->client, &c) != PL_OK)
 		return MOSQ_ERR_NOMEM;
 	c->client_id = strdup(client_id ? client_id : "");
@@ -292,6 +293,18 @@ static int check_read(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_check 
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* The will of a closed connection needs iot:Publish (and iot:RetainPublish). */
+static int check_will(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_check *ev)
+{
+	if (!authorize(p, c, ev->client, "Publish-In", SIM_ACTION_PUBLISH, ev->topic) ||
+	    (ev->retain &&
+	     !authorize(p, c, ev->client, "Publish-In", SIM_ACTION_RETAIN_PUBLISH, ev->topic))) {
+		p->counters.publish_denied++;
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
 int plugin_on_acl_check(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ev = event_data;
@@ -302,6 +315,10 @@ int plugin_on_acl_check(int event, void *event_data, void *userdata)
 	(void)event;
 	if (!c || !c->authorized || !c->snapshot)
 		return MOSQ_ERR_ACL_DENIED;
+	/* After the disconnect event only the will is published. NOTE: a will
+	 * with a delay interval is checked after the entry is gone and denied. */
+	if (c->closed)
+		return ev->access == MOSQ_ACL_WRITE ? check_will(p, c, ev) : MOSQ_ERR_ACL_DENIED;
 	plugin_conn_maybe_refresh(p, c, now);
 	switch (ev->access) {
 	case MOSQ_ACL_WRITE:
@@ -324,6 +341,6 @@ int plugin_on_disconnect(int event, void *event_data, void *userdata)
 
 	(void)event;
 	if (c)
-		plugin_conn_remove(p, c);
+		plugin_conn_close(p, c);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -115,8 +115,52 @@ void plugin_conn_remove(plugin *p, plugin_conn *c)
 	conn_free(c);
 }
 
+/*
+ * Marks c closed. mosquitto 2.0.11 runs the disconnect event before it
+ * checks and sends the client's will, so the entry (and its snapshot) must
+ * live until the next tick to authorize the will's publish.
+ */
+void plugin_conn_close(plugin *p, plugin_conn *c)
+{
+	if (c->closed)
+		return;
+	if (p->closed_count == p->closed_cap) {
+		size_t cap = p->closed_cap ? p->closed_cap * 2 : 64;
+		plugin_conn **grown = realloc(p->closed, cap * sizeof(*grown));
+		if (!grown) {
+			plugin_conn_remove(p, c);
+			return;
+		}
+		p->closed = grown;
+		p->closed_cap = cap;
+	}
+	c->closed = 1;
+	p->closed[p->closed_count++] = c;
+}
+
+void plugin_conn_discard(plugin *p, plugin_conn *c)
+{
+	for (size_t i = 0; c->closed && i < p->closed_count; i++) {
+		if (p->closed[i] == c) {
+			p->closed[i] = p->closed[--p->closed_count];
+			break;
+		}
+	}
+	plugin_conn_remove(p, c);
+}
+
+void plugin_conns_sweep(plugin *p)
+{
+	for (size_t i = 0; i < p->closed_count; i++)
+		plugin_conn_remove(p, p->closed[i]);
+	p->closed_count = 0;
+}
+
 void plugin_conns_free(plugin *p)
 {
+	free(p->closed);
+	p->closed = NULL;
+	p->closed_count = p->closed_cap = 0;
 	while (p->conns) {
 		plugin_conn *next = p->conns->next;
 		conn_free(p->conns);
@@ -334,7 +378,7 @@ void plugin_refresh_due(plugin *p, int64_t now)
 	if (now < p->next_scan_ns || p->cfg.propagation.kind == SIM_PROP_IMMEDIATE)
 		return;
 	for (plugin_conn *c = p->conns; c; c = c->next) {
-		if (!c->authorized)
+		if (!c->authorized || c->closed)
 			continue;
 		if (now >= c->next_refresh_ns)
 			conn_refresh(p, c, now);

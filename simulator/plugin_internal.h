@@ -85,6 +85,7 @@ typedef struct plugin_conn {
 	plugin_decision decisions[PLUGIN_DECISION_SLOTS]; /* Allows under snapshot */
 	int authorized;                  /* passed CONNECT */
 	int kicked;                      /* disconnected by the plugin */
+	int closed;                      /* disconnected; freed on the next tick */
 } plugin_conn;
 
 typedef struct plugin_cache_entry plugin_cache_entry;
@@ -109,6 +110,8 @@ typedef struct plugin {
 	uint64_t next_conn_id;
 	int64_t next_scan_ns;            /* earliest refresh deadline */
 	plugin_cache_entry **cache;      /* principal cache, connect_fresh_snapshot false */
+	plugin_conn **closed;            /* closed connections to free on the next tick */
+	size_t closed_count, closed_cap;
 	uint64_t rng;
 	sim_quota_bucket account_connect_bucket;
 	sim_quota_table *client_connect_table;
@@ -138,6 +141,10 @@ void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now);
 void plugin_refresh_due(plugin *p, int64_t now);
 void plugin_reschedule_all(plugin *p, int64_t now);
 void plugin_decisions_clear(plugin_conn *c);
+void plugin_conn_close(plugin *p, plugin_conn *c);
+/* Removes c now, closed or not. */
+void plugin_conn_discard(plugin *p, plugin_conn *c);
+void plugin_conns_sweep(plugin *p);
 
 /* plugin_auth.c */
 int plugin_on_basic_auth(int event, void *event_data, void *userdata);

@@ -203,6 +203,28 @@ START_TEST(test_sim_api_topic_rule_swaps)
 }
 END_TEST
 
+START_TEST(test_sim_api_delete_connection_sends_will)
+{
+	tmqtt *listener = connect_ok(&dev_pub, "will-listener");
+	tmqtt_options o = tsim_client_options(&fx, &dev_pub, "will-owner", 5);
+	tmqtt *owner = NULL;
+	int code;
+
+	o.will_topic = "will/owner";
+	o.will_payload = "gone";
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_connect(&owner, &o, &code)), "ok");
+	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_subscribe(listener, "will/#", 1, &code)), "ok");
+	/* DeleteConnection sends the will unless preventWillMessage=true, and
+	 * the will needs iot:Publish on its topic, which the plugin checks
+	 * after the connection is gone. */
+	ck_assert_int_eq(request("DELETE", "/connections/will-owner", "iotdata", NULL), 200);
+	ck_assert_int_eq(tmqtt_wait_closed(owner, 3 * SECOND), 1);
+	ck_assert_int_eq(tmqtt_wait_message(listener, "will/owner", 3 * SECOND), 1);
+	tmqtt_free(owner);
+	tmqtt_free(listener);
+}
+END_TEST
+
 static Suite *sim_api_suite(void)
 {
 	Suite *s = suite_create("sim_api");
@@ -214,6 +236,7 @@ static Suite *sim_api_suite(void)
 	tcase_add_test(tc, test_sim_api_inactive_cert_disconnected);
 	tcase_add_test(tc, test_sim_api_data_plane_publish);
 	tcase_add_test(tc, test_sim_api_topic_rule_swaps);
+	tcase_add_test(tc, test_sim_api_delete_connection_sends_will);
 	suite_add_tcase(s, tc);
 	return s;
 }

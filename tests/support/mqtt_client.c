@@ -285,6 +285,7 @@ tmqtt_outcome tmqtt_connect(tmqtt **out, const tmqtt_options *o, int *code)
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
 	MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
 	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
 	MQTTAsync_connectOptions *opts;
 	tmqtt_outcome result;
 	tmqtt *c = client_new(o);
@@ -301,6 +302,11 @@ tmqtt_outcome tmqtt_connect(tmqtt **out, const tmqtt_options *o, int *code)
 	ssl.enableServerCertAuth = 1;
 	ssl.verify = 1;
 	opts->ssl = &ssl;
+	if (o->will_topic) {
+		will.topicName = o->will_topic;
+		will.message = o->will_payload ? o->will_payload : "";
+		opts->will = &will;
+	}
 	opts->keepAliveInterval = o->keepalive_s > 0 ? o->keepalive_s : 60;
 	opts->connectTimeout = (int)(c->timeout_ns / 1000000000LL);
 	if (c->version == 5)

@@ -22,6 +22,8 @@ typedef struct tmqtt_options {
 	int mqtt_version;      /* 4 = MQTT 3.1.1 (default), 5 = MQTT 5 */
 	int keepalive_s;       /* default 60 */
 	int64_t timeout_ns;    /* per call, default 5 s */
+	const char *will_topic;   /* NULL: no will */
+	const char *will_payload; /* QoS 0, not retained */
 } tmqtt_options;
 
 /* What a call saw. */
