@@ -155,8 +155,6 @@ void target_api_config(const target_info *t, awsapi_config *cfg)
 	/* The simulator's API is plain HTTP; AWS's uses the system's CA bundle, which
 	 * contains Amazon's roots, unless a bundle is named. */
 	cfg->ca_file = !t->simulator && t->ca_file[0] ? t->ca_file : NULL;
-	if (t->simulator)
-		cfg->control_signing_name = "iot"; /* a name every simulator version verifies */
 }
 
 pl_err target_discover(target_info *t, awsapi_client *client, pl_errmsg *e)

@@ -67,7 +67,6 @@ static int open_ctx(sim_api_fixture *f, double tps, awsapi_ctx **ctx)
 	cfg.control_endpoint = f->endpoint;
 	cfg.region = "us-east-1";
 	cfg.credentials = &f->creds;
-	cfg.control_signing_name = "iot";
 	for (int op = 0; op < AWSAPI_OP__COUNT; op++)
 		cfg.tps[op] = tps;
 	if (awsapi_ctx_create(ctx, &cfg, &e) != PL_OK) {

@@ -37,8 +37,6 @@ static void fixture_start(fleet_fixture *f, int64_t devices)
 	cfg.control_endpoint = f->sim.endpoint;
 	cfg.region = "us-east-1";
 	cfg.credentials = &f->sim.creds;
-	/* NOTE: "iot" is the control-plane signing name every simulator version accepts. */
-	cfg.control_signing_name = "iot";
 	ck_assert_msg(awsapi_ctx_create(&f->ctx, &cfg, &e) == PL_OK, "%s", e.msg);
 	sim_api_fixture_path(&f->sim, "fleet", f->dir, sizeof(f->dir));
 	fleet_settings_init(&f->settings);
@@ -348,7 +346,6 @@ static void crashing_child(int fd)
 	cfg.control_endpoint = f.sim.endpoint;
 	cfg.region = "us-east-1";
 	cfg.credentials = &f.sim.creds;
-	cfg.control_signing_name = "iot";
 	if (awsapi_ctx_create(&f.ctx, &cfg, &e) != PL_OK)
 		_exit(3);
 	f.settings.dir = f.dir;
