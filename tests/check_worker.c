@@ -10,6 +10,7 @@
  * so the expected effects follow from mosquitto's documented ACL behaviour.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +275,43 @@ START_TEST(test_worker_connect_failure_reported)
 }
 END_TEST
 
+/* With a shared prober topic, one publish per interval reaches every device. */
+START_TEST(test_worker_prober_shared_topic)
+{
+	static const char *const before = "user prober\ntopic write probe/#\n";
+	static const char *const after =
+		"pattern read probe/shared\nuser prober\ntopic write probe/#\n";
+	wp_msg m;
+	int status;
+
+	broker_start("write");
+	ck_assert_int_eq(wbroker_write(B.acl, before), 0);
+	ck_assert_int_eq(kill(B.pid, SIGHUP), 0);
+	wcoord_hello(&B, &m);
+	snprintf(m.u.hello.prober_topic, sizeof(m.u.hello.prober_topic), "probe/shared");
+	ck_assert_int_eq(wcoord_start(&C, &B, &m), 0);
+	send_group(0, WP_STRATEGY_KEEP, WP_DIRECTION_GRANT, 5, 1, WP_PROBE_PROBER);
+	send_device(0, 0);
+	send_device(1, 0);
+	send_phase(WP_PHASE_CONNECT);
+	pump_until(&C.connected, 2);
+	send_phase(WP_PHASE_PROBE);
+	pump_for(1000 * PL_NS_PER_MS);
+	ck_assert_uint_eq(C.effects, 0);
+	send_swap(WP_SWAP_STARTED);
+	ck_assert_int_eq(wbroker_write(B.acl, after), 0);
+	ck_assert_int_eq(kill(B.pid, SIGHUP), 0);
+	send_swap(WP_SWAP_DONE);
+	pump_until(&C.effects, 2);
+	ck_assert_uint_eq(C.effects, 2);
+	status = worker_finish();
+	ck_assert(WIFEXITED(status));
+	ck_assert_uint_eq(C.records, 2);
+	ck_assert_uint_eq(C.rec[0].censored, 0);
+	ck_assert_uint_eq(C.rec[1].censored, 0);
+}
+END_TEST
+
 /*
  * Devices spread over HELLO destinations round-robin. Both forms reach the
  * same broker here: a host name (SNI "localhost") and a loopback address
@@ -338,6 +376,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_worker_reconnect_revoke_mqtt311);
 	tcase_add_test(tc, test_worker_no_change_censored);
 	tcase_add_test(tc, test_worker_connect_failure_reported);
+	tcase_add_test(tc, test_worker_prober_shared_topic);
 	tcase_add_test(tc, test_worker_destinations_spread);
 	tcase_add_test(tc, test_worker_destination_refused);
 	suite_add_tcase(s, tc);

@@ -557,6 +557,8 @@ int dev_is_idle(const wk_device *d)
 
 void dev_free(wk_device *d)
 {
-	if (d->conn.h != NULL)
+	/* A handle with a pending connect is left to the process exit: destroying
+	 * one is where paho crashes. */
+	if (d->conn.h != NULL && d->conn.state != CONN_CONNECTING)
 		MQTTAsync_destroy(&d->conn.h);
 }

@@ -28,10 +28,10 @@
  * (truth_effect_ns, truth_error_ns) is not known to workers and is added by
  * the coordinator.
  *
- * Flow control: both ends keep a bounded output buffer (wp_chan). A worker
- * never blocks on the socket: when its buffer is full it drops EVENT and
- * TIMING messages and counts them (HEARTBEAT events_dropped); EFFECT, RECORD
- * and DONE wait for space instead.
+ * Flow control: both ends keep a bounded output buffer (wp_chan). When a
+ * worker's buffer is full it drops EVENT, TIMING and HEARTBEAT messages and
+ * counts them (HEARTBEAT events_dropped). READY, EFFECT, RECORD and DONE wait
+ * up to 10 s for room instead, so the coordinator must keep reading.
  *
  * Thread safety: a wp_chan is used by one thread at a time.
  */
@@ -111,15 +111,15 @@ typedef struct wp_hello {
 	uint8_t dest_count;
 	char dest[WP_DEST_MAX][WP_HOST_MAX]; /* "127.0.0.2:8883" */
 	uint32_t connect_rate_milli; /* this worker's share of CONNECTs per second x 1000; 0 = no limit */
-	uint16_t keepalive_s;      /* MQTT keep-alive, seconds */
-	uint16_t connect_timeout_s;
+	uint16_t keepalive_s;      /* MQTT keep-alive, seconds; 0 = 60 */
+	uint16_t connect_timeout_s; /* paho connectTimeout, seconds; 0 = 10 */
 	/* prober mode: one connection per worker with its own identity */
 	char prober_client_id[WP_ID_MAX];
 	char prober_cert[WP_PATH_MAX];
 	char prober_key[WP_PATH_MAX];
 	char prober_topic[WP_TOPIC_MAX]; /* shared probe topic for large fleets, "" = per device */
-	uint16_t prober_rate_max;        /* publishes per second per prober connection, e.g. 20 */
-	uint32_t max_devices;            /* bound on DEVICE messages this worker accepts */
+	uint16_t prober_rate_max;        /* publishes per second per prober connection; 0 = 20 */
+	uint32_t max_devices;            /* bound on DEVICE messages this worker accepts; 0 = 5000 */
 } wp_hello;
 
 /* GROUP: one device group; devices name their group by id. */

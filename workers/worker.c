@@ -7,6 +7,7 @@
 #include "workers/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -364,7 +365,6 @@ static void handle_msg(worker *w, const wp_msg *m, int64_t now)
 	case WP_MSG_PHASE: on_phase(w, &m->u.phase, now); break;
 	case WP_MSG_SWAP: on_swap(w, &m->u.swap); break;
 	case WP_MSG_PING:
-		w->last_ping = m->u.ping.seq;
 		send_heartbeat(w, m->u.ping.seq);
 		break;
 	default:
@@ -625,6 +625,12 @@ int worker_main(int argc, char **argv)
 				"is started by 'policylag run')\n", argv[i]);
 			return 2;
 		}
+	}
+	if (fcntl((int)fd, F_GETFD) < 0) {
+		fprintf(stderr, "policylag worker: descriptor %d is not open; it must be the "
+			"coordinator's socket (this subcommand is started by 'policylag run')\n",
+			(int)fd);
+		return WK_EXIT_RUNTIME;
 	}
 	return worker_run((int)fd);
 }

@@ -124,7 +124,6 @@ struct worker {
 	wp_heartbeat hb;
 	uint32_t records_sent;
 	int64_t next_heartbeat;
-	uint32_t last_ping;
 	int fatal;                 /* the channel failed: stop */
 };
 
