@@ -1,9 +1,9 @@
 /*
- * `policylag run` against the embedded simulator: every device's measured
- * latency must agree with the simulator's ground truth (the moment its
- * connection's policy snapshot really refreshed) to within one probe
- * interval plus 100 ms, for both strategies, both directions, a shared
- * certificate and a policy-version swap.
+ * `policylag run` against the embedded simulator. The ground truth is the
+ * moment a device's connection really refreshed its policy snapshot, and
+ * every device's measured latency must agree with it to within one probe
+ * interval plus 100 ms. The cases cover both strategies, both directions, a
+ * shared certificate, a policy-version swap and data-plane probes.
  *
  * Why that bound: a grant is seen at the first probe delivered after the
  * refresh, and probes leave every interval; a revoke is dated by the send
