@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: runs profiles/seed-verification.yaml, the background
 # experiment at scale, on the embedded simulator (about two minutes), prints
-# the result table and the summary's verdict, and says where the report is.
+# the result table and the summary's verdict, and prints where the report is.
 #
 # make demo sets POLICYLAG_BIN and POLICYLAG_SOURCE_DIR; run by hand from
 # the checkout it uses build/policylag. DEMO_OUT chooses the run directory.

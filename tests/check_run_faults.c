@@ -1,8 +1,8 @@
 /*
- * `policylag run` when things go wrong: devices that never see the change
- * are censored at the observation timeout, SIGINT leaves valid partial
- * files that say the run was interrupted, and a worker killed with SIGKILL
- * is reported with its devices while the others finish.
+ * `policylag run` when things go wrong. Devices that never see the change
+ * are censored at the observation timeout. SIGINT leaves valid partial
+ * files that mark the run as interrupted. A worker killed with SIGKILL is
+ * reported with its devices while the others finish.
  */
 #include "tests/check_run_support.h"
 
