@@ -3,7 +3,8 @@
  * moment a device's connection really refreshed its policy snapshot, and
  * every device's measured latency must agree with it to within one probe
  * interval plus 100 ms. The cases cover both strategies, both directions, a
- * shared certificate, a policy-version swap and data-plane probes.
+ * shared certificate, policy-version and trigger-topic swaps, and
+ * data-plane probes.
  *
  * Why that bound: a grant is seen at the first probe delivered after the
  * refresh, and probes leave every interval; a revoke is dated by the send
@@ -164,6 +165,36 @@ START_TEST(test_run_prober_via_http)
 }
 END_TEST
 
+/*
+ * The background experiment in small: a publish to hoge/req makes the
+ * simulator's rule attach seed-b (which adds iot:Receive on the device's
+ * response topic) and detach seed-a for the publishing certificate, and a
+ * prober connection publishes the probes.
+ */
+START_TEST(test_run_trigger_topic)
+{
+	char yaml[4096];
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_profile_text(yaml, sizeof(yaml), "trigger", 10, "ttl:2s", "per-device", groups_both,
+			 "seed-a.json", "seed-b.json",
+			 "  kind: trigger-topic\n  direction: grant\n  trigger_topic: hoge/req\n",
+			 PROBE_INTERVAL, "15s");
+	run_replace(yaml, sizeof(yaml), "  kind: echo\n",
+		    "  kind: prober\n  topic: \"hoge/res/${client_id}\"\n");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	csv = run_read_samples(&rc);
+	assert_rows_match_truth(csv, 10);
+	/* Only the rule knows when it changed the policies. */
+	ck_assert_str_eq(run_csv_get(csv, 0, "t_swap_ns"), "");
+	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 5);
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -175,6 +206,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_run_shared_certificate);
 	tcase_add_test(tc, test_run_policy_version);
 	tcase_add_test(tc, test_run_prober_via_http);
+	tcase_add_test(tc, test_run_trigger_topic);
 	suite_add_tcase(s, tc);
 	return s;
 }
