@@ -13,7 +13,8 @@
 void sim_quota_bucket_init(sim_quota_bucket *b, double rate, int64_t now_ns)
 {
 	b->rate = rate;
-	b->tokens = rate;
+	b->burst = rate < 1 ? 1 : rate;
+	b->tokens = b->burst;
 	b->last_ns = now_ns;
 }
 
@@ -23,8 +24,8 @@ int sim_quota_take(sim_quota_bucket *b, int64_t now_ns)
 		return 1;
 	if (now_ns > b->last_ns) {
 		b->tokens += (double)(now_ns - b->last_ns) * b->rate / (double)PL_NS_PER_S;
-		if (b->tokens > b->rate)
-			b->tokens = b->rate;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
 		b->last_ns = now_ns;
 	}
 	if (b->tokens < 1.0)

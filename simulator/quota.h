@@ -1,8 +1,9 @@
 /*
  * Token buckets for the simulator's data-plane quotas (AWS IoT Core's
  * message broker limits: CONNECT per client id and per account, publishes
- * per connection). A bucket holds up to `rate` tokens (one second's worth)
- * and refills continuously. Not thread-safe: the broker thread owns them.
+ * per connection). A bucket holds up to `rate` tokens (one second's worth,
+ * at least one, so that rates below 1 per second work) and refills
+ * continuously. Not thread-safe: the broker thread owns them.
  */
 #ifndef SIM_QUOTA_H
 #define SIM_QUOTA_H
@@ -14,6 +15,7 @@
 
 typedef struct sim_quota_bucket {
 	double rate;      /* tokens per second; 0 = unlimited */
+	double burst;     /* capacity: max(rate, 1) */
 	double tokens;
 	int64_t last_ns;  /* monotonic time of the last refill */
 } sim_quota_bucket;

@@ -101,6 +101,17 @@ START_TEST(test_sim_model_bucket_rate)
 }
 END_TEST
 
+START_TEST(test_sim_model_bucket_below_one_per_second)
+{
+	sim_quota_bucket b;
+
+	sim_quota_bucket_init(&b, 0.25, 0);
+	ck_assert_int_eq(sim_quota_take(&b, 0), 1);
+	ck_assert_int_eq(sim_quota_take(&b, 3 * PL_NS_PER_S), 0);
+	ck_assert_int_eq(sim_quota_take(&b, 4 * PL_NS_PER_S), 1);
+}
+END_TEST
+
 START_TEST(test_sim_model_table_per_key)
 {
 	sim_quota_table *t;
@@ -127,6 +138,7 @@ static Suite *sim_model_suite(void)
 	tcase_add_test(tc, test_sim_model_random_phase_within_first_period);
 	tcase_add_test(tc, test_sim_model_immediate_has_no_delay);
 	tcase_add_test(tc, test_sim_model_bucket_rate);
+	tcase_add_test(tc, test_sim_model_bucket_below_one_per_second);
 	tcase_add_test(tc, test_sim_model_table_per_key);
 	suite_add_tcase(s, tc);
 	return s;

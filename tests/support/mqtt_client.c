@@ -510,3 +510,22 @@ void tmqtt_free(tmqtt *c)
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
+
+/*
+ * Sanitizer hooks, used only in sanitizer builds. OpenSSL keeps a random
+ * generator per thread and frees it when the thread exits; paho's threads
+ * can still be running when a test process exits, so LeakSanitizer reports
+ * those generators. Full unwinding lets the suppression see paho's frames.
+ */
+const char *__asan_default_options(void);
+const char *__lsan_default_suppressions(void);
+
+const char *__asan_default_options(void)
+{
+	return "fast_unwind_on_malloc=0";
+}
+
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libpaho-mqtt3as.so\n";
+}
