@@ -117,6 +117,13 @@ static int by_index(const void *a, const void *b)
 	return (x->index > y->index) - (x->index < y->index);
 }
 
+/* qsort must not see the NULL array of an empty inventory. */
+static void sort_devices(fleet_inventory *inv)
+{
+	if (inv->count > 1)
+		qsort(inv->devices, inv->count, sizeof(*inv->devices), by_index);
+}
+
 size_t fleet_inventory_count(const fleet_inventory *inv)
 {
 	return inv->count;
@@ -207,7 +214,7 @@ static json_t *inventory_to_json(fleet_inventory *inv)
 
 	if (devices == NULL)
 		return NULL;
-	qsort(inv->devices, inv->count, sizeof(*inv->devices), by_index);
+	sort_devices(inv);
 	for (size_t i = 0; i < inv->count; i++) {
 		if (json_array_append_new(devices, device_to_json(&inv->devices[i])) != 0) {
 			json_decref(devices);
@@ -415,7 +422,7 @@ pl_err fleet_inventory_load(fleet_inventory **out, const char *dir, pl_errmsg *e
 		fleet_inventory_free(inv);
 		return err;
 	}
-	qsort(inv->devices, inv->count, sizeof(*inv->devices), by_index);
+	sort_devices(inv);
 	*out = inv;
 	return PL_OK;
 }

@@ -321,6 +321,22 @@ START_TEST(test_awsapi_publish)
 }
 END_TEST
 
+/* DeleteConnection is a data-plane DELETE; AWS rejects client ids that start with '$'. */
+START_TEST(test_awsapi_delete_connection)
+{
+	sim_fixture f;
+	awsapi_call call;
+	pl_errmsg e = { "" };
+
+	fixture_start(&f, NULL, NULL);
+	ck_assert_msg(awsapi_delete_connection(f.client, "device/1", 1, 1, &call, &e) == PL_OK, "%s",
+		      e.msg);
+	ck_assert_int_eq(call.http_status, 200);
+	ck_assert_int_eq(awsapi_delete_connection(f.client, "$aws", 0, 0, NULL, &e), PL_ERR_INVALID);
+	fixture_stop(&f);
+}
+END_TEST
+
 START_TEST(test_awsapi_bad_signature)
 {
 	sim_fixture f;
@@ -861,6 +877,7 @@ static Suite *awsapi_suite(void)
 	tcase_add_test(sim, test_awsapi_certificate_delete_rules);
 	tcase_add_test(sim, test_awsapi_describe_endpoint);
 	tcase_add_test(sim, test_awsapi_publish);
+	tcase_add_test(sim, test_awsapi_delete_connection);
 	tcase_add_test(sim, test_awsapi_bad_signature);
 	tcase_add_test(sim, test_awsapi_session_token);
 	tcase_add_test(sim, test_awsapi_throttle_retried);
