@@ -7,11 +7,12 @@
 #include "harness/commands.h"
 
 const cli_command *const cli_commands[] = {
+	&cmd_run,
+	&cmd_sim,
 	&cmd_validate,
 	&cmd_report,
 	&cmd_compare,
 	&cmd_merge,
-	&cmd_sim,
 	&cmd_fleet,
 	NULL,
 };

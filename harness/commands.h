@@ -7,11 +7,12 @@
 
 #include "harness/cli.h"
 
+extern const cli_command cmd_run;
+extern const cli_command cmd_sim;
 extern const cli_command cmd_validate;
 extern const cli_command cmd_report;
 extern const cli_command cmd_compare;
 extern const cli_command cmd_merge;
-extern const cli_command cmd_sim;
 extern const cli_command cmd_fleet;
 
 #endif

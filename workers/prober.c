@@ -131,7 +131,8 @@ void prober_on_timer(worker *w, int64_t now)
 	const wp_group *g = w->prober_group;
 	int64_t period;
 
-	if (g == NULL || w->draining)
+	/* No prober identity: the coordinator publishes the probes (probe.via http). */
+	if (g == NULL || w->draining || w->hello.prober_client_id[0] == '\0')
 		return;
 	period = prober_period(w, g);
 	w->prober_needed = 1;

@@ -1,0 +1,231 @@
+/* The phases of a run: connect -> settle -> swap -> observe -> drain. */
+#include "harness/run_phases.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "harness/awsapi.h"
+#include "harness/swap.h"
+
+#define COMPONENT "run"
+
+/* Extra time for stragglers beyond each phase's computed length. */
+#define CONNECT_GRACE_NS (10 * PL_NS_PER_S)
+#define OBSERVE_GRACE_NS (2 * PL_NS_PER_S)
+#define DRAIN_GRACE_NS (30 * PL_NS_PER_S)
+#define INTERRUPT_DRAIN_NS (5 * PL_NS_PER_S)
+#define PUMP_NS (100 * PL_NS_PER_MS)
+
+int run_stop_now(const coordinator *c)
+{
+	(void)c;
+	return coord_signal_count >= 2;
+}
+
+/* Whether every live worker has died: the run cannot go on. */
+static int all_workers_dead(const coordinator *c)
+{
+	for (int i = 0; i < c->nworkers; i++)
+		if (!c->workers[i].dead)
+			return 0;
+	return 1;
+}
+
+/* Pumps until done(c) or the deadline; returns 0 when stopped or all workers died. */
+static int pump_until(coordinator *c, int (*done)(const coordinator *), int64_t deadline)
+{
+	while (!done(c)) {
+		int64_t now = pl_mono_ns();
+
+		if (c->interrupted || run_stop_now(c))
+			return 0;
+		if (all_workers_dead(c)) {
+			coord_request_stop(c, "every worker process died");
+			return 0;
+		}
+		if (now >= deadline)
+			return 1;
+		coord_pump(c, deadline - now < PUMP_NS ? deadline - now : PUMP_NS);
+	}
+	return 1;
+}
+
+/* Keep-connection devices must be connected and subscribed before the swap. */
+static int all_connected(const coordinator *c)
+{
+	for (uint32_t i = 0; i < c->ndevices; i++) {
+		const coord_device *d = &c->devices[i];
+		const profile_group *g = &c->prof->groups[d->group];
+
+		if (c->workers[d->worker].dead)
+			continue;
+		if (g->strategy == PROFILE_STRATEGY_KEEP_CONNECTION && !d->subscribed)
+			return 0;
+	}
+	return 1;
+}
+
+static int never(const coordinator *c)
+{
+	(void)c;
+	return 0;
+}
+
+static int64_t connect_phase_length(const coordinator *c)
+{
+	const profile *p = c->prof;
+	int64_t pacing = 0;
+
+	if (p->fleet.connect_rate > 0)
+		pacing = (int64_t)((double)c->ndevices / p->fleet.connect_rate * (double)PL_NS_PER_S);
+	return pacing + p->timing.connect_timeout_ns + CONNECT_GRACE_NS;
+}
+
+static int phase_connect(coordinator *c)
+{
+	uint64_t waiting = 0;
+
+	coord_set_phase(c, COORD_PHASE_CONNECT);
+	coord_send_phase(c, WP_PHASE_CONNECT);
+	if (!pump_until(c, all_connected, pl_mono_ns() + connect_phase_length(c)))
+		return 0;
+	for (uint32_t i = 0; i < c->ndevices; i++)
+		waiting += c->prof->groups[c->devices[i].group].strategy ==
+				   PROFILE_STRATEGY_KEEP_CONNECTION &&
+			   !c->devices[i].subscribed && !c->workers[c->devices[i].worker].dead;
+	if (waiting > 0)
+		COORD_LOG(c, PL_LOG_WARN, "%llu devices are not connected and subscribed after the connect "
+			"phase; they stay in the run and are probably censored",
+			(unsigned long long)waiting);
+	COORD_LOG(c, PL_LOG_INFO, "connected %llu of %u devices in %.1f s",
+		(unsigned long long)c->counts.connected, c->ndevices,
+		(double)(pl_mono_ns() - c->t_phase_ns) / (double)PL_NS_PER_S);
+	return 1;
+}
+
+static int phase_settle(coordinator *c)
+{
+	pl_errmsg e = { "" };
+	pl_err err;
+
+	coord_set_phase(c, COORD_PHASE_SETTLE);
+	/* Probing starts now so that a revoke has deliveries to lose and a grant has
+	 * refusals before the swap. */
+	coord_send_phase(c, WP_PHASE_PROBE);
+	err = coord_http_prober_start(c, &e);
+	if (err != PL_OK) {
+		COORD_LOG(c, PL_LOG_ERROR, "%s", e.msg);
+		c->failed = 1;
+		snprintf(c->failure, sizeof(c->failure), "%s", e.msg);
+		coord_request_stop(c, "the prober failed to start");
+		return 0;
+	}
+	return pump_until(c, never, pl_mono_ns() + c->prof->timing.settle_ns);
+}
+
+static int swap_calls_done(const coordinator *c)
+{
+	return c->swap_jobs_finished >= c->swap_jobs;
+}
+
+static int phase_swap(coordinator *c)
+{
+	pl_errmsg e = { "" };
+	pl_err err;
+
+	coord_set_phase(c, COORD_PHASE_SWAP);
+	err = swap_start(c, &e);
+	if (err == PL_ERR_INTERRUPTED)
+		return 0;
+	if (err != PL_OK) {
+		COORD_LOG(c, PL_LOG_ERROR, "%s", e.msg);
+		c->failed = 1;
+		snprintf(c->failure, sizeof(c->failure), "swap: %s", e.msg);
+		coord_request_stop(c, "the swap failed");
+		return 0;
+	}
+	/* Calls are bounded by their retries; the observation timeout bounds the wait. */
+	return pump_until(c, swap_calls_done, pl_mono_ns() + c->prof->timing.observe_timeout_ns);
+}
+
+/* Every device has an effect, a failed swap or a dead worker. */
+static int all_observed(const coordinator *c)
+{
+	for (uint32_t i = 0; i < c->ndevices; i++) {
+		const coord_device *d = &c->devices[i];
+
+		if (!d->effective && !d->swap_failed && !d->recorded &&
+		    !c->workers[d->worker].dead)
+			return 0;
+	}
+	return 1;
+}
+
+static int phase_observe(coordinator *c)
+{
+	const profile *p = c->prof;
+	int64_t confirm = 2 * p->probe.interval_ns > PL_NS_PER_S ? 2 * p->probe.interval_ns
+								   : PL_NS_PER_S;
+	int64_t from = c->t_swap_last_ns != 0 ? c->t_swap_last_ns : pl_mono_ns();
+	int64_t deadline = from + p->timing.observe_timeout_ns + confirm + OBSERVE_GRACE_NS;
+
+	coord_set_phase(c, COORD_PHASE_OBSERVE);
+	return pump_until(c, all_observed, deadline);
+}
+
+static int all_done(const coordinator *c)
+{
+	for (int i = 0; i < c->nworkers; i++)
+		if (!c->workers[i].dead && !c->workers[i].done)
+			return 0;
+	return 1;
+}
+
+/* Waits for DONE from every live worker, then for the processes to exit. */
+static void wait_workers(coordinator *c, int64_t deadline)
+{
+	while (!all_done(c) && !run_stop_now(c)) {
+		int64_t now = pl_mono_ns();
+
+		if (now >= deadline) {
+			COORD_LOG(c, PL_LOG_WARN, "workers did not finish draining in time; stopping them");
+			break;
+		}
+		coord_pump(c, deadline - now < PUMP_NS ? deadline - now : PUMP_NS);
+	}
+	if (run_stop_now(c))
+		coord_kill_workers(c, PL_NS_PER_S);
+	else
+		coord_reap_workers(c, 5 * PL_NS_PER_S);
+}
+
+void run_drain(coordinator *c)
+{
+	int64_t budget = c->interrupted ? INTERRUPT_DRAIN_NS
+					: c->prof->timing.drain_ns + DRAIN_GRACE_NS;
+
+	if (c->pool != NULL)
+		awsapi_pool_cancel(c->pool);
+	coord_http_prober_stop(c);
+	coord_set_phase(c, COORD_PHASE_DRAIN);
+	coord_send_phase(c, WP_PHASE_DRAIN);
+	wait_workers(c, pl_mono_ns() + budget);
+	coord_flush_pending(c, 1);
+	if (c->interrupted)
+		coord_censor_remaining(c, "interrupted", c->t_interrupt_ns);
+	else
+		coord_censor_remaining(c, "no-record", pl_mono_ns());
+}
+
+void run_phases(coordinator *c)
+{
+	if (!phase_connect(c))
+		return;
+	if (!phase_settle(c))
+		return;
+	if (!phase_swap(c))
+		return;
+	phase_observe(c);
+}

@@ -1,0 +1,223 @@
+/*
+ * `policylag run` against the embedded simulator. The ground truth is the
+ * moment a device's connection really refreshed its policy snapshot, and
+ * every device's measured latency must agree with it to within one probe
+ * interval plus 100 ms. The cases cover both strategies, both directions, a
+ * shared certificate, policy-version and trigger-topic swaps, and
+ * data-plane probes.
+ *
+ * Why that bound: a grant is seen at the first probe delivered after the
+ * refresh, and probes leave every interval; a revoke is dated by the send
+ * time of the first probe lost, which is at most one interval after the
+ * refresh. 100 ms covers loopback delivery and scheduling on a busy machine.
+ */
+#include "tests/check_run_support.h"
+
+#define PROBE_INTERVAL "250ms"
+#define PROBE_INTERVAL_NS 250000000LL
+#define SLACK_NS 100000000LL
+#define RUN_TIMEOUT_S 90
+
+static const char groups_both[] =
+	"  - name: keep\n"
+	"    share: 50%\n"
+	"    strategy: keep-connection\n"
+	"  - name: reconnect\n"
+	"    share: 50%\n"
+	"    strategy: reconnect-per-attempt\n"
+	"    attempt_interval: 2s\n"
+	"    attempt_window: 1500ms\n";
+
+static const char groups_keep[] =
+	"  - name: keep\n"
+	"    strategy: keep-connection\n";
+
+/* Asserts that every row has an effect and agrees with the ground truth. */
+static void assert_rows_match_truth(const run_csv *csv, size_t expected_rows)
+{
+	ck_assert_uint_eq(csv->nrows, expected_rows);
+	for (size_t r = 0; r < csv->nrows; r++) {
+		long long truth = run_csv_int(csv, r, "truth_effect_ns");
+		long long error = run_csv_int(csv, r, "truth_error_ns");
+		long long bound = PROBE_INTERVAL_NS + SLACK_NS;
+
+		ck_assert_msg(strcmp(run_csv_get(csv, r, "censored"), "0") == 0,
+			      "device %s is censored", run_csv_get(csv, r, "device"));
+		ck_assert_msg(truth != (long long)INT64_MIN, "device %s has no ground truth",
+			      run_csv_get(csv, r, "device"));
+		ck_assert_msg(error >= -bound && error <= bound,
+			      "device %s (%s): measured effect %lld ns from the truth, bound %lld",
+			      run_csv_get(csv, r, "device"), run_csv_get(csv, r, "strategy"), error,
+			      bound);
+	}
+}
+
+static size_t count_strategy(const run_csv *csv, const char *strategy)
+{
+	size_t n = 0;
+
+	for (size_t r = 0; r < csv->nrows; r++)
+		n += strcmp(run_csv_get(csv, r, "strategy"), strategy) == 0;
+	return n;
+}
+
+static void run_and_check(const char *name, const char *groups, const char *certificates,
+			  const char *before, const char *after, const char *swap, int devices,
+			  run_csv **out, run_case *rc)
+{
+	char yaml[4096];
+
+	run_profile_text(yaml, sizeof(yaml), name, devices, "ttl:2s", certificates, groups,
+			 before, after, swap, PROBE_INTERVAL, "15s");
+	run_case_init(rc, yaml);
+	ck_assert_int_eq(run_case_run(rc, NULL, RUN_TIMEOUT_S), 0);
+	*out = run_read_samples(rc);
+}
+
+START_TEST(test_run_grant_both_strategies)
+{
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_and_check("grant-both", groups_both, "per-device", "probe-no-receive.json",
+		      "probe-full.json", "  kind: attach-detach\n  direction: grant\n", 12, &csv,
+		      &rc);
+	assert_rows_match_truth(csv, 12);
+	ck_assert_uint_eq(count_strategy(csv, "keep-connection"), 6);
+	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 6);
+	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "grant");
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
+START_TEST(test_run_revoke_both_strategies)
+{
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_and_check("revoke-both", groups_both, "per-device", "probe-full.json",
+		      "probe-no-receive.json", "  kind: attach-detach\n  direction: revoke\n", 12,
+		      &csv, &rc);
+	assert_rows_match_truth(csv, 12);
+	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 6);
+	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "revoke");
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
+START_TEST(test_run_shared_certificate)
+{
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_and_check("shared-cert", groups_keep, "shared", "probe-no-receive.json",
+		      "probe-full.json", "  kind: attach-detach\n  direction: grant\n", 10, &csv,
+		      &rc);
+	assert_rows_match_truth(csv, 10);
+	for (size_t r = 1; r < csv->nrows; r++) {
+		ck_assert_str_eq(run_csv_get(csv, r, "cert_id"), run_csv_get(csv, 0, "cert_id"));
+		ck_assert_str_eq(run_csv_get(csv, r, "t_swap_ns"), run_csv_get(csv, 0, "t_swap_ns"));
+	}
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
+START_TEST(test_run_policy_version)
+{
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_and_check("policy-version", groups_keep, "per-device", "probe-no-receive.json",
+		      "probe-full.json", "  kind: policy-version\n  direction: grant\n", 10, &csv,
+		      &rc);
+	assert_rows_match_truth(csv, 10);
+	for (size_t r = 1; r < csv->nrows; r++) {
+		ck_assert_str_eq(run_csv_get(csv, r, "t_swap_start_ns"),
+				 run_csv_get(csv, 0, "t_swap_start_ns"));
+		ck_assert_str_eq(run_csv_get(csv, r, "t_swap_ns"), run_csv_get(csv, 0, "t_swap_ns"));
+	}
+	ck_assert_str_ne(run_csv_get(csv, 0, "t_swap_ns"), "");
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
+START_TEST(test_run_prober_via_http)
+{
+	char yaml[4096];
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_profile_text(yaml, sizeof(yaml), "prober-http", 10, "ttl:2s", "per-device",
+			 groups_keep, "probe-no-receive.json", "probe-full.json",
+			 "  kind: attach-detach\n  direction: grant\n", PROBE_INTERVAL, "15s");
+	/* The probes come from the data-plane Publish API instead of the devices. */
+	run_replace(yaml, sizeof(yaml), "  kind: echo\n", "  kind: prober\n  via: http\n");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	csv = run_read_samples(&rc);
+	assert_rows_match_truth(csv, 10);
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
+/*
+ * The background experiment in small: a publish to hoge/req makes the
+ * simulator's rule attach seed-b (which adds iot:Receive on the device's
+ * response topic) and detach seed-a for the publishing certificate, and a
+ * prober connection publishes the probes.
+ */
+START_TEST(test_run_trigger_topic)
+{
+	char yaml[4096];
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_profile_text(yaml, sizeof(yaml), "trigger", 10, "ttl:2s", "per-device", groups_both,
+			 "seed-a.json", "seed-b.json",
+			 "  kind: trigger-topic\n  direction: grant\n  trigger_topic: hoge/req\n",
+			 PROBE_INTERVAL, "15s");
+	run_replace(yaml, sizeof(yaml), "  kind: echo\n",
+		    "  kind: prober\n  topic: \"hoge/res/${client_id}\"\n");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	csv = run_read_samples(&rc);
+	assert_rows_match_truth(csv, 10);
+	/* Only the rule knows when it changed the policies. */
+	ck_assert_str_eq(run_csv_get(csv, 0, "t_swap_ns"), "");
+	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 5);
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
+static Suite *run_suite(void)
+{
+	Suite *s = suite_create("run");
+	TCase *tc = tcase_create("accuracy");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_run_grant_both_strategies);
+	tcase_add_test(tc, test_run_revoke_both_strategies);
+	tcase_add_test(tc, test_run_shared_certificate);
+	tcase_add_test(tc, test_run_policy_version);
+	tcase_add_test(tc, test_run_prober_via_http);
+	tcase_add_test(tc, test_run_trigger_topic);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(run_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
