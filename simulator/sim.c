@@ -177,6 +177,10 @@ static void default_plugin_path(char *buf, size_t len)
 			snprintf(buf, len, "%s/policylag_sim.so", exe);
 			if (file_exists(buf))
 				return;
+			/* An installed tree: PREFIX/bin/policylag next to PREFIX/lib/policylag. */
+			snprintf(buf, len, "%s/../lib/policylag/policylag_sim.so", exe);
+			if (file_exists(buf))
+				return;
 		}
 	}
 	snprintf(buf, len, "%s/lib/policylag/policylag_sim.so", POLICYLAG_PREFIX);
