@@ -34,12 +34,63 @@ static size_t count_options(const cli_option *options)
 	return n;
 }
 
-static void print_options(const cli_option *options, int with_help)
+#define HELP_WIDTH 79
+#define HELP_OPTION_COLUMN 31
+
+/*
+ * Prints text word-wrapped to HELP_WIDTH columns. The first line continues
+ * at column `column` (the cursor is already there); later lines start with
+ * `indent` spaces. Embedded newlines are kept.
+ */
+static void print_wrapped(const char *text, int column, int indent)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		size_t word = strcspn(p, " \n");
+
+		if (column > indent && column + 1 + (int)word > HELP_WIDTH) {
+			printf("\n%*s", indent, "");
+			column = indent;
+		} else if (column > indent) {
+			putchar(' ');
+			column++;
+		}
+		printf("%.*s", (int)word, p);
+		column += (int)word;
+		p += word;
+		if (*p == '\n') {
+			printf("\n%*s", indent, "");
+			column = indent;
+			p++;
+		}
+		while (*p == ' ')
+			p++;
+	}
+	putchar('\n');
+}
+
+static void print_option(const char *left, const char *help, const char *default_text)
+{
+	char text[1024];
+
+	printf("  %s", left);
+	if ((int)strlen(left) + 2 >= HELP_OPTION_COLUMN - 1)
+		printf("\n%*s", HELP_OPTION_COLUMN, "");
+	else
+		printf("%*s", HELP_OPTION_COLUMN - 2 - (int)strlen(left), "");
+	if (default_text != NULL)
+		snprintf(text, sizeof(text), "%s (default: %s)", help, default_text);
+	else
+		snprintf(text, sizeof(text), "%s", help);
+	print_wrapped(text, HELP_OPTION_COLUMN, HELP_OPTION_COLUMN);
+}
+
+static void print_options(const cli_option *options)
 {
 	char left[64];
 
-	if (with_help)
-		printf("  %-28s %s\n", "-h, --help", "Show this help and exit.");
+	print_option("-h, --help", "Show this help and exit.", NULL);
 	for (size_t i = 0; options != NULL && options[i].id != 0; i++) {
 		const cli_option *o = &options[i];
 
@@ -49,10 +100,27 @@ static void print_options(const cli_option *options, int with_help)
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", o->long_name,
 				 o->value_name ? " " : "", o->value_name ? o->value_name : "");
-		printf("  %-28s %s", left, o->help);
-		if (o->default_text != NULL)
-			printf(" (default: %s)", o->default_text);
-		printf("\n");
+		print_option(left, o->help, o->default_text);
+	}
+}
+
+/* Prints each line of the examples indented by two spaces. */
+static void print_examples(const char *examples)
+{
+	const char *p = examples;
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, "\n");
+
+		while (len > 0 && *p == ' ') {
+			p++;
+			len--;
+		}
+		if (len > 0)
+			printf("  %.*s\n", (int)len, p);
+		p += len;
+		if (*p == '\n')
+			p++;
 	}
 }
 
@@ -64,13 +132,15 @@ void cli_print_command_help(const cli_command *cmd)
 	}
 	printf("Usage: policylag %s\n\n", cmd->synopsis);
 	if (cmd->description != NULL)
-		printf("%s\n\n", cmd->description);
+		print_wrapped(cmd->description, 0, 0);
 	else if (cmd->summary != NULL)
-		printf("%s\n\n", cmd->summary);
-	printf("Options:\n");
-	print_options(cmd->options, 1);
-	if (cmd->examples != NULL)
-		printf("\nExamples:\n%s", cmd->examples);
+		print_wrapped(cmd->summary, 0, 0);
+	printf("\nOptions:\n");
+	print_options(cmd->options);
+	if (cmd->examples != NULL) {
+		printf("\nExamples:\n");
+		print_examples(cmd->examples);
+	}
 	printf("\nExit status: 0 success, 1 an expectation failed, 2 usage or profile error,\n"
 	       "3 runtime failure.\n");
 }
@@ -86,7 +156,7 @@ void cli_print_main_help(void)
 	if (cli_commands[0] == NULL)
 		printf("  (none yet in this build)\n");
 	printf("\nGlobal options (before COMMAND):\n");
-	print_options(global_options, 1);
+	print_options(global_options);
 	printf("\nRun 'policylag COMMAND --help' for the options of one command.\n");
 	printf("\nExit status:\n"
 	       "  0  success\n"

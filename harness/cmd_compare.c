@@ -18,13 +18,13 @@ enum { OPT_MAX_P50 = 1, OPT_MAX_P99, OPT_MIN_P, OPT_JSON };
 
 static const cli_option compare_options[] = {
 	{ OPT_MAX_P50, "max-p50-increase", 0, "PERCENT",
-	  "fail when a group's median latency grew by more than this from A to B, e.g. 10%", NULL },
+	  "Fail when a group's median latency grew by more than PERCENT from A to B, e.g. 10%.", NULL },
 	{ OPT_MAX_P99, "max-p99-increase", 0, "PERCENT",
-	  "fail when a group's p99 latency grew by more than this from A to B", NULL },
+	  "Fail when a group's p99 latency grew by more than PERCENT from A to B.", NULL },
 	{ OPT_MIN_P, "min-logrank-p", 0, "P",
-	  "fail when the log-rank test of a group gives a p-value below this (the distribution "
-	  "changed), e.g. 0.001", NULL },
-	{ OPT_JSON, "json", 'j', "FILE", "where to write the comparison as JSON",
+	  "Fail when the log-rank test of a group gives a p-value below P (the "
+	  "distribution changed), e.g. 0.001.", NULL },
+	{ OPT_JSON, "json", 'j', "FILE", "Write the comparison as JSON to FILE.",
 	  "RUN_B/compare.json" },
 	CLI_OPTIONS_END
 };
@@ -229,7 +229,7 @@ const cli_command cmd_compare = {
 	.name = "compare",
 	.synopsis = "compare RUN_A RUN_B [--max-p50-increase PERCENT] [--max-p99-increase PERCENT] "
 		    "[--min-logrank-p P] [--json FILE]",
-	.summary = "compare two runs group by group: has the latency distribution changed?",
+	.summary = "Compare two runs group by group: has the latency distribution changed?",
 	.description =
 		"For every group present in both runs, prints the median and p99 latency of A and "
 		"B, their relative change, the Hodges-Lehmann shift B - A and the log-rank p-value, "

@@ -28,7 +28,7 @@ static const cli_option fleet_options[] = {
 	  "Fleet directory holding inventory.json and keys/.",
 	  "the profile's fleet.inventory, else fleets/<profile name>" },
 	{ OPT_THREADS, "threads", 't', "N", "Concurrent API calls (1 to 64).", "4" },
-	{ OPT_DEVICES, "devices", 0, NULL, "list: print one line per device.", NULL },
+	{ OPT_DEVICES, "devices", 0, NULL, "With list: print one line per device.", NULL },
 	CLI_OPTIONS_END,
 };
 

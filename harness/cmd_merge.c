@@ -25,7 +25,7 @@
 enum { OPT_OUT = 1 };
 
 static const cli_option merge_options[] = {
-	{ OPT_OUT, "out", 'o', "DIR", "directory for the merged run (created; must not hold a run)",
+	{ OPT_OUT, "out", 'o', "DIR", "Write the merged run to DIR, which is created and must not contain a run.",
 	  NULL },
 	CLI_OPTIONS_END
 };
@@ -345,7 +345,7 @@ static int run_merge(const cli_command *self, int argc, char **argv)
 const cli_command cmd_merge = {
 	.name = "merge",
 	.synopsis = "merge RUN_DIR... --out DIR",
-	.summary = "combine the shards of one profile run into one run directory",
+	.summary = "Combine the shards of one profile run into one run directory.",
 	.description =
 		"Checks that every RUN_DIR is a shard of the same profile (profile_hash), that no "
 		"shard index repeats and that no device appears in two shards, then writes the "

@@ -15,9 +15,9 @@ enum { OPT_EXPECT = 1, OPT_QUIET };
 
 static const cli_option report_options[] = {
 	{ OPT_EXPECT, "expect", 'e', "EXPR",
-	  "expectation to check instead of those stored in run.json; repeatable, "
-	  "e.g. 'reconnect.p99 < 30s'", NULL },
-	{ OPT_QUIET, "quiet", 'q', NULL, "print nothing but errors", NULL },
+	  "Check this expectation instead of those stored in run.json, e.g. "
+	  "'reconnect.p99 < 30s'; repeatable.", NULL },
+	{ OPT_QUIET, "quiet", 'q', NULL, "Print nothing but errors.", NULL },
 	CLI_OPTIONS_END
 };
 
@@ -77,7 +77,7 @@ static int run_report(const cli_command *self, int argc, char **argv)
 const cli_command cmd_report = {
 	.name = "report",
 	.synopsis = "report RUN_DIR [--expect EXPR]...",
-	.summary = "rebuild summary.json, report.html and junit.xml from a run's samples",
+	.summary = "Rebuild summary.json, report.html and junit.xml from a run's samples.",
 	.description =
 		"Reads run.json, samples.csv and events.jsonl of RUN_DIR, computes the statistics "
 		"(Kaplan-Meier quantiles, log-rank and Mann-Whitney tests between groups), checks "

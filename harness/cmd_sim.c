@@ -30,30 +30,33 @@ enum {
 
 static const cli_option sim_options_table[] = {
 	{ OPT_STATE_DIR, "state-dir", 'd', "DIR",
-	  "directory for the CA, server certificate, state file and logs; created if missing",
+	  "Keep the CA, server certificate, state file and logs in DIR, created if "
+	  "missing.",
 	  "./policylag-sim" },
-	{ OPT_PORT, "port", 'p', "PORT", "MQTT over TLS port on 127.0.0.1; 0 picks a free port",
+	{ OPT_PORT, "port", 'p', "PORT", "Listen for MQTT over TLS on this port of 127.0.0.1; 0 picks a free port.",
 	  "0" },
 	{ OPT_API_PORT, "api-port", 0, "PORT",
-	  "HTTP control-plane API port on 127.0.0.1; 0 picks a free port", "0" },
-	{ OPT_NO_API, "no-api", 0, NULL, "run without the HTTP API", NULL },
+	  "Serve the HTTP control-plane API on this port of 127.0.0.1; 0 picks a "
+	  "free port.", "0" },
+	{ OPT_NO_API, "no-api", 0, NULL, "Run without the HTTP API.", NULL },
 	{ OPT_PROPAGATION, "propagation", 0, "MODEL",
-	  "when connections see policy changes: immediate, ttl:DURATION or "
-	  "uniform:DURATION-DURATION",
+	  "When connections see policy changes: immediate, ttl:DURATION or "
+	  "uniform:DURATION-DURATION.",
 	  "uniform:360s-480s" },
 	{ OPT_REFRESH_PHASE, "refresh-phase", 0, "PHASE",
-	  "start of each connection's refresh schedule: connect or random", "connect" },
+	  "Start of each connection's refresh schedule: connect or random.", "connect" },
 	{ OPT_CACHED_CONNECT, "cached-connect", 0, NULL,
-	  "a new connection reuses the cached policies of its certificate and client id "
-	  "until their refresh is due, instead of a fresh snapshot",
+	  "Let a new connection reuse the cached policies of its certificate and "
+	  "client id until their refresh is due, instead of taking a fresh snapshot.",
 	  NULL },
 	{ OPT_OPTION, "option", 'o', "KEY=VALUE",
-	  "plugin option (see docs/simulator.md); repeatable", NULL },
+	  "Set one plugin option (see docs/simulator.md); repeatable.", NULL },
 	{ OPT_CONFIG, "config", 'c', "FILE",
-	  "file of plugin options, one \"KEY VALUE\" per line, # comments", NULL },
-	{ OPT_PLUGIN, "plugin", 0, "PATH", "the plugin to load",
+	  "Read plugin options from FILE, one \"KEY VALUE\" per line, # starts a "
+	  "comment.", NULL },
+	{ OPT_PLUGIN, "plugin", 0, "PATH", "Load this plugin.",
 	  "$POLICYLAG_PLUGIN, else policylag_sim.so next to this program" },
-	{ OPT_MOSQUITTO, "mosquitto", 0, "PATH", "the mosquitto broker", "/usr/sbin/mosquitto" },
+	{ OPT_MOSQUITTO, "mosquitto", 0, "PATH", "Run this mosquitto broker.", "/usr/sbin/mosquitto" },
 	CLI_OPTIONS_END,
 };
 
@@ -237,7 +240,7 @@ out:
 const cli_command cmd_sim = {
 	.name = "sim",
 	.synopsis = "sim [options]",
-	.summary = "run the AWS-IoT-like simulator in the foreground",
+	.summary = "Run the AWS-IoT-like simulator in the foreground.",
 	.description =
 		"Starts mosquitto with the policylag plugin on 127.0.0.1: MQTT over TLS with "
 		"client certificates, AWS IoT policy authorization with delayed propagation, "

@@ -8,11 +8,11 @@
 
 const cli_command *const cli_commands[] = {
 	&cmd_run,
-	&cmd_sim,
 	&cmd_validate,
 	&cmd_report,
 	&cmd_compare,
 	&cmd_merge,
 	&cmd_fleet,
+	&cmd_sim,
 	NULL,
 };
