@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "workers/tlsreuse.h"
 #include "workers/worker_internal.h"
 
 #define COMPONENT "worker"
@@ -560,6 +561,11 @@ static void raise_nofile(void)
 
 static void worker_cleanup(worker *w)
 {
+	wk_tls_reuse_stats st;
+
+	wk_tls_reuse_stats_get(&st);
+	PL_INFO(COMPONENT, "worker %u: TLS credential files parsed %zu times, reused %zu times",
+		w->hello.worker_index, st.parsed, st.reused);
 	for (uint32_t i = 0; i < w->ndevices; i++)
 		dev_free(&w->devices[i]);
 	if (w->prober.h != NULL)
@@ -579,6 +585,7 @@ int worker_run(int fd)
 		return WK_EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	wk_tls_reuse_enable();
 	if (wp_chan_create(&w->chan, fd, CHAN_OUT_CAP, &e) != PL_OK ||
 	    mq_queue_create(&w->events, EVENT_QUEUE_CAP, &e) != PL_OK)
 		goto fail;
