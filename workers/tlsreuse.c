@@ -60,6 +60,12 @@ void wk_tls_reuse_stats_get(wk_tls_reuse_stats *out)
 	pthread_mutex_unlock(&g_lock);
 }
 
+/* libssl's own functions, resolved once (dlsym(RTLD_NEXT) skips this executable). */
+static pthread_once_t g_resolve_once = PTHREAD_ONCE_INIT;
+static use_file_fn g_real_use_key_file;
+static int (*g_real_use_chain_file)(SSL_CTX *, const char *);
+static load_verify_fn g_real_load_verify;
+
 static void *real_fn(const char *name)
 {
 	void *fn = dlsym(RTLD_NEXT, name);
@@ -69,31 +75,30 @@ static void *real_fn(const char *name)
 	return fn;
 }
 
+static void resolve_real(void)
+{
+	g_real_use_key_file = (use_file_fn)real_fn("SSL_CTX_use_PrivateKey_file");
+	g_real_use_chain_file =
+		(int (*)(SSL_CTX *, const char *))real_fn("SSL_CTX_use_certificate_chain_file");
+	g_real_load_verify = (load_verify_fn)real_fn("SSL_CTX_load_verify_locations");
+}
+
 static int real_use_key_file(SSL_CTX *ctx, const char *file, int type)
 {
-	static use_file_fn fn;
-
-	if (fn == NULL)
-		fn = (use_file_fn)real_fn("SSL_CTX_use_PrivateKey_file");
-	return fn(ctx, file, type);
+	pthread_once(&g_resolve_once, resolve_real);
+	return g_real_use_key_file(ctx, file, type);
 }
 
 static int real_use_chain_file(SSL_CTX *ctx, const char *file)
 {
-	static int (*fn)(SSL_CTX *, const char *);
-
-	if (fn == NULL)
-		fn = (int (*)(SSL_CTX *, const char *))real_fn("SSL_CTX_use_certificate_chain_file");
-	return fn(ctx, file);
+	pthread_once(&g_resolve_once, resolve_real);
+	return g_real_use_chain_file(ctx, file);
 }
 
 static int real_load_verify(SSL_CTX *ctx, const char *file, const char *dir)
 {
-	static load_verify_fn fn;
-
-	if (fn == NULL)
-		fn = (load_verify_fn)real_fn("SSL_CTX_load_verify_locations");
-	return fn(ctx, file, dir);
+	pthread_once(&g_resolve_once, resolve_real);
+	return g_real_load_verify(ctx, file, dir);
 }
 
 static size_t bucket_of(cred_kind kind, const char *path)

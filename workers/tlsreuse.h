@@ -16,6 +16,8 @@
  * the new SSL_CTX. A file whose size, inode or modification time changes is
  * parsed again. Enabled, they also set SSL_MODE_RELEASE_BUFFERS on the
  * SSL_CTX, so an idle connection frees its TLS record buffers.
+ * Cached objects live until the process ends: a worker's devices are fixed,
+ * and a connected device's SSL_CTX holds references to them anyway.
  */
 #ifndef PL_WORKER_TLSREUSE_H
 #define PL_WORKER_TLSREUSE_H
