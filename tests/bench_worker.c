@@ -3,9 +3,16 @@
  * (loopback only, bounded: BENCH_WORKER_DEVICES devices, default 200, and
  * about 15 s in all). Prints:
  *
+ * Each device has its own EC P-256 key and certificate, as a provisioned
+ * fleet has, so every connect of the first run parses its own credentials.
+ * A second worker then runs the same devices all with one certificate, as a
+ * device's reconnects are (its credentials already parsed).
+ *
  *   worker_cpu_per_connect_us   worker CPU (user + system, all threads) from
  *                               PHASE connect until every device has its
  *                               SUBACK, per device: TLS, CONNECT, SUBSCRIBE
+ *   worker_shared_cert_cpu_per_connect_us
+ *                               the same with one certificate for all devices
  *   worker_cpu_per_probe_us     worker CPU while probing, per delivered echo
  *                               probe (one PUBLISH out and one in)
  *   worker_rss_per_device_kb    RSS growth from before the connect phase to
@@ -26,8 +33,11 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,7 +257,87 @@ static int minimal_run(const wbroker *b, int fresh_ctx)
 	return 0;
 }
 
-static int send_setup(wcoord *c, const wbroker *b, uint32_t devices)
+/* Writes a PEM private key readable by the owner only. */
+static int write_key(const char *path, EVP_PKEY *key)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	int ok;
+
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Makes dev<i>.key (EC P-256) and dev<i>.pem (CN bench<i>) signed by the broker's CA. */
+static int make_device_cert(const wbroker *b, X509 *ca, EVP_PKEY *ca_key, uint32_t i)
+{
+	char path[320];
+	char cn[32];
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	FILE *f;
+	int rc = -1;
+
+	snprintf(cn, sizeof(cn), "bench%u", i);
+	if (key == NULL || x == NULL || X509_set_version(x, 2) != 1 ||
+	    ASN1_INTEGER_set(X509_get_serialNumber(x), 1000 + (long)i) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 2 * 86400) == NULL ||
+	    X509_set_pubkey(x, key) != 1 ||
+	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				       (const unsigned char *)cn, -1, -1, 0) != 1 ||
+	    X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1 ||
+	    X509_sign(x, ca_key, EVP_sha256()) <= 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/dev%u.key", b->dir, i);
+	if (write_key(path, key) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/dev%u.pem", b->dir, i);
+	f = fopen(path, "w");
+	if (f == NULL)
+		goto out;
+	rc = PEM_write_X509(f, x) == 1 ? 0 : -1;
+	if (fclose(f) != 0)
+		rc = -1;
+out:
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+/* Makes one key and certificate per device (dev0 exists already). */
+static int make_device_certs(const wbroker *b, uint32_t devices)
+{
+	char path[320];
+	FILE *f;
+	X509 *ca = NULL;
+	EVP_PKEY *ca_key = NULL;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/ca.key", b->dir);
+	if ((f = fopen(path, "r")) != NULL) {
+		ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if ((f = fopen(b->ca, "r")) != NULL) {
+		ca = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (ca == NULL || ca_key == NULL)
+		rc = -1;
+	for (uint32_t i = 1; i < devices && rc == 0; i++)
+		rc = make_device_cert(b, ca, ca_key, i);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	return rc;
+}
+
+static int send_setup(wcoord *c, const wbroker *b, uint32_t devices, int distinct)
 {
 	wp_msg m = { .type = WP_MSG_GROUP };
 
@@ -265,8 +355,10 @@ static int send_setup(wcoord *c, const wbroker *b, uint32_t devices)
 		m.type = WP_MSG_DEVICE;
 		m.u.device.index = i;
 		snprintf(m.u.device.client_id, sizeof(m.u.device.client_id), "bench%u", i);
-		snprintf(m.u.device.cert_path, sizeof(m.u.device.cert_path), "%s/dev0.pem", b->dir);
-		snprintf(m.u.device.key_path, sizeof(m.u.device.key_path), "%s/dev0.key", b->dir);
+		snprintf(m.u.device.cert_path, sizeof(m.u.device.cert_path), "%s/dev%u.pem", b->dir,
+			 distinct ? i : 0);
+		snprintf(m.u.device.key_path, sizeof(m.u.device.key_path), "%s/dev%u.key", b->dir,
+			 distinct ? i : 0);
 		snprintf(m.u.device.probe_topic, sizeof(m.u.device.probe_topic), "probe/b%u", i);
 		if (wcoord_send(c, &m) != 0)
 			return -1;
@@ -286,16 +378,23 @@ static void fresh_heartbeat(wcoord *c)
 		wcoord_pump_for(c, 50 * PL_NS_PER_MS);
 }
 
-static int run(wbroker *b, wcoord *c, uint32_t devices)
+/*
+ * Starts a worker, connects every device, probes for PROBE_SECONDS and
+ * drains. Prints the connect CPU under name; the other figures only for the
+ * distinct-certificate run.
+ */
+static int run_worker(wbroker *b, wcoord *c, uint32_t devices, int distinct)
 {
 	wp_msg hello;
 	int64_t cpu0, cpu1, cpu2, cpu3;
 	long rss0, rss1;
 	uint64_t received0;
 
+	memset(c, 0, sizeof(*c));
+	connack.n = 0;
 	wcoord_hello(b, &hello);
 	hello.u.hello.connect_rate_milli = 100 * 1000; /* 100 connects/s: one at a time */
-	if (wcoord_start(c, b, &hello) != 0 || send_setup(c, b, devices) != 0)
+	if (wcoord_start(c, b, &hello) != 0 || send_setup(c, b, devices, distinct) != 0)
 		return -1;
 	c->on_msg = collect;
 	wcoord_pump_for(c, 500 * PL_NS_PER_MS);
@@ -308,6 +407,12 @@ static int run(wbroker *b, wcoord *c, uint32_t devices)
 		return -1;
 	}
 	cpu1 = proc_cpu_ns(c->pid);
+	if (!distinct) {
+		printf("worker_shared_cert_cpu_per_connect_us %.0f\n",
+		       (double)(cpu1 - cpu0) / devices / 1e3);
+		wcoord_finish(c, 30 * PL_NS_PER_S);
+		return 0;
+	}
 	wcoord_pump_for(c, PL_NS_PER_S);
 	rss1 = proc_rss_kb(c->pid);
 
@@ -328,6 +433,13 @@ static int run(wbroker *b, wcoord *c, uint32_t devices)
 	       (unsigned long long)(c->heartbeat.probes_received - received0));
 	wcoord_finish(c, 30 * PL_NS_PER_S);
 	printf("worker_connack_median_ms %.2f\n", median_ms(connack.v, connack.n));
+	return 0;
+}
+
+static int run(wbroker *b, wcoord *c, uint32_t devices)
+{
+	if (run_worker(b, c, devices, 1) != 0 || run_worker(b, c, devices, 0) != 0)
+		return -1;
 	if (minimal_run(b, 0) != 0 || minimal_run(b, 1) != 0) {
 		fprintf(stderr, "bench_worker: the minimal client could not connect\n");
 		return -1;
@@ -355,10 +467,13 @@ int main(void)
 		wbroker_stop(&b);
 		return 1;
 	}
-	/* One certificate for every device: allow each its own probe topic. */
-	if (wbroker_write(b.acl, "user dev0\ntopic readwrite probe/#\n") != 0 ||
-	    kill(b.pid, SIGHUP) != 0)
+	/* Any device may use any probe topic, whichever certificate it has. */
+	if (make_device_certs(&b, (uint32_t)devices) != 0 ||
+	    wbroker_write(b.acl, "pattern readwrite probe/#\n") != 0 || kill(b.pid, SIGHUP) != 0) {
+		fprintf(stderr, "bench_worker: making the device certificates failed\n");
+		wbroker_stop(&b);
 		return 1;
+	}
 	pl_sleep_ns(200 * PL_NS_PER_MS);
 	rc = run(&b, &c, (uint32_t)devices);
 	wcoord_kill(&c);

@@ -340,10 +340,12 @@ int mq_connect(MQTTAsync h, const mq_params *p, uint32_t owner, uint32_t gen)
 	}
 	if (p->ca_path != NULL) {
 		/* NOTE: paho builds a new SSL_CTX from these files on every connect
-		 * and keeps it for the connection. That dominates the worker's CPU
-		 * per connect and memory per device, and paho's API offers no way to
-		 * share one. Always a trust store: without one paho loads the system CA bundle
-		 * on every connect. */
+		 * and keeps it for the connection; its API offers no way to share
+		 * one. tlsreuse.c saves the parsing of the files, not the SSL_CTX
+		 * or the full handshake, which keep CPU per connect and memory per
+		 * device above their targets (docs/known-issues.md). Always a trust
+		 * store: without one paho loads the system CA bundle on every
+		 * connect. */
 		ssl.trustStore = p->ca_path;
 		ssl.keyStore = p->cert_path;
 		ssl.privateKey = p->key_path;

@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "workers/tlsreuse.h"
 #include "workers/worker_internal.h"
 
 #define COMPONENT "worker"
@@ -33,13 +34,16 @@
 #define DRAIN_TIMEOUT_NS (15 * PL_NS_PER_S)
 #define HEARTBEAT_NS PL_NS_PER_S
 /*
- * While no connect is pending the driver runs on a tick: it wakes at most
- * every TICK_NS (coalescing the probe timers of many devices into one pass)
- * and at least every IDLE_WAIT_NS, and paho's callbacks only queue. Every
+ * While no connect is pending or scheduled, the driver runs on a tick: it
+ * wakes at most every tick (coalescing the probe timers of many devices into
+ * one pass) and at least every IDLE_WAIT_NS, and paho's callbacks only queue.
+ * The tick is a fifth of the shortest probe interval, between TICK_MIN_NS and
+ * TICK_MAX_NS, so a probe is sent at most a fifth of an interval late. Every
  * event is timestamped in its callback, so the tick delays only reactions
  * (for example the first probe after a SUBACK), never a measured time.
  */
-#define TICK_NS (5 * PL_NS_PER_MS)
+#define TICK_MIN_NS PL_NS_PER_MS
+#define TICK_MAX_NS (20 * PL_NS_PER_MS)
 #define IDLE_WAIT_NS (20 * PL_NS_PER_MS)
 #define DEFAULT_FD 3
 #define WK_EXIT_RUNTIME 3 /* runtime failure, as for every policylag command */
@@ -289,6 +293,17 @@ static pl_err add_device(worker *w, const wp_device *dv, pl_errmsg *e)
 	return PL_OK;
 }
 
+/* The driver tick: a fifth of the shortest probe interval of any device's group, clamped. */
+static int64_t driver_tick(const worker *w)
+{
+	int64_t tick = TICK_MAX_NS;
+
+	for (uint32_t i = 0; i < w->ndevices; i++)
+		if (w->devices[i].group->probe_interval_ns / 5 < tick)
+			tick = w->devices[i].group->probe_interval_ns / 5;
+	return tick < TICK_MIN_NS ? TICK_MIN_NS : tick;
+}
+
 static void on_phase(worker *w, const wp_phase_msg *p, int64_t now)
 {
 	pl_errmsg e;
@@ -304,6 +319,7 @@ static void on_phase(worker *w, const wp_phase_msg *p, int64_t now)
 			return;
 		}
 		w->started = 1;
+		w->tick_ns = driver_tick(w);
 		w->next_connect_slot = now;
 		prober_init(w);
 		for (uint32_t i = 0; i < w->ndevices; i++)
@@ -442,10 +458,19 @@ static int64_t next_deadline(const worker *w, int64_t now)
 	return t;
 }
 
-/* Fast mode (wake on every event) while connects are pending or draining. */
+/*
+ * Fast mode (wake on every event and at every deadline) while connects are
+ * pending or draining, and while connect-rate slots lie ahead: a tick would
+ * otherwise start two slots' connects together, and the second handshake
+ * would wait for the first in paho's receive thread.
+ */
 static int fast_mode(const worker *w, int64_t now)
 {
-	return w->connecting > 0 || w->draining || now < w->kick_until || !w->started;
+	int slots_ahead = w->connect_period_ns > 0 &&
+			  now < w->next_connect_slot - w->connect_period_ns;
+
+	return w->connecting > 0 || w->draining || now < w->kick_until || !w->started ||
+	       slots_ahead;
 }
 
 static int64_t wait_ns(worker *w, int64_t now)
@@ -458,7 +483,7 @@ static int64_t wait_ns(worker *w, int64_t now)
 		w->notify_on = fast;
 	}
 	if (!fast) {
-		int64_t min = w->last_wake + TICK_NS - now;
+		int64_t min = w->last_wake + w->tick_ns - now;
 
 		if (wait > IDLE_WAIT_NS)
 			wait = IDLE_WAIT_NS;
@@ -560,6 +585,11 @@ static void raise_nofile(void)
 
 static void worker_cleanup(worker *w)
 {
+	wk_tls_reuse_stats st;
+
+	wk_tls_reuse_stats_get(&st);
+	PL_INFO(COMPONENT, "worker %u: TLS credential files parsed %zu times, reused %zu times",
+		w->hello.worker_index, st.parsed, st.reused);
 	for (uint32_t i = 0; i < w->ndevices; i++)
 		dev_free(&w->devices[i]);
 	if (w->prober.h != NULL)
@@ -579,6 +609,7 @@ int worker_run(int fd)
 		return WK_EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	wk_tls_reuse_enable();
 	if (wp_chan_create(&w->chan, fd, CHAN_OUT_CAP, &e) != PL_OK ||
 	    mq_queue_create(&w->events, EVENT_QUEUE_CAP, &e) != PL_OK)
 		goto fail;

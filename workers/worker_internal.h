@@ -109,6 +109,7 @@ struct worker {
 	uint32_t connecting;       /* connections between connect call and CONNACK */
 	int64_t kick_until;        /* kick paho every millisecond until then */
 	int64_t last_wake;         /* driver: start of the last loop pass */
+	int64_t tick_ns;           /* driver tick outside fast mode (worker.c) */
 	int notify_on;             /* the event queue signals its eventfd */
 	/* prober */
 	wk_conn prober;
