@@ -13,6 +13,8 @@
  */
 #include "tests/check_run_support.h"
 
+#include "harness/truth.h"
+
 #define PROBE_INTERVAL "250ms"
 #define PROBE_INTERVAL_NS 250000000LL
 #define SLACK_NS 100000000LL
@@ -195,12 +197,37 @@ START_TEST(test_run_trigger_topic)
 }
 END_TEST
 
+/*
+ * A reconnecting device can connect just after a trigger was published but
+ * before the rule changed its policies; that connection's snapshot still
+ * has the old policies and is not the effect.
+ */
+START_TEST(test_run_truth_skips_unchanged_snapshot)
+{
+	static const char lines[] =
+		"{\"clientId\":\"d1\",\"event\":\"connect\",\"monoNs\":100,\"policies\":[{\"name\":\"a\",\"version\":\"1\"}]}\n"
+		"{\"clientId\":\"d1\",\"event\":\"connect\",\"monoNs\":200,\"policies\":[{\"name\":\"a\",\"version\":\"1\"}]}\n"
+		"{\"clientId\":\"d1\",\"event\":\"connect\",\"monoNs\":300,\"policies\":[{\"name\":\"b\",\"version\":\"1\"}]}\n"
+		"{\"clientId\":\"d2\",\"event\":\"connect\",\"monoNs\":200}\n";
+	truth_table *t = NULL;
+	pl_errmsg e;
+
+	ck_assert_int_eq(truth_load_text(&t, lines, strlen(lines), &e), PL_OK);
+	ck_assert_int_eq(truth_effect(t, "d1", 150), 300);
+	ck_assert_int_eq(truth_effect(t, "d1", 50), 100);
+	/* Without policies in the lines, the first snapshot counts. */
+	ck_assert_int_eq(truth_effect(t, "d2", 150), 200);
+	truth_free(t);
+}
+END_TEST
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
 	TCase *tc = tcase_create("accuracy");
 
 	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_run_truth_skips_unchanged_snapshot);
 	tcase_add_test(tc, test_run_grant_both_strategies);
 	tcase_add_test(tc, test_run_revoke_both_strategies);
 	tcase_add_test(tc, test_run_shared_certificate);
