@@ -315,6 +315,19 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 	progress_free(c->progress);
 }
 
+/*
+ * The simulator must outlive the drain; one that stopped earlier (a signal
+ * from outside, a crash) left the last part of the run without a broker.
+ */
+static void check_simulator(coordinator *c, sim *s)
+{
+	if (s == NULL || sim_running(s))
+		return;
+	PL_WARN(COMPONENT, "the simulator stopped before the run ended "
+		"(POLICYLAG_KEEP_TMP=1 keeps its mosquitto.log)");
+	coord_event(c, pl_mono_ns(), "simulator_exited", NULL, NULL);
+}
+
 static int use_tty(const run_options *o)
 {
 	return o->tty >= 0 ? o->tty : isatty(STDERR_FILENO);
@@ -352,6 +365,7 @@ static int run_loaded(const run_options *o, const profile *p, rundir *rd)
 	/* Without workers there is nothing to drain and no device to report. */
 	if (c.nworkers > 0 && c.workers[0].pid > 0)
 		run_drain(&c);
+	check_simulator(&c, s);
 	status = run_report(&c);
 	release(&c, s, work_dir);
 	return status;
