@@ -63,6 +63,27 @@ static size_t count_strategy(const run_csv *csv, const char *strategy)
 	return n;
 }
 
+/*
+ * attempts and connects count the connection in use at the swap and every
+ * one after it: a keep-connection device that stayed connected has 1 and 1,
+ * a reconnecting device at least one successful attempt before its effect.
+ */
+static void assert_row_counts(const run_csv *csv)
+{
+	for (size_t r = 0; r < csv->nrows; r++) {
+		long long attempts = run_csv_int(csv, r, "attempts");
+		long long connects = run_csv_int(csv, r, "connects");
+
+		if (strcmp(run_csv_get(csv, r, "strategy"), "keep-connection") == 0) {
+			ck_assert_int_eq(attempts, 1);
+			ck_assert_int_eq(connects, 1);
+		} else {
+			ck_assert_int_ge(connects, 1);
+			ck_assert_int_ge(attempts, connects);
+		}
+	}
+}
+
 static void run_and_check(const char *name, const char *groups, const char *certificates,
 			  const char *before, const char *after, const char *swap, int devices,
 			  run_csv **out, run_case *rc)
@@ -85,6 +106,7 @@ START_TEST(test_run_grant_both_strategies)
 		      "probe-full.json", "  kind: attach-detach\n  direction: grant\n", 12, &csv,
 		      &rc);
 	assert_rows_match_truth(csv, 12);
+	assert_row_counts(csv);
 	ck_assert_uint_eq(count_strategy(csv, "keep-connection"), 6);
 	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 6);
 	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "grant");
@@ -102,6 +124,7 @@ START_TEST(test_run_revoke_both_strategies)
 		      "probe-no-receive.json", "  kind: attach-detach\n  direction: revoke\n", 12,
 		      &csv, &rc);
 	assert_rows_match_truth(csv, 12);
+	assert_row_counts(csv);
 	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 6);
 	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "revoke");
 	free(csv);

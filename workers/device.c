@@ -518,6 +518,11 @@ void dev_swap_started(worker *w, wk_device *d, uint32_t swap_index, int64_t t)
 	d->swap_done = 0;
 	d->swap_index = swap_index;
 	d->at_swap = d->total;
+	/* The row's counts include the attempt and connection in use at the swap. */
+	if (d->conn.state != CONN_IDLE && d->conn.state != CONN_DISCONNECTING)
+		d->at_swap.attempts--;
+	if (d->conn.state == CONN_SUBSCRIBING || d->conn.state == CONN_READY)
+		d->at_swap.connects--;
 	if (d->t_next_probe < now)
 		d->t_next_probe = now;
 	reschedule(w, d);
