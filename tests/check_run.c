@@ -244,6 +244,49 @@ START_TEST(test_run_truth_skips_unchanged_snapshot)
 }
 END_TEST
 
+/*
+ * A fleet made by `policylag fleet create` is reused: both runs connect
+ * with the inventory's certificates, and the second run still measures a
+ * grant, because each certificate's policies are reset to the "before" ones
+ * that the first run's swap replaced.
+ */
+START_TEST(test_run_reuses_fleet_inventory)
+{
+	char yaml[4096];
+	run_case rc = { .pid = -1 };
+	run_csv *first;
+	run_csv *second;
+
+	run_profile_text(yaml, sizeof(yaml), "fleet-reuse", 4, "ttl:2s", "per-device",
+			 groups_keep, "probe-no-receive.json", "probe-full.json",
+			 "  kind: attach-detach\n  direction: grant\n", PROBE_INTERVAL, "15s");
+	run_replace(yaml, sizeof(yaml), "  worker_devices: 10\n",
+		    "  worker_devices: 10\n  inventory: fleet\n");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_command(&rc, "fleet", "create"), 0);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	first = run_read_samples(&rc);
+	snprintf(rc.out, sizeof(rc.out), "%s/run2", rc.dir);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	second = run_read_samples(&rc);
+	assert_rows_match_truth(first, 4);
+	assert_rows_match_truth(second, 4);
+	for (size_t r = 0; r < 4; r++) {
+		const char *device = run_csv_get(first, r, "device");
+		size_t r2 = 0;
+
+		while (r2 < 4 && strcmp(run_csv_get(second, r2, "device"), device) != 0)
+			r2++;
+		ck_assert_uint_lt(r2, 4);
+		ck_assert_str_ne(run_csv_get(first, r, "cert_id"), "");
+		ck_assert_str_eq(run_csv_get(second, r2, "cert_id"), run_csv_get(first, r, "cert_id"));
+	}
+	free(first);
+	free(second);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -257,6 +300,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_run_policy_version);
 	tcase_add_test(tc, test_run_prober_via_http);
 	tcase_add_test(tc, test_run_trigger_topic);
+	tcase_add_test(tc, test_run_reuses_fleet_inventory);
 	suite_add_tcase(s, tc);
 	return s;
 }

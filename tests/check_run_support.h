@@ -201,6 +201,22 @@ static inline long long run_csv_int(const run_csv *csv, size_t row, const char *
 	return v[0] == '\0' ? (long long)INT64_MIN : strtoll(v, NULL, 10);
 }
 
+/* Runs `policylag ARG1 ARG2 PROFILE` for the case to completion; returns its exit status. */
+static inline int run_case_command(const run_case *rc, const char *arg1, const char *arg2)
+{
+	const char *bin = run_env("POLICYLAG_BIN");
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl(bin, bin, arg1, arg2, rc->profile, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* The number of rows in samples.csv so far (0 while it does not exist). */
 static inline size_t run_count_rows(const run_case *rc)
 {
