@@ -191,6 +191,30 @@ START_TEST(test_run_prober_via_http)
 END_TEST
 
 /*
+ * A revoke with data-plane probes: the workers date the first lost probe
+ * from the payload times of the probes they received before it.
+ */
+START_TEST(test_run_prober_via_http_revoke)
+{
+	char yaml[4096];
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_profile_text(yaml, sizeof(yaml), "prober-http-revoke", 10, "ttl:2s", "per-device",
+			 groups_keep, "probe-full.json", "probe-no-receive.json",
+			 "  kind: attach-detach\n  direction: revoke\n", PROBE_INTERVAL, "15s");
+	run_replace(yaml, sizeof(yaml), "  kind: echo\n", "  kind: prober\n  via: http\n");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	csv = run_read_samples(&rc);
+	assert_rows_match_truth(csv, 10);
+	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "revoke");
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
+/*
  * The background experiment in small: a publish to hoge/req makes the
  * simulator's rule attach seed-b (which adds iot:Receive on the device's
  * response topic) and detach seed-a for the publishing certificate, and a
@@ -299,6 +323,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_run_shared_certificate);
 	tcase_add_test(tc, test_run_policy_version);
 	tcase_add_test(tc, test_run_prober_via_http);
+	tcase_add_test(tc, test_run_prober_via_http_revoke);
 	tcase_add_test(tc, test_run_trigger_topic);
 	tcase_add_test(tc, test_run_reuses_fleet_inventory);
 	suite_add_tcase(s, tc);
