@@ -331,26 +331,29 @@ pl_err run_fleet_prepare(coordinator *c, const char *dir, const fleet_inventory 
 	return PL_OK;
 }
 
-/* Deletes one certificate; returns 1 when it is gone. */
-static int delete_identity(awsapi_client *client, const coord_identity *id)
+/* Deletes one certificate, counting it in *done or, when it stays, in *left. */
+static void delete_identity(awsapi_client *client, const coord_identity *id, size_t *done,
+			    size_t *left)
 {
 	fleet_device d;
 	pl_errmsg e = { "" };
 
 	if (id->cert_id[0] == '\0')
-		return 1;
+		return; /* never created */
 	memset(&d, 0, sizeof(d));
 	snprintf(d.certificate_id, sizeof(d.certificate_id), "%s", id->cert_id);
 	snprintf(d.certificate_arn, sizeof(d.certificate_arn), "%s", id->cert_arn);
-	if (fleet_delete_certificate(client, &d, &e) == PL_OK)
-		return 1;
+	if (fleet_delete_certificate(client, &d, &e) == PL_OK) {
+		(*done)++;
+		return;
+	}
 	PL_WARN(COMPONENT, "certificate %s was not deleted: %s", id->cert_id, e.msg);
-	return 0;
+	(*left)++;
 }
 
 /*
- * NOTE: the deletes run one after another on one connection; against AWS's
- * default quotas (DeleteCertificate 10/s) a fleet of 10,000 takes minutes.
+ * NOTE: the deletes run one after another on one connection, three or four
+ * calls per certificate, so a fleet of thousands takes minutes (an estimate).
  */
 void run_fleet_cleanup(coordinator *c)
 {
@@ -364,14 +367,10 @@ void run_fleet_cleanup(coordinator *c)
 		PL_WARN(COMPONENT, "cannot delete the run's certificates: %s", e.msg);
 		return;
 	}
-	for (size_t i = 0; c->delete_identities && i < c->nidentities; i++) {
-		int gone = delete_identity(client, &c->identities[i]);
-
-		done += (size_t)gone;
-		left += (size_t)!gone;
-	}
-	if (c->delete_prober && c->have_prober && !delete_identity(client, &c->prober))
-		left++;
+	for (size_t i = 0; c->delete_identities && i < c->nidentities; i++)
+		delete_identity(client, &c->identities[i], &done, &left);
+	if (c->delete_prober && c->have_prober)
+		delete_identity(client, &c->prober, &done, &left);
 	awsapi_client_free(client);
 	if (left > 0)
 		PL_WARN(COMPONENT, "%zu certificate%s of this run could not be deleted; see the messages above",

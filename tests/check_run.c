@@ -272,7 +272,8 @@ END_TEST
  * A fleet made by `policylag fleet create` is reused: both runs connect
  * with the inventory's certificates, and the second run still measures a
  * grant, because each certificate's policies are reset to the "before" ones
- * that the first run's swap replaced.
+ * that the first run's swap replaced. The prober's certificate, made per
+ * run, is deleted again, so the fleet's simulator keeps only the fleet's.
  */
 START_TEST(test_run_reuses_fleet_inventory)
 {
@@ -280,12 +281,15 @@ START_TEST(test_run_reuses_fleet_inventory)
 	run_case rc = { .pid = -1 };
 	run_csv *first;
 	run_csv *second;
+	char state[400];
+	json_t *sim_state;
 
 	run_profile_text(yaml, sizeof(yaml), "fleet-reuse", 4, "ttl:2s", "per-device",
 			 groups_keep, "probe-no-receive.json", "probe-full.json",
 			 "  kind: attach-detach\n  direction: grant\n", PROBE_INTERVAL, "15s");
 	run_replace(yaml, sizeof(yaml), "  worker_devices: 10\n",
 		    "  worker_devices: 10\n  inventory: fleet\n");
+	run_replace(yaml, sizeof(yaml), "  kind: echo\n", "  kind: prober\n");
 	run_case_init(&rc, yaml);
 	ck_assert_int_eq(run_case_command(&rc, "fleet", "create"), 0);
 	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
@@ -305,6 +309,11 @@ START_TEST(test_run_reuses_fleet_inventory)
 		ck_assert_str_ne(run_csv_get(first, r, "cert_id"), "");
 		ck_assert_str_eq(run_csv_get(second, r2, "cert_id"), run_csv_get(first, r, "cert_id"));
 	}
+	snprintf(state, sizeof(state), "%s/fleet/sim/state.json", rc.dir);
+	sim_state = json_load_file(state, 0, NULL);
+	ck_assert_ptr_nonnull(sim_state);
+	ck_assert_uint_eq(json_array_size(json_object_get(sim_state, "certificates")), 4);
+	json_decref(sim_state);
 	free(first);
 	free(second);
 	run_case_cleanup(&rc);
