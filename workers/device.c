@@ -180,8 +180,12 @@ static void lost_attempt(const worker *w, wk_device *d, int64_t t)
 	if (!d->swap_active || d->swap_done || !is_revoke(d))
 		return;
 	/* The sequence must order with the probes this device is fed: the
-	 * prober's numbering in prober mode, its own otherwise. */
-	seq = d->group->probe_mode == WP_PROBE_PROBER ? w->prober_seq : d->seq++;
+	 * coordinator's rounds with probe.via http, the prober's numbering in
+	 * prober mode, its own otherwise. */
+	if (http_probed(w, d))
+		seq = d->http_fed + 1;
+	else
+		seq = d->group->probe_mode == WP_PROBE_PROBER ? w->prober_seq : d->seq++;
 	detect_on_sent(&d->det, seq, t);
 }
 
