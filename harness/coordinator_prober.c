@@ -33,9 +33,9 @@ static void publish_probe(coordinator *c, awsapi_client *client, const char *top
 }
 
 /*
- * One round: every device's topic once, or the shared topic once. Every
- * probe of a round has the round's sequence number, so a worker knows that
- * a device's next probe follows one interval after the last it received.
+ * Publishes one round: every device's topic once, or the shared topic once.
+ * Every probe of a round has the round's sequence number, so a worker can
+ * date a device's next probe one interval after the last it received.
  */
 static void probe_round(coordinator *c, awsapi_client *client, uint64_t seq, int64_t round_ns)
 {

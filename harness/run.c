@@ -392,8 +392,8 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 }
 
 /*
- * The simulator must outlive the drain; one that stopped earlier (a signal
- * from outside, a crash) left the last part of the run without a broker.
+ * Reports a simulator that stopped before the end of the run, for example
+ * on a signal from outside or a crash, because the drain then had no broker.
  */
 static void check_simulator(coordinator *c, sim *s)
 {

@@ -269,11 +269,10 @@ static void check_account_rates(loader *l, const ptree *root)
 }
 
 /*
- * A prober connection publishes every device's probe in turn at 80% of the
- * per-connection publish quota (the coordinator's rate), so one worker's
- * round over its devices must fit into one probe interval; otherwise each
- * device's probes come further apart than probe.interval and so does the
- * measurement error.
+ * Warns when one worker's prober round does not fit into probe.interval. The
+ * prober publishes its devices' probes in turn at 80% of the per-connection
+ * quota (the coordinator's rate), so a longer round spaces each device's
+ * probes, and the measurement error, further apart than the interval.
  */
 static void check_prober_load(loader *l, const ptree *root)
 {
