@@ -124,6 +124,9 @@ typedef struct coordinator {
 	size_t nidentities;
 	coord_identity prober;      /* the prober connections' identity (probe.kind prober) */
 	int have_prober;
+	int fleet_reused;           /* the identities come from fleet.inventory */
+	int delete_identities;      /* delete c->identities' certificates at the end */
+	int delete_prober;          /* delete the prober's certificate at the end */
 
 	/* probe.via http: probes published through the data-plane Publish API */
 	pthread_t http_prober;

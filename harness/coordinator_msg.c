@@ -463,6 +463,7 @@ static void write_coordinator_row(coordinator *c, coord_device *d, const char *r
 	base_sample(c, d, &s);
 	s.errors = d->errors;
 	s.connects = d->ever_connected ? 1 : 0;
+	s.attempts = s.connects; /* at least; the worker's own count is lost */
 	origin = latency_origin(d->t_swap_start_ns, d->t_swap_ns);
 	if (d->effective) {
 		s.t_effect_ns = d->t_effect_ns;

@@ -32,14 +32,18 @@ static void publish_probe(coordinator *c, awsapi_client *client, const char *top
 			"in run.json)", topic, e.msg);
 }
 
-/* One round: every device's topic once, or the shared topic once. */
-static void probe_round(coordinator *c, awsapi_client *client, uint64_t *seq, int64_t round_ns)
+/*
+ * Publishes one round: every device's topic once, or the shared topic once.
+ * Every probe of a round has the round's sequence number, so a worker can
+ * date a device's next probe one interval after the last it received.
+ */
+static void probe_round(coordinator *c, awsapi_client *client, uint64_t seq, int64_t round_ns)
 {
 	const profile *p = c->prof;
 	int64_t start = pl_mono_ns();
 
 	if (p->probe.shared_topic) {
-		publish_probe(c, client, p->probe.topic, SHARED_PROBE_DEVICE, (*seq)++);
+		publish_probe(c, client, p->probe.topic, SHARED_PROBE_DEVICE, seq);
 		return;
 	}
 	for (uint32_t i = 0; i < c->ndevices && !c->http_prober_stop; i++) {
@@ -47,7 +51,7 @@ static void probe_round(coordinator *c, awsapi_client *client, uint64_t *seq, in
 		int64_t due = start + round_ns * i / c->ndevices;
 
 		pl_sleep_ns(due - pl_mono_ns());
-		publish_probe(c, client, c->devices[i].probe_topic, c->devices[i].index, (*seq)++);
+		publish_probe(c, client, c->devices[i].probe_topic, c->devices[i].index, seq);
 	}
 }
 
@@ -66,7 +70,7 @@ static void *prober_main(void *arg)
 	while (!c->http_prober_stop) {
 		int64_t next = pl_mono_ns() + interval;
 
-		probe_round(c, client, &seq, interval);
+		probe_round(c, client, seq++, interval);
 		pl_sleep_ns(next - pl_mono_ns());
 	}
 	awsapi_client_free(client);
@@ -80,11 +84,6 @@ pl_err coord_http_prober_start(coordinator *c, pl_errmsg *e)
 	if (p->probe.kind != PROFILE_PROBE_PROBER || p->probe.via != PROFILE_PROBE_VIA_HTTP ||
 	    c->http_prober_running)
 		return PL_OK;
-	if (p->swap.direction == PROFILE_SWAP_REVOKE)
-		/* NOTE: workers date a revoke by the send time of a lost probe. They do not
-		 * learn when these probes are sent, so revoke devices end censored. */
-		COORD_LOG(c, PL_LOG_WARN, "probe.via http: revoke effects are not detected yet, because "
-			"the workers do not learn the probes' send times; devices will be censored");
 	c->http_prober_stop = 0;
 	if (pthread_create(&c->http_prober, NULL, prober_main, c) != 0)
 		return pl_errmsg_set(e, PL_ERR_INTERNAL, "cannot start the prober thread");

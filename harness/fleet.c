@@ -554,7 +554,7 @@ static pl_err detach_all(awsapi_client *c, const fleet_device *d, pl_errmsg *e)
 }
 
 /* Detach, deactivate, delete; a certificate that no longer exists counts as deleted. */
-static pl_err delete_certificate(awsapi_client *c, const fleet_device *d, pl_errmsg *e)
+pl_err fleet_delete_certificate(awsapi_client *c, const fleet_device *d, pl_errmsg *e)
 {
 	pl_err err = detach_all(c, d, e);
 
@@ -594,7 +594,7 @@ static void delete_job_run(awsapi_client *c, void *arg)
 
 	if (c == NULL || stop_requested(job->run))
 		goto done;
-	err = delete_certificate(c, &job->device, &e);
+	err = fleet_delete_certificate(c, &job->device, &e);
 	if (err == PL_OK)
 		err = record_deleted(job->run, &job->device, &e);
 	if (err != PL_OK) {

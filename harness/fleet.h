@@ -98,6 +98,13 @@ pl_err fleet_create(const fleet_settings *s, awsapi_ctx *api, fleet_result *out,
  */
 pl_err fleet_delete(const fleet_settings *s, awsapi_ctx *api, fleet_result *out, pl_errmsg *e);
 
+/*
+ * Detaches every policy from d's certificate (certificate_arn), sets it
+ * INACTIVE and deletes it (certificate_id); a certificate that no longer
+ * exists counts as deleted.
+ */
+pl_err fleet_delete_certificate(awsapi_client *c, const fleet_device *d, pl_errmsg *e);
+
 /* A loaded inventory: read-only after loading, safe to share between threads. */
 typedef struct fleet_inventory fleet_inventory;
 

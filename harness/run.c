@@ -19,6 +19,7 @@
 #include "harness/awsapi.h"
 #include "harness/cli.h"
 #include "harness/coordinator.h"
+#include "harness/fleet.h"
 #include "harness/run_fleet.h"
 #include "harness/run_phases.h"
 #include "harness/run_report.h"
@@ -241,12 +242,81 @@ static pl_err aws_endpoint(coordinator *c, pl_errmsg *e)
 	return err;
 }
 
+/* The target id fleet.inventory must name: as `policylag fleet` writes it (harness/target.c). */
+static void inventory_target_id(const profile *p, const char *sim_dir, char *buf, size_t len)
+{
+	char real[PATH_MAX];
+	const profile_aws *a = &p->target.aws;
+
+	if (p->target.kind == PROFILE_TARGET_SIMULATOR) {
+		if (realpath(sim_dir, real) == NULL)
+			snprintf(real, sizeof(real), "%s", sim_dir);
+		snprintf(buf, len, "simulator:%s", real);
+	} else if (a->control_endpoint[0] != '\0') {
+		snprintf(buf, len, "aws:%s:%s", a->region, a->control_endpoint);
+	} else {
+		snprintf(buf, len, "aws:%s:https://iot.%s.amazonaws.com", a->region, a->region);
+	}
+}
+
+/*
+ * Loads fleet.inventory when it exists and fits the run (same target,
+ * client id prefix and certificate sharing); *out stays NULL otherwise and
+ * the run creates its own certificates. For the simulator target,
+ * sim_dir becomes the fleet's simulator state directory.
+ */
+static pl_err load_inventory(const profile *p, fleet_inventory **out, char *sim_dir,
+			     size_t len, pl_errmsg *e)
+{
+	const char *dir = p->fleet.inventory;
+	char fleet_sim[WP_PATH_MAX];
+	char want[WP_PATH_MAX + 16];
+	fleet_inventory *inv = NULL;
+	pl_err err;
+
+	*out = NULL;
+	if (dir == NULL || dir[0] == '\0')
+		return PL_OK;
+	err = fleet_inventory_load(&inv, dir, e);
+	if (err == PL_ERR_NOT_FOUND) {
+		PL_INFO(COMPONENT, "no fleet in %s; creating certificates for this run", dir);
+		pl_errmsg_clear(e);
+		return PL_OK;
+	}
+	if (err != PL_OK)
+		return err;
+	snprintf(fleet_sim, sizeof(fleet_sim), "%s/sim", dir);
+	inventory_target_id(p, fleet_sim, want, sizeof(want));
+	if (strcmp(fleet_inventory_target(inv), want) != 0 ||
+	    strcmp(fleet_inventory_prefix(inv), p->fleet.client_id_prefix) != 0 ||
+	    fleet_inventory_shared(inv) != (p->fleet.certificates == PROFILE_CERTIFICATES_SHARED)) {
+		PL_WARN(COMPONENT, "the fleet in %s is for %s with prefix '%s'; creating certificates for this run instead",
+			dir, fleet_inventory_target(inv), fleet_inventory_prefix(inv));
+		fleet_inventory_free(inv);
+		return PL_OK;
+	}
+	if (p->target.kind == PROFILE_TARGET_SIMULATOR)
+		snprintf(sim_dir, len, "%s", fleet_sim);
+	*out = inv;
+	return PL_OK;
+}
+
+/* Certificates that outlive the run are deleted at its end, unless they belong to a fleet. */
+static void plan_cleanup(coordinator *c, int persistent_sim)
+{
+	int aws = c->prof->target.kind == PROFILE_TARGET_AWS;
+
+	c->delete_identities = aws && !c->fleet_reused;
+	c->delete_prober = aws || persistent_sim;
+}
+
 /* Everything between loading the profile and the phases. */
 static pl_err prepare(coordinator *c, const run_options *o, char *work_dir, sim **s,
 		      pl_errmsg *e)
 {
 	char sim_dir[WP_PATH_MAX];
 	char fleet_dir[WP_PATH_MAX];
+	fleet_inventory *inv = NULL;
 	pl_err err;
 
 	snprintf(work_dir, WP_PATH_MAX, "%s/policylag-run-XXXXXX",
@@ -259,7 +329,9 @@ static pl_err prepare(coordinator *c, const run_options *o, char *work_dir, sim 
 	if (mkdir(fleet_dir, 0700) != 0)
 		return pl_errmsg_set(e, PL_ERR_IO, "cannot create '%s': %s", fleet_dir,
 				     strerror(errno));
-	err = coord_init_devices(c, o->shard_index, o->shard_count, e);
+	err = load_inventory(c->prof, &inv, sim_dir, sizeof(sim_dir), e);
+	if (err == PL_OK)
+		err = coord_init_devices(c, o->shard_index, o->shard_count, e);
 	if (err == PL_OK && c->prof->target.kind == PROFILE_TARGET_SIMULATOR) {
 		err = run_sim_start(c, sim_dir, s, e);
 		if (err == PL_OK)
@@ -274,7 +346,9 @@ static pl_err prepare(coordinator *c, const run_options *o, char *work_dir, sim 
 		err = aws_endpoint(c, e);
 	cancel_on_first_signal = 1;
 	if (err == PL_OK && coord_signal_count == 0)
-		err = run_fleet_prepare(c, fleet_dir, e);
+		err = run_fleet_prepare(c, fleet_dir, inv, e);
+	plan_cleanup(c, inv != NULL && c->prof->target.kind == PROFILE_TARGET_SIMULATOR);
+	fleet_inventory_free(inv);
 	cancel_on_first_signal = 0;
 	if (err == PL_OK)
 		err = coord_write_run_json(c, "running", -1, e);
@@ -288,6 +362,8 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 	pl_errmsg e = { "" };
 
 	coord_kill_workers(c, PL_NS_PER_S);
+	if (c->api != NULL)
+		run_fleet_cleanup(c);
 	signal_api = NULL;
 	awsapi_pool_free(c->pool);
 	awsapi_ctx_free(c->api);
@@ -313,6 +389,19 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 		close(c->wake_pipe[1]);
 	pthread_mutex_destroy(&c->notes_lock);
 	progress_free(c->progress);
+}
+
+/*
+ * Reports a simulator that stopped before the end of the run, for example
+ * on a signal from outside or a crash, because the drain then had no broker.
+ */
+static void check_simulator(coordinator *c, sim *s)
+{
+	if (s == NULL || sim_running(s))
+		return;
+	PL_WARN(COMPONENT, "the simulator stopped before the run ended "
+		"(POLICYLAG_KEEP_TMP=1 keeps its mosquitto.log)");
+	coord_event(c, pl_mono_ns(), "simulator_exited", NULL, NULL);
 }
 
 static int use_tty(const run_options *o)
@@ -352,6 +441,7 @@ static int run_loaded(const run_options *o, const profile *p, rundir *rd)
 	/* Without workers there is nothing to drain and no device to report. */
 	if (c.nworkers > 0 && c.workers[0].pid > 0)
 		run_drain(&c);
+	check_simulator(&c, s);
 	status = run_report(&c);
 	release(&c, s, work_dir);
 	return status;

@@ -17,6 +17,7 @@ typedef struct fleet_job {
 	coordinator *c;
 	coord_identity *identity;
 	const char *dir;        /* where the certificate and key files go */
+	int reuse;              /* the certificate exists: reset its policies */
 	char name[WP_ID_MAX];
 	pl_err err;
 	pl_errmsg msg;
@@ -113,6 +114,29 @@ static pl_err create_certificate(awsapi_client *client, fleet_job *j, pl_errmsg 
 	return err;
 }
 
+static int is_before_policy(const profile *p, const char *name)
+{
+	for (size_t i = 0; i < p->before_count; i++)
+		if (strcmp(p->before[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Detaches from a reused certificate every policy that is not a "before" one. */
+static pl_err detach_others(awsapi_client *client, fleet_job *j, pl_errmsg *e)
+{
+	awsapi_strlist attached = { NULL, 0 };
+	pl_err err = awsapi_list_attached_policies(client, j->identity->cert_arn, &attached,
+						   NULL, e);
+
+	for (size_t i = 0; err == PL_OK && i < attached.count; i++)
+		if (!is_before_policy(j->c->prof, attached.items[i]))
+			err = awsapi_detach_policy(client, attached.items[i],
+						   j->identity->cert_arn, NULL, e);
+	awsapi_strlist_clear(&attached);
+	return err;
+}
+
 static void identity_job(awsapi_client *client, void *arg)
 {
 	fleet_job *j = arg;
@@ -122,7 +146,8 @@ static void identity_job(awsapi_client *client, void *arg)
 		j->err = pl_errmsg_set(&j->msg, PL_ERR_INTERRUPTED, "fleet preparation cancelled");
 		return;
 	}
-	j->err = create_certificate(client, j, &j->msg);
+	j->err = j->reuse ? detach_others(client, j, &j->msg)
+			  : create_certificate(client, j, &j->msg);
 	for (size_t i = 0; j->err == PL_OK && i < p->before_count; i++)
 		j->err = awsapi_attach_policy(client, p->before[i].name, j->identity->cert_arn,
 					      NULL, &j->msg);
@@ -230,11 +255,45 @@ static void name_job(coordinator *c, fleet_job *j, size_t i, int shared, const c
 		snprintf(j->name, sizeof(j->name), "%s", c->devices[i].name);
 }
 
-/*
- * NOTE: every run creates its own certificates; an inventory made by
- * `policylag fleet create` (fleet.inventory) is not reused yet.
- */
-pl_err run_fleet_prepare(coordinator *c, const char *dir, pl_errmsg *e)
+/* The inventory's device named name, or NULL. Indexes usually match positions. */
+static const fleet_device *inventory_find(const fleet_inventory *inv, uint32_t index,
+					  const char *name)
+{
+	size_t count = fleet_inventory_count(inv);
+	const fleet_device *d = index < count ? fleet_inventory_device(inv, index) : NULL;
+
+	if (d != NULL && strcmp(d->client_id, name) == 0)
+		return d;
+	for (size_t i = 0; i < count; i++) {
+		d = fleet_inventory_device(inv, i);
+		if (strcmp(d->client_id, name) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+/* Fills job i's identity from the inventory; the job then only resets policies. */
+static pl_err reuse_identity(coordinator *c, fleet_job *j, const fleet_inventory *inv,
+			     uint32_t device, pl_errmsg *e)
+{
+	const coord_device *d = &c->devices[device];
+	const fleet_device *fd = inventory_find(inv, d->index, d->name);
+	coord_identity *id = j->identity;
+
+	if (fd == NULL)
+		return pl_errmsg_set(e, PL_ERR_STATE,
+				     "fleet.inventory has no device %s; run `policylag fleet create` with this profile",
+				     d->name);
+	snprintf(id->cert_path, sizeof(id->cert_path), "%s", fd->cert_path);
+	snprintf(id->key_path, sizeof(id->key_path), "%s", fd->key_path);
+	snprintf(id->cert_id, sizeof(id->cert_id), "%s", fd->certificate_id);
+	snprintf(id->cert_arn, sizeof(id->cert_arn), "%s", fd->certificate_arn);
+	j->reuse = 1;
+	return PL_OK;
+}
+
+pl_err run_fleet_prepare(coordinator *c, const char *dir, const fleet_inventory *inv,
+			 pl_errmsg *e)
 {
 	int shared = c->prof->fleet.certificates == PROFILE_CERTIFICATES_SHARED;
 	size_t n = shared ? 1 : c->ndevices;
@@ -253,15 +312,70 @@ pl_err run_fleet_prepare(coordinator *c, const char *dir, pl_errmsg *e)
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "fleet: out of memory for %zu identities", n);
 	}
 	c->nidentities = n;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		name_job(c, &jobs[i], i, shared, dir);
-	err = run_jobs(c, jobs, n, e);
+		if (inv != NULL && err == PL_OK)
+			err = reuse_identity(c, &jobs[i], inv, (uint32_t)i, e);
+	}
+	c->fleet_reused = inv != NULL;
+	if (err == PL_OK)
+		err = run_jobs(c, jobs, n, e);
 	free(jobs);
 	if (err != PL_OK)
 		return err;
 	for (uint32_t i = 0; i < c->ndevices; i++)
 		c->devices[i].identity = &c->identities[shared ? 0 : i];
-	PL_INFO(COMPONENT, "%zu certificate%s ready in %.1f s", n, n == 1 ? "" : "s",
+	PL_INFO(COMPONENT, "%zu certificate%s %s in %.1f s", n, n == 1 ? "" : "s",
+		inv != NULL ? "reused from fleet.inventory" : "ready",
 		(double)(pl_mono_ns() - t0) / (double)PL_NS_PER_S);
 	return PL_OK;
+}
+
+/* Deletes one certificate, counting it in *done or, when it stays, in *left. */
+static void delete_identity(awsapi_client *client, const coord_identity *id, size_t *done,
+			    size_t *left)
+{
+	fleet_device d;
+	pl_errmsg e = { "" };
+
+	if (id->cert_id[0] == '\0')
+		return; /* never created */
+	memset(&d, 0, sizeof(d));
+	snprintf(d.certificate_id, sizeof(d.certificate_id), "%s", id->cert_id);
+	snprintf(d.certificate_arn, sizeof(d.certificate_arn), "%s", id->cert_arn);
+	if (fleet_delete_certificate(client, &d, &e) == PL_OK) {
+		(*done)++;
+		return;
+	}
+	PL_WARN(COMPONENT, "certificate %s was not deleted: %s", id->cert_id, e.msg);
+	(*left)++;
+}
+
+/*
+ * NOTE: the deletes run one after another on one connection, three or four
+ * calls per certificate, so a fleet of thousands takes minutes (an estimate).
+ */
+void run_fleet_cleanup(coordinator *c)
+{
+	awsapi_client *client = NULL;
+	pl_errmsg e = { "" };
+	size_t left = 0, done = 0;
+
+	if ((!c->delete_identities || c->nidentities == 0) && !(c->delete_prober && c->have_prober))
+		return;
+	if (awsapi_client_create(&client, c->api, &e) != PL_OK) {
+		PL_WARN(COMPONENT, "cannot delete the run's certificates: %s", e.msg);
+		return;
+	}
+	for (size_t i = 0; c->delete_identities && i < c->nidentities; i++)
+		delete_identity(client, &c->identities[i], &done, &left);
+	if (c->delete_prober && c->have_prober)
+		delete_identity(client, &c->prober, &done, &left);
+	awsapi_client_free(client);
+	if (left > 0)
+		PL_WARN(COMPONENT, "%zu certificate%s of this run could not be deleted; see the messages above",
+			left, left == 1 ? "" : "s");
+	else
+		PL_INFO(COMPONENT, "deleted the %zu certificate%s this run created", done,
+			done == 1 ? "" : "s");
 }

@@ -12,12 +12,27 @@
 
 #include "common/error.h"
 #include "harness/coordinator.h"
+#include "harness/fleet.h"
 
 /*
  * Creates the policies and identities and fills c->identities and each
  * device's identity. Uses c->pool for the per-certificate calls and blocks
  * until they finish. Returns the first failure.
+ *
+ * With inv (a fleet made by `policylag fleet create` for the same target),
+ * the certificates and keys of the inventory are used instead: each
+ * certificate's policies are reset to the "before" ones (detaching what a
+ * previous run's swap attached). A device missing from the inventory is
+ * PL_ERR_STATE.
  */
-pl_err run_fleet_prepare(coordinator *c, const char *dir, pl_errmsg *e);
+pl_err run_fleet_prepare(coordinator *c, const char *dir, const fleet_inventory *inv,
+			 pl_errmsg *e);
+
+/*
+ * Deletes the certificates the run created and must not leave behind
+ * (c->delete_identities, c->delete_prober): detach, INACTIVE, delete. Logs
+ * what could not be deleted.
+ */
+void run_fleet_cleanup(coordinator *c);
 
 #endif

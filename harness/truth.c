@@ -12,6 +12,7 @@
 typedef struct truth_entry {
 	char client_id[TRUTH_ID_MAX];
 	int64_t t_ns;
+	uint64_t policies; /* hash of the snapshot's policies and versions; 0: not given */
 } truth_entry;
 
 struct truth_table {
@@ -53,7 +54,23 @@ static int takes_effect(json_t *obj)
 	return changed == NULL || json_is_true(changed);
 }
 
-static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, pl_errmsg *e)
+/* Hashes the "policies" member (FNV-1a of its compact JSON); 0 means it is absent. */
+static uint64_t policies_hash(json_t *obj)
+{
+	json_t *policies = json_object_get(obj, "policies");
+	char *text = policies != NULL ? json_dumps(policies, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	uint64_t h = 1469598103934665603ULL;
+
+	if (text == NULL)
+		return 0;
+	for (const char *c = text; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	free(text);
+	return h != 0 ? h : 1;
+}
+
+static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, uint64_t policies,
+			pl_errmsg *e)
 {
 	if (t->count == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 1024;
@@ -66,6 +83,7 @@ static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, pl_errmsg 
 	}
 	snprintf(t->entries[t->count].client_id, TRUTH_ID_MAX, "%s", id);
 	t->entries[t->count].t_ns = t_ns;
+	t->entries[t->count].policies = policies;
 	t->count++;
 	return PL_OK;
 }
@@ -88,7 +106,8 @@ static pl_err parse_line(truth_table *t, const char *line, size_t len, size_t li
 	if (!takes_effect(obj))
 		t->ignored++;
 	else if (json_is_string(id) && json_is_integer(tv))
-		err = add_entry(t, json_string_value(id), (int64_t)json_integer_value(tv), e);
+		err = add_entry(t, json_string_value(id), (int64_t)json_integer_value(tv),
+				policies_hash(obj), e);
 	else
 		t->skipped++;
 	json_decref(obj);
@@ -261,19 +280,47 @@ static int is_connection_of(const char *id, const char *device, size_t dlen)
 	return strspn(rest + 2, "0123456789") == strlen(rest + 2);
 }
 
+/*
+ * The policies of the device's last snapshot before from_ns, or 0. Entries of
+ * the device and of "<device>-..." follow each other in sort order, mixed
+ * only with other ids that share the prefix.
+ */
+static uint64_t policies_before(const truth_table *t, const char *device, size_t dlen,
+				int64_t from_ns)
+{
+	int64_t latest = INT64_MIN;
+	uint64_t policies = 0;
+
+	for (size_t i = lower_bound(t, device); i < t->count; i++) {
+		const truth_entry *en = &t->entries[i];
+
+		if (strncmp(en->client_id, device, dlen) != 0)
+			break;
+		if (is_connection_of(en->client_id, device, dlen) && en->t_ns < from_ns &&
+		    en->t_ns > latest) {
+			latest = en->t_ns;
+			policies = en->policies;
+		}
+	}
+	return policies;
+}
+
 int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns)
 {
 	size_t dlen = strlen(device);
+	uint64_t old_policies = policies_before(t, device, dlen, from_ns);
 	int64_t best = INT64_MIN;
 
-	/* Entries of the device and of "<device>-..." follow each other in sort order,
-	 * mixed only with other ids that share the prefix. */
 	for (size_t i = lower_bound(t, device); i < t->count; i++) {
 		const truth_entry *en = &t->entries[i];
 
 		if (strncmp(en->client_id, device, dlen) != 0)
 			break;
 		if (!is_connection_of(en->client_id, device, dlen) || en->t_ns < from_ns)
+			continue;
+		/* A snapshot taken just after the call but before the change was applied
+		 * (a rule runs after its trigger) still has the old policies. */
+		if (old_policies != 0 && en->policies == old_policies)
 			continue;
 		if (best == INT64_MIN || en->t_ns < best)
 			best = en->t_ns;

@@ -56,7 +56,10 @@ size_t truth_skipped(const truth_table *t);
 
 /*
  * The first snapshot time at or after from_ns of a connection of device,
- * or INT64_MIN when there is none.
+ * or INT64_MIN when there is none. When the lines list the snapshot's
+ * "policies", a snapshot with the same policies and versions as the
+ * device's last one before from_ns does not count: it was taken before the
+ * change was applied (a trigger-topic rule runs after its trigger).
  */
 int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns);
 

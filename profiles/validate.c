@@ -268,6 +268,37 @@ static void check_account_rates(loader *l, const ptree *root)
 			       outbound_quota);
 }
 
+/*
+ * Warns when one worker's prober round does not fit into probe.interval. The
+ * prober publishes its devices' probes in turn at 80% of the per-connection
+ * quota (the coordinator's rate), so a longer round spaces each device's
+ * probes, and the measurement error, further apart than the interval.
+ */
+static void check_prober_load(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	double quota = AWS_PUBLISH_PER_CONNECTION;
+	int64_t per_worker = p->fleet.worker_devices < p->fleet.devices ? p->fleet.worker_devices
+									 : p->fleet.devices;
+	double round_s;
+	char interval[32];
+
+	if (p->probe.kind != PROFILE_PROBE_PROBER || p->probe.via != PROFILE_PROBE_VIA_MQTT ||
+	    p->probe.shared_topic)
+		return;
+	if (p->target.kind == PROFILE_TARGET_SIMULATOR &&
+	    p->target.simulator.quotas.publish_per_connection > 0)
+		quota = p->target.simulator.quotas.publish_per_connection;
+	round_s = (double)per_worker / (quota * 0.8);
+	if (round_s * 1e9 <= (double)p->probe.interval_ns)
+		return;
+	schema_format_duration(p->probe.interval_ns, interval, sizeof(interval));
+	loader_warning(l, at(root, "fleet.worker_devices"),
+		       "fleet.worker_devices: one prober connection publishes the probes of %lld devices at up to %.0f/s, so each device is probed every %.3g s, not every %s; use at most %lld devices per worker",
+		       (long long)per_worker, quota * 0.8, round_s, interval,
+		       (long long)(quota * 0.8 * (double)p->probe.interval_ns / 1e9));
+}
+
 static void check_swap(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
@@ -380,6 +411,7 @@ void profile_validate(loader *l, const ptree *root)
 	check_swap_topics(l, root);
 	check_probe_rate(l, root);
 	check_account_rates(l, root);
+	check_prober_load(l, root);
 	check_swap(l, root);
 	check_target(l, root);
 	check_client_ids(l, root);

@@ -280,6 +280,11 @@ static void child_exec(const sim *s, const char *mosquitto, const char *preload)
 {
 	int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
+	/*
+	 * A process group of its own keeps the terminal's Ctrl-C away from
+	 * mosquitto: the parent stops it (sim_stop) once it has drained.
+	 */
+	setpgid(0, 0);
 	if (fd >= 0) {
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -427,6 +432,7 @@ pl_err sim_start(sim **out, const sim_options *o, pl_errmsg *e)
 	}
 	if (s->pid == 0)
 		child_exec(s, o->mosquitto_path ? o->mosquitto_path : "/usr/sbin/mosquitto", preload);
+	setpgid(s->pid, s->pid); /* also here, so no signal reaches it before the child's call */
 	rc = wait_ready(s, o->start_timeout_ns > 0 ? o->start_timeout_ns : 10 * PL_NS_PER_S, e);
 	if (rc != PL_OK)
 		goto fail_child;

@@ -806,6 +806,25 @@ START_TEST(test_profile_account_rate_warning)
 }
 END_TEST
 
+/* A prober publishes at 80% of AWS's 100/s per connection: 80 devices per worker fit 1 s. */
+START_TEST(test_profile_prober_load_warning)
+{
+	load_result r;
+	const char *slow[] = { "probe.kind=prober", "fleet.devices=200", "probe.interval=1s" };
+	const char *fits[] = { "probe.kind=prober", "fleet.devices=200", "probe.interval=1s",
+			       "fleet.worker_devices=50" };
+
+	load_with(&r, base_profile, slow, 3);
+	ck_assert_msg(r.p != NULL, "%s", r.e.msg);
+	ck_assert_ptr_nonnull(find_issue(&r, "each device is probed every 2.5 s, not every 1s"));
+	done(&r);
+	load_with(&r, base_profile, fits, 4);
+	ck_assert_msg(r.p != NULL, "%s", r.e.msg);
+	ck_assert_ptr_null(find_issue(&r, "fleet.worker_devices"));
+	done(&r);
+}
+END_TEST
+
 START_TEST(test_profile_resolved_round_trip)
 {
 	load_result r;
@@ -1149,6 +1168,7 @@ static Suite *profile_suite(void)
 	tcase_add_test(checks, test_profile_expectation_syntax_error);
 	tcase_add_test(checks, test_profile_expectations_parsed);
 	tcase_add_test(checks, test_profile_account_rate_warning);
+	tcase_add_test(checks, test_profile_prober_load_warning);
 	suite_add_tcase(s, checks);
 
 	tcase_add_test(output, test_profile_resolved_round_trip);

@@ -13,6 +13,8 @@
  */
 #include "tests/check_run_support.h"
 
+#include "harness/truth.h"
+
 #define PROBE_INTERVAL "250ms"
 #define PROBE_INTERVAL_NS 250000000LL
 #define SLACK_NS 100000000LL
@@ -61,6 +63,27 @@ static size_t count_strategy(const run_csv *csv, const char *strategy)
 	return n;
 }
 
+/*
+ * attempts and connects count the connection in use at the swap and every
+ * one after it: a keep-connection device that stayed connected has 1 and 1,
+ * a reconnecting device at least one successful attempt before its effect.
+ */
+static void assert_row_counts(const run_csv *csv)
+{
+	for (size_t r = 0; r < csv->nrows; r++) {
+		long long attempts = run_csv_int(csv, r, "attempts");
+		long long connects = run_csv_int(csv, r, "connects");
+
+		if (strcmp(run_csv_get(csv, r, "strategy"), "keep-connection") == 0) {
+			ck_assert_int_eq(attempts, 1);
+			ck_assert_int_eq(connects, 1);
+		} else {
+			ck_assert_int_ge(connects, 1);
+			ck_assert_int_ge(attempts, connects);
+		}
+	}
+}
+
 static void run_and_check(const char *name, const char *groups, const char *certificates,
 			  const char *before, const char *after, const char *swap, int devices,
 			  run_csv **out, run_case *rc)
@@ -83,6 +106,7 @@ START_TEST(test_run_grant_both_strategies)
 		      "probe-full.json", "  kind: attach-detach\n  direction: grant\n", 12, &csv,
 		      &rc);
 	assert_rows_match_truth(csv, 12);
+	assert_row_counts(csv);
 	ck_assert_uint_eq(count_strategy(csv, "keep-connection"), 6);
 	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 6);
 	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "grant");
@@ -100,6 +124,7 @@ START_TEST(test_run_revoke_both_strategies)
 		      "probe-no-receive.json", "  kind: attach-detach\n  direction: revoke\n", 12,
 		      &csv, &rc);
 	assert_rows_match_truth(csv, 12);
+	assert_row_counts(csv);
 	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 6);
 	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "revoke");
 	free(csv);
@@ -166,6 +191,30 @@ START_TEST(test_run_prober_via_http)
 END_TEST
 
 /*
+ * A revoke with data-plane probes: the workers date the first lost probe
+ * from the payload times of the probes they received before it.
+ */
+START_TEST(test_run_prober_via_http_revoke)
+{
+	char yaml[4096];
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+
+	run_profile_text(yaml, sizeof(yaml), "prober-http-revoke", 10, "ttl:2s", "per-device",
+			 groups_keep, "probe-full.json", "probe-no-receive.json",
+			 "  kind: attach-detach\n  direction: revoke\n", PROBE_INTERVAL, "15s");
+	run_replace(yaml, sizeof(yaml), "  kind: echo\n", "  kind: prober\n  via: http\n");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	csv = run_read_samples(&rc);
+	assert_rows_match_truth(csv, 10);
+	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "revoke");
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
+/*
  * The background experiment in small: a publish to hoge/req makes the
  * simulator's rule attach seed-b (which adds iot:Receive on the device's
  * response topic) and detach seed-a for the publishing certificate, and a
@@ -195,18 +244,97 @@ START_TEST(test_run_trigger_topic)
 }
 END_TEST
 
+/*
+ * A reconnecting device can connect just after a trigger was published but
+ * before the rule changed its policies; that connection's snapshot still
+ * has the old policies and is not the effect.
+ */
+START_TEST(test_run_truth_skips_unchanged_snapshot)
+{
+	static const char lines[] =
+		"{\"clientId\":\"d1\",\"event\":\"connect\",\"monoNs\":100,\"policies\":[{\"name\":\"a\",\"version\":\"1\"}]}\n"
+		"{\"clientId\":\"d1\",\"event\":\"connect\",\"monoNs\":200,\"policies\":[{\"name\":\"a\",\"version\":\"1\"}]}\n"
+		"{\"clientId\":\"d1\",\"event\":\"connect\",\"monoNs\":300,\"policies\":[{\"name\":\"b\",\"version\":\"1\"}]}\n"
+		"{\"clientId\":\"d2\",\"event\":\"connect\",\"monoNs\":200}\n";
+	truth_table *t = NULL;
+	pl_errmsg e;
+
+	ck_assert_int_eq(truth_load_text(&t, lines, strlen(lines), &e), PL_OK);
+	ck_assert_int_eq(truth_effect(t, "d1", 150), 300);
+	ck_assert_int_eq(truth_effect(t, "d1", 50), 100);
+	/* Without policies in the lines, the first snapshot counts. */
+	ck_assert_int_eq(truth_effect(t, "d2", 150), 200);
+	truth_free(t);
+}
+END_TEST
+
+/*
+ * A fleet made by `policylag fleet create` is reused: both runs connect
+ * with the inventory's certificates, and the second run still measures a
+ * grant, because each certificate's policies are reset to the "before" ones
+ * that the first run's swap replaced. The prober's certificate, made per
+ * run, is deleted again, so the fleet's simulator keeps only the fleet's.
+ */
+START_TEST(test_run_reuses_fleet_inventory)
+{
+	char yaml[4096];
+	run_case rc = { .pid = -1 };
+	run_csv *first;
+	run_csv *second;
+	char state[400];
+	json_t *sim_state;
+
+	run_profile_text(yaml, sizeof(yaml), "fleet-reuse", 4, "ttl:2s", "per-device",
+			 groups_keep, "probe-no-receive.json", "probe-full.json",
+			 "  kind: attach-detach\n  direction: grant\n", PROBE_INTERVAL, "15s");
+	run_replace(yaml, sizeof(yaml), "  worker_devices: 10\n",
+		    "  worker_devices: 10\n  inventory: fleet\n");
+	run_replace(yaml, sizeof(yaml), "  kind: echo\n", "  kind: prober\n");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_command(&rc, "fleet", "create"), 0);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	first = run_read_samples(&rc);
+	snprintf(rc.out, sizeof(rc.out), "%s/run2", rc.dir);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	second = run_read_samples(&rc);
+	assert_rows_match_truth(first, 4);
+	assert_rows_match_truth(second, 4);
+	for (size_t r = 0; r < 4; r++) {
+		const char *device = run_csv_get(first, r, "device");
+		size_t r2 = 0;
+
+		while (r2 < 4 && strcmp(run_csv_get(second, r2, "device"), device) != 0)
+			r2++;
+		ck_assert_uint_lt(r2, 4);
+		ck_assert_str_ne(run_csv_get(first, r, "cert_id"), "");
+		ck_assert_str_eq(run_csv_get(second, r2, "cert_id"), run_csv_get(first, r, "cert_id"));
+	}
+	snprintf(state, sizeof(state), "%s/fleet/sim/state.json", rc.dir);
+	sim_state = json_load_file(state, 0, NULL);
+	ck_assert_ptr_nonnull(sim_state);
+	ck_assert_uint_eq(json_array_size(json_object_get(sim_state, "certificates")), 4);
+	json_decref(sim_state);
+	free(first);
+	free(second);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
 	TCase *tc = tcase_create("accuracy");
 
 	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_run_truth_skips_unchanged_snapshot);
 	tcase_add_test(tc, test_run_grant_both_strategies);
 	tcase_add_test(tc, test_run_revoke_both_strategies);
 	tcase_add_test(tc, test_run_shared_certificate);
 	tcase_add_test(tc, test_run_policy_version);
 	tcase_add_test(tc, test_run_prober_via_http);
+	tcase_add_test(tc, test_run_prober_via_http_revoke);
 	tcase_add_test(tc, test_run_trigger_topic);
+	tcase_add_test(tc, test_run_reuses_fleet_inventory);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -81,6 +81,48 @@ START_TEST(test_run_sigint_leaves_partial_files)
 }
 END_TEST
 
+/*
+ * Ctrl-C in a terminal signals the whole foreground process group. The
+ * simulator must survive it until the coordinator has drained, so devices
+ * that saw the change before the interrupt still get their ground truth.
+ */
+START_TEST(test_run_sigint_to_group_keeps_truth)
+{
+	char yaml[4096];
+	run_case rc = { .pid = -1 };
+	run_csv *csv;
+	size_t effective = 0;
+
+	/* Refreshes spread over 1 to 20 s: some devices see the change, most do not yet. */
+	run_profile_text(yaml, sizeof(yaml), "sigint-group", 10, "uniform:1s-20s", "per-device",
+			 groups_keep, "probe-no-receive.json", "probe-full.json", swap_grant,
+			 "250ms", "60s");
+	run_case_init(&rc, yaml);
+	rc.own_group = 1;
+	run_case_start(&rc, NULL);
+	ck_assert_msg(run_wait_phase(&rc, "observe", 60), "the run never reached observe");
+	for (int i = 0; i < 300 && run_count_rows(&rc) == 0; i++)
+		usleep(100000);
+	ck_assert_int_eq(kill(-rc.pid, SIGINT), 0);
+	ck_assert_int_eq(run_case_wait(&rc, 30), 3);
+	/* The coordinator, not the signal, stopped the simulator. */
+	ck_assert_uint_eq(run_count_events(&rc, "simulator_exited"), 0);
+	csv = run_read_samples(&rc);
+	ck_assert_uint_eq(csv->nrows, 10);
+	for (size_t r = 0; r < csv->nrows; r++) {
+		if (strcmp(run_csv_get(csv, r, "censored"), "0") != 0)
+			continue;
+		effective++;
+		ck_assert_msg(run_csv_get(csv, r, "truth_effect_ns")[0] != '\0',
+			      "device %s had an effect but no ground truth",
+			      run_csv_get(csv, r, "device"));
+	}
+	ck_assert_uint_ge(effective, 1);
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 /* The pid of worker index in run.json, or -1. */
 static pid_t worker_pid(const run_case *rc, size_t index)
 {
@@ -135,6 +177,7 @@ static Suite *run_faults_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_run_censored_at_timeout);
 	tcase_add_test(tc, test_run_sigint_leaves_partial_files);
+	tcase_add_test(tc, test_run_sigint_to_group_keeps_truth);
 	tcase_add_test(tc, test_run_killed_worker_reported);
 	suite_add_tcase(s, tc);
 	return s;

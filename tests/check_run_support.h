@@ -41,7 +41,8 @@ typedef struct run_case {
 	char profile[320];
 	char out[320];
 	pid_t pid;
-	int status; /* exit status, or 128 + signal */
+	int status;    /* exit status, or 128 + signal */
+	int own_group; /* start the run in a process group of its own, as a shell does */
 } run_case;
 
 static inline const char *run_env(const char *name)
@@ -68,6 +69,7 @@ static inline void run_case_init(run_case *rc, const char *yaml)
 	fclose(f);
 	rc->pid = -1;
 	rc->status = -1;
+	rc->own_group = 0;
 }
 
 /* Starts `policylag run` on the case's profile with extra --set arguments. */
@@ -92,9 +94,13 @@ static inline void run_case_start(run_case *rc, const char *const *sets)
 	rc->pid = fork();
 	ck_assert_int_ge(rc->pid, 0);
 	if (rc->pid == 0) {
+		if (rc->own_group)
+			setpgid(0, 0);
 		execv(bin, argv);
 		_exit(127);
 	}
+	if (rc->own_group)
+		setpgid(rc->pid, rc->pid);
 }
 
 /* Waits for the run to end (at most timeout_s), killing it when it overruns. */
@@ -193,6 +199,40 @@ static inline long long run_csv_int(const run_csv *csv, size_t row, const char *
 	const char *v = run_csv_get(csv, row, name);
 
 	return v[0] == '\0' ? (long long)INT64_MIN : strtoll(v, NULL, 10);
+}
+
+/* Runs `policylag ARG1 ARG2 PROFILE` for the case to completion; returns its exit status. */
+static inline int run_case_command(const run_case *rc, const char *arg1, const char *arg2)
+{
+	const char *bin = run_env("POLICYLAG_BIN");
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl(bin, bin, arg1, arg2, rc->profile, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The number of rows in samples.csv so far (0 while it does not exist). */
+static inline size_t run_count_rows(const run_case *rc)
+{
+	char path[400];
+	char line[4096];
+	size_t n = 0;
+	FILE *f;
+
+	run_case_path(rc, "samples.csv", path, sizeof(path));
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n++;
+	fclose(f);
+	return n > 0 ? n - 1 : 0;
 }
 
 /* Reads run.json. */

@@ -124,10 +124,48 @@ static void finish_detection(worker *w, wk_device *d)
 	w->records_sent++;
 }
 
+/* Whether the coordinator publishes d's probes (probe.via http): no prober identity. */
+static int http_probed(const worker *w, const wk_device *d)
+{
+	return d->group->probe_mode == WP_PROBE_PROBER && w->hello.prober_client_id[0] == '\0';
+}
+
+/* The send time of the coordinator's probe after http_fed, one interval per round. */
+static int64_t http_next_send(const wk_device *d)
+{
+	return d->http_t_send +
+	       (int64_t)(d->http_fed + 1 - d->http_seq) * d->group->probe_interval_ns;
+}
+
+static int http_feeding(const worker *w, const wk_device *d)
+{
+	return http_probed(w, d) && d->http_seq != 0 && is_revoke(d) && d->swap_active &&
+	       !d->swap_done;
+}
+
+/*
+ * A revoke is dated by the send time of the first lost probe. The worker
+ * does not see the coordinator's probes leave, so it dates each one from
+ * the last delivered probe's payload time plus one interval per round.
+ */
+static void http_feed(const worker *w, wk_device *d, int64_t now)
+{
+	if (!http_feeding(w, d))
+		return;
+	while (http_next_send(d) <= now) {
+		int64_t t_send = http_next_send(d);
+
+		d->http_fed++;
+		if (d->conn.state == CONN_READY)
+			detect_on_sent(&d->det, d->http_fed, t_send);
+	}
+}
+
 static void poll_detection(worker *w, wk_device *d, int64_t now)
 {
 	if (!d->swap_active || d->swap_done)
 		return;
+	http_feed(w, d, now);
 	if (detect_poll(&d->det, now) != DETECT_PENDING)
 		finish_detection(w, d);
 }
@@ -142,8 +180,12 @@ static void lost_attempt(const worker *w, wk_device *d, int64_t t)
 	if (!d->swap_active || d->swap_done || !is_revoke(d))
 		return;
 	/* The sequence must order with the probes this device is fed: the
-	 * prober's numbering in prober mode, its own otherwise. */
-	seq = d->group->probe_mode == WP_PROBE_PROBER ? w->prober_seq : d->seq++;
+	 * coordinator's rounds with probe.via http, the prober's numbering in
+	 * prober mode, its own otherwise. */
+	if (http_probed(w, d))
+		seq = d->http_fed + 1;
+	else
+		seq = d->group->probe_mode == WP_PROBE_PROBER ? w->prober_seq : d->seq++;
 	detect_on_sent(&d->det, seq, t);
 }
 
@@ -329,6 +371,8 @@ static int64_t next_wake(const worker *w, const wk_device *d)
 #define AT(x) do { if ((x) < t) t = (x); } while (0)
 	if (d->swap_active && !d->swap_done)
 		AT(detect_next_deadline(&d->det));
+	if (http_feeding(w, d))
+		AT(http_next_send(d));
 	if (c->state == CONN_IDLE && d->active && !w->draining &&
 	    (is_keep(d) || wants_attempts(w, d)))
 		AT(d->t_slot != 0 ? d->t_slot : d->t_next_connect);
@@ -471,6 +515,12 @@ static void on_message(worker *w, wk_device *d, const mq_event *ev)
 	w->hb.probes_received++;
 	if (c->timing.probe_rtt_ns < 0)
 		c->timing.probe_rtt_ns = ev->t_ns - ev->t_send;
+	if (http_probed(w, d) && ev->seq >= d->http_seq) {
+		d->http_seq = ev->seq;
+		d->http_t_send = ev->t_send;
+		if (d->http_fed < ev->seq)
+			d->http_fed = ev->seq;
+	}
 	if (d->swap_active && !d->swap_done)
 		detect_on_delivered(&d->det, ev->seq, ev->t_send, ev->t_ns);
 }
@@ -518,6 +568,11 @@ void dev_swap_started(worker *w, wk_device *d, uint32_t swap_index, int64_t t)
 	d->swap_done = 0;
 	d->swap_index = swap_index;
 	d->at_swap = d->total;
+	/* The row's counts include the attempt and connection in use at the swap. */
+	if (d->conn.state != CONN_IDLE && d->conn.state != CONN_DISCONNECTING)
+		d->at_swap.attempts--;
+	if (d->conn.state == CONN_SUBSCRIBING || d->conn.state == CONN_READY)
+		d->at_swap.connects--;
 	if (d->t_next_probe < now)
 		d->t_next_probe = now;
 	reschedule(w, d);

@@ -69,6 +69,10 @@ typedef struct wk_device {
 	uint64_t seq;            /* echo probes sent */
 	wk_counters total;
 	wk_counters at_swap;
+	/* probe.via http: the coordinator's probes, numbered by round */
+	uint64_t http_seq;       /* sequence of the last delivered probe, 0 = none yet */
+	int64_t http_t_send;     /* its send time, from the payload */
+	uint64_t http_fed;       /* the last sequence given to detection as sent */
 	int64_t t_timer;         /* the time of the pending timer entry, 0 = none */
 	uint32_t timer_tag;
 	detect det;
