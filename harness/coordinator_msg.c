@@ -238,6 +238,12 @@ void coord_handle_msg(coordinator *c, coord_worker *w, const wp_msg *m)
 	}
 }
 
+/* The device's true effect time from the simulator's snapshots, or RUNDIR_TIME_UNKNOWN. */
+static int64_t device_truth(const coordinator *c, const coord_device *d, int64_t from)
+{
+	return truth_effect(c->truth, d->name, from, c->prof->swap.direction != PROFILE_SWAP_GRANT);
+}
+
 /* Adds the simulator's ground truth to a row, when it is loaded. */
 static void add_truth(coordinator *c, const coord_device *d, rundir_sample *s)
 {
@@ -246,7 +252,7 @@ static void add_truth(coordinator *c, const coord_device *d, rundir_sample *s)
 
 	if (c->truth == NULL || s->censored || from == RUNDIR_TIME_UNKNOWN)
 		return;
-	truth = truth_effect(c->truth, d->name, from);
+	truth = device_truth(c, d, from);
 	if (truth == RUNDIR_TIME_UNKNOWN)
 		return;
 	s->truth_effect_ns = truth;
@@ -374,7 +380,7 @@ static int wants_truth(coordinator *c, const coord_device *d, const wp_record *r
 	if (c->truth == NULL || r->censored)
 		return 0;
 	read_truth(c, 0);
-	return truth_effect(c->truth, d->name, from) == RUNDIR_TIME_UNKNOWN;
+	return device_truth(c, d, from) == RUNDIR_TIME_UNKNOWN;
 }
 
 static void push_pending(coordinator *c, coord_device *d, const wp_record *r)
@@ -442,7 +448,7 @@ void coord_flush_pending(coordinator *c, int force)
 		assert(d != NULL);
 		from = d->t_change_ns != RUNDIR_TIME_UNKNOWN ? d->t_change_ns : r->t_swap_start_ns;
 		if (!force && now - c->pending_since[i] < TRUTH_WAIT_NS &&
-		    truth_effect(c->truth, d->name, from) == RUNDIR_TIME_UNKNOWN) {
+		    device_truth(c, d, from) == RUNDIR_TIME_UNKNOWN) {
 			c->pending[kept] = *r;
 			c->pending_since[kept++] = c->pending_since[i];
 			continue;

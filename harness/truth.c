@@ -8,11 +8,15 @@
 #include <unistd.h>
 
 #define TRUTH_ID_MAX 129
+/* AWS allows 10 policies per certificate; thing groups can add more. */
+#define TRUTH_MAX_REFS 16
 
 typedef struct truth_entry {
 	char client_id[TRUTH_ID_MAX];
 	int64_t t_ns;
 	uint64_t policies; /* hash of the snapshot's policies and versions; 0: not given */
+	uint64_t refs[TRUTH_MAX_REFS]; /* hash of each policy name and version */
+	unsigned nrefs;                /* TRUTH_MAX_REFS + 1 when the list did not fit */
 } truth_entry;
 
 struct truth_table {
@@ -54,22 +58,50 @@ static int takes_effect(json_t *obj)
 	return changed == NULL || json_is_true(changed);
 }
 
-/* Hashes the "policies" member (FNV-1a of its compact JSON); 0 means it is absent. */
-static uint64_t policies_hash(json_t *obj)
+static uint64_t hash_text(const char *text)
 {
-	json_t *policies = json_object_get(obj, "policies");
-	char *text = policies != NULL ? json_dumps(policies, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	uint64_t h = 1469598103934665603ULL;
 
-	if (text == NULL)
-		return 0;
 	for (const char *c = text; *c != '\0'; c++)
 		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-	free(text);
 	return h != 0 ? h : 1;
 }
 
-static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, uint64_t policies,
+static uint64_t hash_json(json_t *value)
+{
+	char *text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	uint64_t h;
+
+	if (text == NULL)
+		return 0;
+	h = hash_text(text);
+	free(text);
+	return h;
+}
+
+/*
+ * Reads the "policies" member into en: a hash of the whole list (0 when it
+ * is absent) and one hash per policy name and version.
+ */
+static void read_policies(json_t *obj, truth_entry *en)
+{
+	json_t *policies = json_object_get(obj, "policies");
+	size_t i;
+	json_t *item;
+
+	en->policies = policies != NULL ? hash_json(policies) : 0;
+	en->nrefs = 0;
+	if (!json_is_array(policies))
+		return;
+	if (json_array_size(policies) > TRUTH_MAX_REFS) {
+		en->nrefs = TRUTH_MAX_REFS + 1;
+		return;
+	}
+	json_array_foreach(policies, i, item)
+		en->refs[en->nrefs++] = hash_json(item);
+}
+
+static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, json_t *obj,
 			pl_errmsg *e)
 {
 	if (t->count == t->cap) {
@@ -83,7 +115,7 @@ static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, uint64_t p
 	}
 	snprintf(t->entries[t->count].client_id, TRUTH_ID_MAX, "%s", id);
 	t->entries[t->count].t_ns = t_ns;
-	t->entries[t->count].policies = policies;
+	read_policies(obj, &t->entries[t->count]);
 	t->count++;
 	return PL_OK;
 }
@@ -106,8 +138,7 @@ static pl_err parse_line(truth_table *t, const char *line, size_t len, size_t li
 	if (!takes_effect(obj))
 		t->ignored++;
 	else if (json_is_string(id) && json_is_integer(tv))
-		err = add_entry(t, json_string_value(id), (int64_t)json_integer_value(tv),
-				policies_hash(obj), e);
+		err = add_entry(t, json_string_value(id), (int64_t)json_integer_value(tv), obj, e);
 	else
 		t->skipped++;
 	json_decref(obj);
@@ -281,15 +312,14 @@ static int is_connection_of(const char *id, const char *device, size_t dlen)
 }
 
 /*
- * The policies of the device's last snapshot before from_ns, or 0. Entries of
- * the device and of "<device>-..." follow each other in sort order, mixed
- * only with other ids that share the prefix.
+ * The device's last snapshot before from_ns, or NULL. Entries of the device
+ * and of "<device>-..." follow each other in sort order, mixed only with
+ * other ids that share the prefix.
  */
-static uint64_t policies_before(const truth_table *t, const char *device, size_t dlen,
-				int64_t from_ns)
+static const truth_entry *snapshot_before(const truth_table *t, const char *device,
+					  size_t dlen, int64_t from_ns)
 {
-	int64_t latest = INT64_MIN;
-	uint64_t policies = 0;
+	const truth_entry *latest = NULL;
 
 	for (size_t i = lower_bound(t, device); i < t->count; i++) {
 		const truth_entry *en = &t->entries[i];
@@ -297,18 +327,51 @@ static uint64_t policies_before(const truth_table *t, const char *device, size_t
 		if (strncmp(en->client_id, device, dlen) != 0)
 			break;
 		if (is_connection_of(en->client_id, device, dlen) && en->t_ns < from_ns &&
-		    en->t_ns > latest) {
-			latest = en->t_ns;
-			policies = en->policies;
-		}
+		    (latest == NULL || en->t_ns > latest->t_ns))
+			latest = en;
 	}
-	return policies;
+	return latest;
 }
 
-int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns)
+/* Whether every policy (name and version) of old is also in en. */
+static int contains_all(const truth_entry *en, const truth_entry *old)
+{
+	if (old->nrefs == 0 || old->nrefs > TRUTH_MAX_REFS || en->nrefs > TRUTH_MAX_REFS)
+		return 0;
+	for (unsigned i = 0; i < old->nrefs; i++) {
+		unsigned j = 0;
+
+		while (j < en->nrefs && en->refs[j] != old->refs[i])
+			j++;
+		if (j == en->nrefs)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether a snapshot after the change cannot be the effect: it has the same
+ * policies as before the change (a trigger-topic rule runs after its
+ * trigger), or, for a revoke, it still has every old policy. The second case
+ * is the moment between AttachPolicy(after) and DetachPolicy(before), when
+ * the union of both policies still allows what the revoke takes away.
+ * NOTE: this assumes a revoke removes an Allow; a revoke made by adding an
+ * explicit Deny policy takes effect while the old policies are still there,
+ * and its ground truth would be reported late.
+ */
+static int before_change(const truth_entry *en, const truth_entry *old, int revoke)
+{
+	if (old == NULL || old->policies == 0)
+		return 0;
+	if (en->policies == old->policies)
+		return 1;
+	return revoke && contains_all(en, old);
+}
+
+int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns, int revoke)
 {
 	size_t dlen = strlen(device);
-	uint64_t old_policies = policies_before(t, device, dlen, from_ns);
+	const truth_entry *old = snapshot_before(t, device, dlen, from_ns);
 	int64_t best = INT64_MIN;
 
 	for (size_t i = lower_bound(t, device); i < t->count; i++) {
@@ -318,9 +381,7 @@ int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns)
 			break;
 		if (!is_connection_of(en->client_id, device, dlen) || en->t_ns < from_ns)
 			continue;
-		/* A snapshot taken just after the call but before the change was applied
-		 * (a rule runs after its trigger) still has the old policies. */
-		if (old_policies != 0 && en->policies == old_policies)
+		if (before_change(en, old, revoke))
 			continue;
 		if (best == INT64_MIN || en->t_ns < best)
 			best = en->t_ns;

@@ -59,8 +59,10 @@ size_t truth_skipped(const truth_table *t);
  * or INT64_MIN when there is none. When the lines list the snapshot's
  * "policies", a snapshot with the same policies and versions as the
  * device's last one before from_ns does not count: it was taken before the
- * change was applied (a trigger-topic rule runs after its trigger).
+ * change was applied (a trigger-topic rule runs after its trigger). With
+ * revoke set, a snapshot that still has every old policy does not count
+ * either (taken between the attach and the detach of a swap).
  */
-int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns);
+int64_t truth_effect(const truth_table *t, const char *device, int64_t from_ns, int revoke);
 
 #endif

@@ -260,10 +260,33 @@ START_TEST(test_run_truth_skips_unchanged_snapshot)
 	pl_errmsg e;
 
 	ck_assert_int_eq(truth_load_text(&t, lines, strlen(lines), &e), PL_OK);
-	ck_assert_int_eq(truth_effect(t, "d1", 150), 300);
-	ck_assert_int_eq(truth_effect(t, "d1", 50), 100);
+	ck_assert_int_eq(truth_effect(t, "d1", 150, 0), 300);
+	ck_assert_int_eq(truth_effect(t, "d1", 50, 0), 100);
 	/* Without policies in the lines, the first snapshot counts. */
-	ck_assert_int_eq(truth_effect(t, "d2", 150), 200);
+	ck_assert_int_eq(truth_effect(t, "d2", 150, 0), 200);
+	truth_free(t);
+}
+END_TEST
+
+/*
+ * An attach-detach swap attaches the new policy before it detaches the old
+ * one. A refresh between the two calls sees both policies: for a grant that
+ * union already allows the new access, so it is the effect; for a revoke the
+ * old policy still allows everything, so the effect is the next snapshot
+ * without it.
+ */
+START_TEST(test_run_truth_revoke_skips_union_snapshot)
+{
+	static const char lines[] =
+		"{\"clientId\":\"d1\",\"event\":\"connect\",\"monoNs\":100,\"policies\":[{\"name\":\"full\",\"version\":\"1\"}]}\n"
+		"{\"clientId\":\"d1\",\"event\":\"refresh\",\"changed\":true,\"monoNs\":200,\"policies\":[{\"name\":\"full\",\"version\":\"1\"},{\"name\":\"no-receive\",\"version\":\"1\"}]}\n"
+		"{\"clientId\":\"d1\",\"event\":\"refresh\",\"changed\":true,\"monoNs\":300,\"policies\":[{\"name\":\"no-receive\",\"version\":\"1\"}]}\n";
+	truth_table *t = NULL;
+	pl_errmsg e;
+
+	ck_assert_int_eq(truth_load_text(&t, lines, strlen(lines), &e), PL_OK);
+	ck_assert_int_eq(truth_effect(t, "d1", 150, 1), 300);
+	ck_assert_int_eq(truth_effect(t, "d1", 150, 0), 200);
 	truth_free(t);
 }
 END_TEST
@@ -327,6 +350,7 @@ static Suite *run_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_run_truth_skips_unchanged_snapshot);
+	tcase_add_test(tc, test_run_truth_revoke_skips_union_snapshot);
 	tcase_add_test(tc, test_run_grant_both_strategies);
 	tcase_add_test(tc, test_run_revoke_both_strategies);
 	tcase_add_test(tc, test_run_shared_certificate);
