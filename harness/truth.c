@@ -86,9 +86,6 @@ static uint64_t hash_json(json_t *value)
 static void read_policies(json_t *obj, truth_entry *en)
 {
 	json_t *policies = json_object_get(obj, "policies");
-	size_t i;
-	json_t *item;
-
 	en->policies = policies != NULL ? hash_json(policies) : 0;
 	en->nrefs = 0;
 	if (!json_is_array(policies))
@@ -97,8 +94,8 @@ static void read_policies(json_t *obj, truth_entry *en)
 		en->nrefs = TRUTH_MAX_REFS + 1;
 		return;
 	}
-	json_array_foreach(policies, i, item)
-		en->refs[en->nrefs++] = hash_json(item);
+	for (size_t i = 0; i < json_array_size(policies); i++)
+		en->refs[en->nrefs++] = hash_json(json_array_get(policies, i));
 }
 
 static pl_err add_entry(truth_table *t, const char *id, int64_t t_ns, json_t *obj,
