@@ -140,7 +140,15 @@ static json_t *thresholds_json(const compare_args *args)
 			 number(args->min_p));
 }
 
-/* Compares every group found in both runs; returns the number of groups over a threshold. */
+static int thresholds_given(const compare_args *args)
+{
+	return !isnan(args->max_p50) || !isnan(args->max_p99) || !isnan(args->min_p);
+}
+
+/*
+ * Compares every group found in both runs. Returns the number of groups over
+ * a threshold, counting each group of A that B lacks when a threshold is given.
+ */
 static size_t compare_runs(const summary *a, const summary *b, const compare_args *args,
 			   json_t *root)
 {
@@ -159,6 +167,14 @@ static size_t compare_runs(const summary *a, const summary *b, const compare_arg
 	if (json_array_size(only_a) + json_array_size(only_b) > 0)
 		printf("groups in only one run: %zu in A, %zu in B\n", json_array_size(only_a),
 		       json_array_size(only_b));
+	/* A group that B lost (a run that measured nothing, say) must not pass a
+	 * regression check just because nothing is left to compare. */
+	if (thresholds_given(args)) {
+		for (size_t i = 0; i < json_array_size(only_a); i++)
+			printf("%-24s missing in B: THRESHOLD\n",
+			       json_string_value(json_array_get(only_a, i)));
+		crossed += json_array_size(only_a);
+	}
 	json_object_set_new(root, "groups", groups);
 	json_object_set_new(root, "only_in_a", only_a);
 	json_object_set_new(root, "only_in_b", only_b);
@@ -235,7 +251,8 @@ const cli_command cmd_compare = {
 		"B, their relative change, the Hodges-Lehmann shift B - A and the log-rank p-value, "
 		"and writes the same as JSON. Exit status 1 when a group crosses a threshold given "
 		"on the command line, 0 otherwise, 3 when a run cannot be read. A quantile that B "
-		"never reaches (too many censored devices) counts as an unbounded increase.",
+		"never reaches (too many censored devices) counts as an unbounded increase, and a "
+		"group of A that B lacks crosses every threshold given.",
 	.options = compare_options,
 	.examples = "policylag compare runs/baseline runs/tonight --max-p50-increase 10%\n"
 		    "policylag compare runs/a runs/b --min-logrank-p 0.001 --json diff.json",

@@ -97,7 +97,10 @@ static int compare_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Formats one table cell: the quantile, or ">timeout" when it is censored. */
+/*
+ * Formats one table cell: the quantile, or ">bound" when it falls on a
+ * censored device. The bound is rounded down so that it stays a lower bound.
+ */
 static void format_cell(char *buf, size_t len, const progress_row *r, double p)
 {
 	int64_t v;
@@ -107,7 +110,7 @@ static void format_cell(char *buf, size_t len, const progress_row *r, double p)
 	} else if (progress_quantile(r->latencies, r->effective, r->devices, p, &v)) {
 		snprintf(buf, len, "%.3fs", (double)v / (double)PL_NS_PER_S);
 	} else {
-		snprintf(buf, len, ">%.0fs", (double)r->censor_ns / (double)PL_NS_PER_S);
+		snprintf(buf, len, ">%llds", (long long)(r->censor_ns / PL_NS_PER_S));
 	}
 }
 

@@ -53,7 +53,7 @@ typedef struct progress_row {
 	size_t effective;
 	size_t censored;
 	int64_t *latencies; /* the effective devices' latencies; sorted in place */
-	int64_t censor_ns;  /* censoring time (observation timeout), for the ">" entries */
+	int64_t censor_ns;  /* shortest censoring latency of the row, for the ">" entries */
 } progress_row;
 
 /*

@@ -23,7 +23,9 @@ static const char *run_status(const coordinator *c)
 
 /*
  * Fills one table row for the measured devices of group g (all groups when
- * g < 0): those with a row and a latency, censored or not.
+ * g < 0): those with a row and a latency, censored or not. The ">" bound is
+ * the shortest censoring latency of the row, not the observation timeout:
+ * an interrupted run censors its devices long before the timeout.
  */
 static void fill_row(const coordinator *c, int g, progress_row *row, int64_t *latencies)
 {
@@ -39,10 +41,13 @@ static void fill_row(const coordinator *c, int g, progress_row *row, int64_t *la
 		if (!d->recorded || d->latency_ns == RUNDIR_TIME_UNKNOWN)
 			continue; /* never measured: no row, or a row without a latency */
 		row->devices++;
-		if (d->censored)
-			row->censored++;
-		else
+		if (!d->censored) {
 			latencies[row->effective++] = d->latency_ns;
+			continue;
+		}
+		if (row->censored == 0 || d->latency_ns < row->censor_ns)
+			row->censor_ns = d->latency_ns;
+		row->censored++;
 	}
 }
 

@@ -213,6 +213,40 @@ static pl_err syntax_error(const yaml_parser_t *p, const char *name, pl_errmsg *
 			     m->column + 1, p->problem ? p->problem : "syntax error");
 }
 
+/*
+ * Rejects collections nested deeper than build_node accepts before the whole
+ * document is loaded. libyaml's scanner slows down quadratically or worse
+ * with flow nesting ("[[[[..."), so a 600 kB profile of brackets would keep
+ * yaml_parser_load busy for minutes. Stopping at the first collection past
+ * the limit keeps the cost bounded. A syntax error is left to load_document.
+ */
+static pl_err check_nesting(const char *text, size_t len, const char *name, pl_errmsg *e)
+{
+	yaml_parser_t parser;
+	yaml_event_t event;
+	int depth = 0, done = 0;
+	pl_err rc = PL_OK;
+
+	if (!yaml_parser_initialize(&parser))
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "%s: out of memory", name);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (!done && rc == PL_OK && yaml_parser_parse(&parser, &event)) {
+		if (event.type == YAML_SEQUENCE_START_EVENT || event.type == YAML_MAPPING_START_EVENT)
+			depth++;
+		else if (event.type == YAML_SEQUENCE_END_EVENT || event.type == YAML_MAPPING_END_EVENT)
+			depth--;
+		done = event.type == YAML_STREAM_END_EVENT;
+		/* The root collection is depth 1 here and depth 0 in build_node. */
+		if (depth > PTREE_MAX_DEPTH + 1)
+			rc = pl_errmsg_set(e, PL_ERR_LIMIT,
+					   "%s:%zu:%zu: document too large or too deeply nested", name,
+					   event.start_mark.line + 1, event.start_mark.column + 1);
+		yaml_event_delete(&event);
+	}
+	yaml_parser_delete(&parser);
+	return rc;
+}
+
 /* Loads the first document; a second document in the stream is an error. */
 static pl_err load_document(yaml_parser_t *parser, yaml_document_t *doc, const char *name,
 			    pl_errmsg *e)
@@ -253,6 +287,9 @@ pl_err ptree_parse(ptree **out, const char *text, size_t len, const char *name, 
 
 	*out = NULL;
 	pl_errmsg_clear(e);
+	rc = check_nesting(text, len, name, e);
+	if (rc != PL_OK)
+		return rc;
 	if (!yaml_parser_initialize(&parser))
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "%s: out of memory", name);
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);

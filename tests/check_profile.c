@@ -120,6 +120,29 @@ START_TEST(test_profile_syntax_error_position)
 }
 END_TEST
 
+START_TEST(test_profile_deep_nesting_rejected)
+{
+	/* 200,000 nested flow sequences (400 kB, under the 1 MB file limit):
+	 * libyaml alone needs minutes to load them, beyond the test timeout. */
+	const size_t depth = 200000;
+	size_t len = depth * 2 + 32;
+	char *text = malloc(len);
+	load_result r;
+	size_t n;
+
+	ck_assert_ptr_nonnull(text);
+	n = (size_t)snprintf(text, len, "name: t\nx-deep: ");
+	memset(text + n, '[', depth);
+	memset(text + n + depth, ']', depth);
+	text[n + 2 * depth] = '\0';
+	load(&r, text);
+	ck_assert_int_eq(r.rc, PL_ERR_LIMIT);
+	ck_assert_msg(strstr(r.e.msg, "too deeply nested") != NULL, "got: %s", r.e.msg);
+	done(&r);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_profile_unknown_key_suggests)
 {
 	load_result r;
@@ -1117,6 +1140,7 @@ static Suite *profile_suite(void)
 
 	tcase_add_test(errors, test_profile_base_loads);
 	tcase_add_test(errors, test_profile_syntax_error_position);
+	tcase_add_test(errors, test_profile_deep_nesting_rejected);
 	tcase_add_test(errors, test_profile_unknown_key_suggests);
 	tcase_add_test(errors, test_profile_unknown_key_lists_known);
 	tcase_add_test(errors, test_profile_bad_type_list_for_number);

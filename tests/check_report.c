@@ -390,6 +390,20 @@ START_TEST(test_report_compare_threshold)
 }
 END_TEST
 
+START_TEST(test_report_compare_missing_groups_cross)
+{
+	char a[512], empty[512];
+
+	/* B has a header and no samples, so none of A's groups is left in B. */
+	make_run("a", "h1", "1/1", 0, "d", 20, 1.0, "[]");
+	make_run("empty", "h1", "1/1", 0, "d", 0, 1.0, "[]");
+	path_in(a, sizeof(a), "a");
+	path_in(empty, sizeof(empty), "empty");
+	ck_assert_int_eq(policylag("compare", a, empty, "--max-p50-increase", "10%"), 1);
+	ck_assert_int_eq(policylag("compare", a, empty), 0);
+}
+END_TEST
+
 START_TEST(test_report_merge_shards)
 {
 	char s1[512], s2[512], out[512];
@@ -565,6 +579,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
+	tcase_add_test(tc, test_report_compare_missing_groups_cross);
 	tcase_add_test(tc, test_report_merge_shards);
 	tcase_add_test(tc, test_report_merge_rejects_profiles);
 	tcase_add_test(tc, test_report_merge_rejects_overlap);

@@ -58,6 +58,7 @@ START_TEST(test_run_sigint_leaves_partial_files)
 	run_case rc = { .pid = -1 };
 	run_csv *csv;
 	json_t *run;
+	char *out;
 
 	start_keep_run(&rc, "sigint", 10, "ttl:60s", "60s");
 	ck_assert_msg(run_wait_phase(&rc, "observe", 60), "the run never reached observe");
@@ -77,6 +78,12 @@ START_TEST(test_run_sigint_leaves_partial_files)
 	}
 	ck_assert_uint_eq(run_count_events(&rc, "interrupt"), 1);
 	free(csv);
+	/* The devices were censored at the interruption, right after the swap,
+	 * so the table must not claim they waited the 60 s observation timeout. */
+	out = run_read_stdout(&rc);
+	ck_assert_ptr_nonnull(strstr(out, "keep"));
+	ck_assert_ptr_null(strstr(out, ">60s"));
+	free(out);
 	run_case_cleanup(&rc);
 }
 END_TEST

@@ -94,8 +94,16 @@ static inline void run_case_start(run_case *rc, const char *const *sets)
 	rc->pid = fork();
 	ck_assert_int_ge(rc->pid, 0);
 	if (rc->pid == 0) {
+		char path[400];
+		FILE *out;
+
 		if (rc->own_group)
 			setpgid(0, 0);
+		/* The result table goes to <case dir>/stdout.txt (run_read_stdout). */
+		snprintf(path, sizeof(path), "%s/stdout.txt", rc->dir);
+		out = freopen(path, "w", stdout);
+		if (out == NULL)
+			_exit(127);
 		execv(bin, argv);
 		_exit(127);
 	}
@@ -312,6 +320,24 @@ static inline void run_replace(char *text, size_t cap, const char *from, const c
 }
 
 /* Removes the case directory. */
+/* What the run printed on standard output; the caller frees it. */
+static inline char *run_read_stdout(const run_case *rc)
+{
+	char path[400];
+	char *text = calloc(1, 65536);
+	FILE *f;
+	size_t n;
+
+	ck_assert_ptr_nonnull(text);
+	snprintf(path, sizeof(path), "%s/stdout.txt", rc->dir);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(text, 1, 65535, f);
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
 static inline void run_case_cleanup(run_case *rc)
 {
 	char cmd[400];
