@@ -205,6 +205,12 @@ pl_err pl_parse_size(const char *text, uint64_t min, uint64_t max, uint64_t *out
 
 pl_err pl_parse_percent(const char *text, double *out_fraction, pl_errmsg *e)
 {
+	return pl_parse_percent_max(text, 100.0, out_fraction, e);
+}
+
+pl_err pl_parse_percent_max(const char *text, double max_percent, double *out_fraction,
+			    pl_errmsg *e)
+{
 	char *end;
 	double v;
 	pl_err rc = parse_number_prefix(text, "percentage", &v, &end, e);
@@ -215,9 +221,10 @@ pl_err pl_parse_percent(const char *text, double *out_fraction, pl_errmsg *e)
 		return pl_errmsg_set(e, PL_ERR_INVALID,
 				     "invalid percentage '%s': expected a number followed by '%%', for example '25%%'",
 				     text);
-	if (v < 0.0 || v > 100.0)
+	if (v < 0.0 || v > max_percent)
 		return pl_errmsg_set(e, PL_ERR_RANGE,
-				     "percentage '%s' is out of range: expected 0%% to 100%%", text);
+				     "percentage '%s' is out of range: expected 0%% to %g%%", text,
+				     max_percent);
 	*out_fraction = v / 100.0;
 	return PL_OK;
 }

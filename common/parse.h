@@ -42,6 +42,13 @@ pl_err pl_parse_size(const char *text, uint64_t min, uint64_t max, uint64_t *out
 /* Percentage "0%".."100%" (decimals allowed) as a fraction in [0, 1]. */
 pl_err pl_parse_percent(const char *text, double *out_fraction, pl_errmsg *e);
 
+/*
+ * Percentage from "0%" up to max_percent (which may exceed 100, for growth
+ * such as "200%"), as a fraction: "250%" gives 2.5.
+ */
+pl_err pl_parse_percent_max(const char *text, double max_percent, double *out_fraction,
+			    pl_errmsg *e);
+
 /* "true"/"false", "yes"/"no", "on"/"off" (lowercase). */
 pl_err pl_parse_bool(const char *text, int *out, pl_errmsg *e);
 

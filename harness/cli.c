@@ -22,7 +22,7 @@ static const cli_option global_options[] = {
 
 static const cli_command global_command = {
 	"policylag", "policylag [--log-level LEVEL] COMMAND [ARGS]", NULL, NULL, global_options,
-	NULL, NULL,
+	NULL, NULL, NULL,
 };
 
 static size_t count_options(const cli_option *options)
@@ -141,6 +141,11 @@ void cli_print_command_help(const cli_command *cmd)
 		printf("\nExamples:\n");
 		print_examples(cmd->examples);
 	}
+	if (cmd->exit_status != NULL) {
+		printf("\nExit status:");
+		print_wrapped(cmd->exit_status, 12, 0);
+		return;
+	}
 	printf("\nExit status: 0 success, 1 an expectation failed, 2 usage or profile error,\n"
 	       "3 runtime failure.\n");
 }
@@ -191,8 +196,8 @@ static void build_getopt(const cli_option *options, int stop_at_operand, struct 
 	size_t s = 0;
 
 	/* The global options stop at the command name, so that each subcommand
-	 * parses its own options; a subcommand accepts options on either side
-	 * of its operands (getopt_long moves the operands to the end). */
+	 * parses its own options. A subcommand accepts options on either side
+	 * of its operands, because getopt_long moves the operands to the end. */
 	if (stop_at_operand)
 		shorts[s++] = '+';
 	shorts[s++] = ':'; /* report a missing value as ':' */

@@ -37,6 +37,8 @@ typedef struct cli_command {
 	const cli_option *options;    /* terminated by an entry with id 0 */
 	const char *examples;         /* lines for the Examples section, or NULL */
 	int (*run)(const struct cli_command *self, int argc, char **argv);
+	const char *exit_status;      /* the command's own "Exit status:" text, or NULL for the
+				       * project-wide codes */
 } cli_command;
 
 /* Terminates every option table. */

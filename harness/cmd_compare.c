@@ -40,9 +40,9 @@ static pl_err on_compare_option(void *ctx, int id, const char *value, pl_errmsg 
 
 	switch (id) {
 	case OPT_MAX_P50:
-		return pl_parse_percent(value, &args->max_p50, e);
+		return pl_parse_percent_max(value, 1e6, &args->max_p50, e);
 	case OPT_MAX_P99:
-		return pl_parse_percent(value, &args->max_p99, e);
+		return pl_parse_percent_max(value, 1e6, &args->max_p99, e);
 	case OPT_MIN_P:
 		return pl_parse_double(value, 0, 1, &args->min_p, e);
 	case OPT_JSON:
@@ -257,4 +257,5 @@ const cli_command cmd_compare = {
 	.examples = "policylag compare runs/baseline runs/tonight --max-p50-increase 10%\n"
 		    "policylag compare runs/a runs/b --min-logrank-p 0.001 --json diff.json",
 	.run = run_compare,
+	.exit_status = "0 no threshold crossed, 1 a group crossed a threshold (or is missing from RUN_B while a threshold is set), 2 usage error, 3 a run could not be read.",
 };

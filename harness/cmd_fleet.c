@@ -283,4 +283,5 @@ const cli_command cmd_fleet = {
 	"policylag fleet list profiles/scale-10k.yaml --devices\n"
 	"policylag fleet delete profiles/scale-10k.yaml --dir /var/lib/policylag/fleet-a\n",
 	fleet_run,
+	NULL,
 };

@@ -356,4 +356,5 @@ const cli_command cmd_merge = {
 	.options = merge_options,
 	.examples = "policylag merge host1/run host2/run host3/run --out runs/merged",
 	.run = run_merge,
+	.exit_status = "0 success, 1 an expectation failed, 2 usage error or the shards cannot be merged, 3 a file could not be read or written.",
 };

@@ -84,8 +84,9 @@ const cli_command cmd_report = {
 		"the expectations and writes summary.json, report.html and junit.xml into RUN_DIR. "
 		"Exit status 1 when an expectation fails, 3 when the run directory cannot be read.",
 	.options = report_options,
-	.examples = "policylag report runs/2026-12-04T21-30-00Z\n"
-		    "policylag report runs/latest --expect 'reconnect.p99 < 30s' "
-		    "--expect 'compare(reconnect, keep).p < 0.001'",
+	.examples = "policylag report runs/seed-verification-20261204T213000Z\n"
+		    "policylag report runs/seed-verification-20261204T213000Z "
+		    "--expect 'reconnect.p99 < 30s' --expect 'compare(reconnect, keep).p < 0.001'\n",
 	.run = run_report,
+	.exit_status = "0 success, 1 an expectation failed, 2 usage error, 3 the run directory could not be read or written.",
 };

@@ -106,4 +106,5 @@ const cli_command cmd_run = {
 	"  policylag run profiles/scale-10k.yaml --set fleet.devices=2000 --out runs/2k\n"
 	"  policylag run profiles/scale-10k.yaml --shard 2/4\n",
 	run_command,
+	NULL,
 };

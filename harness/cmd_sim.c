@@ -253,4 +253,5 @@ const cli_command cmd_sim = {
 		    "policylag sim -o mqtt311_subscribe_denied=suback_failure -o "
 		    "publish_rate_per_connection=off",
 	.run = run_sim,
+	.exit_status = "0 stopped by SIGINT or SIGTERM, 2 usage error, 3 the simulator could not start or failed.",
 };

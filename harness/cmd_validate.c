@@ -263,4 +263,5 @@ const cli_command cmd_validate = {
 	"policylag validate profiles/revoke.yaml --set fleet.devices=1000 --set probe.interval=500ms\n"
 	"policylag validate profiles/scale-10k.yaml --resolved > resolved.yaml",
 	run_validate,
+	NULL,
 };

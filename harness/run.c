@@ -114,7 +114,8 @@ static int load_profile(const run_options *o, profile **out)
 	profile_issues_clear(&issues);
 	if (err == PL_OK)
 		return PL_EXIT_OK;
-	return err == PL_ERR_IO ? PL_EXIT_RUNTIME : PL_EXIT_USAGE;
+	/* A profile that cannot be read is a profile error, as in 'validate'. */
+	return err == PL_ERR_NOMEM ? PL_EXIT_RUNTIME : PL_EXIT_USAGE;
 }
 
 /* runs/<profile name>-<UTC timestamp>, or the --out directory. */

@@ -360,6 +360,19 @@ START_TEST(test_parse_percent)
 }
 END_TEST
 
+START_TEST(test_parse_percent_above_hundred)
+{
+	double v = 0;
+	pl_errmsg e;
+
+	ck_assert_int_eq(pl_parse_percent_max("250%", 1000.0, &v, &e), PL_OK);
+	ck_assert_double_eq(v, 2.5);
+	ck_assert_int_eq(pl_parse_percent_max("1001%", 1000.0, &v, &e), PL_ERR_RANGE);
+	ck_assert_str_eq(e.msg, "percentage '1001%' is out of range: expected 0% to 1000%");
+	ck_assert_double_eq(v, 2.5);
+}
+END_TEST
+
 START_TEST(test_parse_bool)
 {
 	int v = -1;
@@ -423,6 +436,7 @@ static Suite *common_suite(void)
 	tcase_add_test(parsers, test_parse_duration_range_and_overflow);
 	tcase_add_test(parsers, test_parse_size_units);
 	tcase_add_test(parsers, test_parse_percent);
+	tcase_add_test(parsers, test_parse_percent_above_hundred);
 	tcase_add_test(parsers, test_parse_bool);
 	tcase_add_test(parsers, test_parse_format_duration);
 	suite_add_tcase(s, errors);
