@@ -192,6 +192,8 @@ static int serve(const sim_options *o)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* NOTE: invalid plugin options (--propagation, -o) are found by the plugin
+	 * when mosquitto starts, so they exit with 3, not the usage code 2. */
 	if (sim_start(&s, o, &e) != PL_OK) {
 		fprintf(stderr, "policylag sim: %s\n", e.msg);
 		return PL_EXIT_RUNTIME;

@@ -408,6 +408,8 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
+/* NOTE: rows are not checked for a repeated (device, swap_index) pair; a
+ * duplicated row counts twice in the statistics. */
 pl_err run_samples_read(run_samples **out, const char *path, pl_errmsg *e)
 {
 	csv_reader r = { .name = base_name(path), .next_line = 1 };

@@ -10,11 +10,21 @@
 #include "common/parse.h"
 #include "simulator/api_internal.h"
 
-/* AWS's limits on a topic name in a publish. */
+/* AWS's limits on a topic name in a publish (the broker's quotas apply to HTTP too). */
 #define TOPIC_MAX_BYTES 256
+#define TOPIC_MAX_SLASHES 7
 
 /* Most ground-truth records one request returns; narrow the range for more. */
 #define MAX_RECORDS 100000
+
+static size_t count_slashes(const char *topic)
+{
+	size_t n = 0;
+
+	for (const char *c = topic; *c != '\0'; c++)
+		n += *c == '/';
+	return n;
+}
 
 static int topic_valid(api_response *res, const char *topic)
 {
@@ -26,6 +36,11 @@ static int topic_valid(api_response *res, const char *topic)
 	if (strpbrk(topic, "+#") != NULL) {
 		api_error(res, 400, "InvalidRequestException",
 			  "The topic must not contain the wildcards + or #");
+		return 0;
+	}
+	if (count_slashes(topic) > TOPIC_MAX_SLASHES) {
+		api_error(res, 400, "InvalidRequestException",
+			  "The topic must have at most %d forward slashes", TOPIC_MAX_SLASHES);
 		return 0;
 	}
 	return 1;

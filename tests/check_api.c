@@ -641,6 +641,17 @@ START_TEST(test_api_publish_errors)
 	reply_free(&r);
 	ck_assert_int_eq(call_full("POST", "/topics/a%2B", "x", 1, "iotdata", NULL, NULL, &r), 400);
 	reply_free(&r);
+	/* AWS allows at most 7 slashes in a topic; 8 is one too many. */
+	ck_assert_int_eq(call_full("POST", "/topics/1%2F2%2F3%2F4%2F5%2F6%2F7%2F8%2F9", "x", 1,
+				   "iotdata", NULL, NULL, &r),
+			 400);
+	ck_assert_str_eq(r.error_type, "InvalidRequestException");
+	reply_free(&r);
+	ck_assert_int_eq(call_full("POST", "/topics/1%2F2%2F3%2F4%2F5%2F6%2F7%2F8", "x", 1,
+				   "iotdata", NULL, NULL, &r),
+			 200);
+	reply_free(&r);
+	ck_assert_str_eq(drain().topic, "1/2/3/4/5/6/7/8");
 	/* Signed for the control plane: the data plane rejects the credential scope. */
 	ck_assert_int_eq(call_full("POST", "/topics/t", "x", 1, "iot", NULL, NULL, &r), 403);
 	ck_assert_str_eq(r.error_type, "InvalidSignatureException");
