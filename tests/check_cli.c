@@ -18,7 +18,7 @@ static const cli_option test_options[] = {
 };
 
 static const cli_command test_command = {
-	"probe", "probe [options] TARGET", "Test command.", NULL, test_options, NULL, NULL,
+	"probe", "probe [options] TARGET", "Test command.", NULL, test_options, NULL, NULL, NULL,
 };
 
 struct parsed {
