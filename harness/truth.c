@@ -352,9 +352,9 @@ static int contains_all(const truth_entry *en, const truth_entry *old)
  * trigger), or, for a revoke, it still has every old policy. The second case
  * is the moment between AttachPolicy(after) and DetachPolicy(before), when
  * the union of both policies still allows what the revoke takes away.
- * NOTE: this assumes a revoke removes an Allow; a revoke made by adding an
+ * NOTE: this assumes a revoke removes an Allow. A revoke made by adding an
  * explicit Deny policy takes effect while the old policies are still there,
- * and its ground truth would be reported late.
+ * so its ground truth would be reported late.
  */
 static int before_change(const truth_entry *en, const truth_entry *old, int revoke)
 {
