@@ -588,8 +588,10 @@ static void worker_cleanup(worker *w)
 	wk_tls_reuse_stats st;
 
 	wk_tls_reuse_stats_get(&st);
-	PL_INFO(COMPONENT, "worker %u: TLS credential files parsed %zu times, reused %zu times",
-		w->hello.worker_index, st.parsed, st.reused);
+	PL_INFO(COMPONENT,
+		"worker %u: TLS credential files parsed %zu times, reused %zu times; "
+		"%zu connections used a shared SSL_CTX",
+		w->hello.worker_index, st.parsed, st.reused, wk_tls_share_count());
 	for (uint32_t i = 0; i < w->ndevices; i++)
 		dev_free(&w->devices[i]);
 	if (w->prober.h != NULL)
@@ -597,6 +599,30 @@ static void worker_cleanup(worker *w)
 	waker_stop(w);
 	timerq_free(w->timers);
 	free(w->devices);
+}
+
+/*
+ * Turns on the shared SSL_CTX (tlsreuse.h) only under the paho releases whose
+ * SSLSocket.c was read for it: 1.3.11 and 1.3.12 (the same file) configure
+ * each context with setters that tlsshare.c compares or records, call SSL_new
+ * once and then only SSL_CTX_free it. Another release could set something
+ * tlsshare.c cannot see. Debian's 1.3.12 package reports "1.3.11".
+ */
+static void enable_tls_share(void)
+{
+	const MQTTAsync_nameValue *info = MQTTAsync_getVersionInfo();
+
+	for (; info != NULL && info->name != NULL; info++) {
+		if (strcmp(info->name, "Version") != 0)
+			continue;
+		if (strcmp(info->value, "1.3.11") == 0 || strcmp(info->value, "1.3.12") == 0)
+			wk_tls_share_enable();
+		else
+			PL_INFO(COMPONENT,
+				"paho %s is not 1.3.11 or 1.3.12: one SSL_CTX per connection",
+				info->value);
+		return;
+	}
 }
 
 int worker_run(int fd)
@@ -610,6 +636,7 @@ int worker_run(int fd)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	wk_tls_reuse_enable();
+	enable_tls_share();
 	if (wp_chan_create(&w->chan, fd, CHAN_OUT_CAP, &e) != PL_OK ||
 	    mq_queue_create(&w->events, EVENT_QUEUE_CAP, &e) != PL_OK)
 		goto fail;
