@@ -258,6 +258,41 @@ static void on_group(worker *w, const wp_group *g)
 	w->group_known[g->id] = 1;
 }
 
+/* Returns the worker's copy of text, made on first use, or NULL when out of memory. */
+static const char *string_store(worker *w, const char *text)
+{
+	uint64_t hash = 1469598103934665603ull;
+	size_t len = strlen(text);
+	wk_string **bucket;
+	wk_string *entry;
+
+	for (size_t i = 0; i < len; i++)
+		hash = (hash ^ (uint8_t)text[i]) * 1099511628211ull;
+	bucket = &w->strings[hash % WK_STRING_BUCKETS];
+	for (entry = *bucket; entry != NULL; entry = entry->next)
+		if (strcmp(entry->text, text) == 0)
+			return entry->text;
+	entry = malloc(sizeof(*entry) + len + 1);
+	if (entry == NULL)
+		return NULL;
+	memcpy(entry->text, text, len + 1);
+	entry->next = *bucket;
+	*bucket = entry;
+	return entry->text;
+}
+
+static void strings_free(worker *w)
+{
+	for (size_t b = 0; b < WK_STRING_BUCKETS; b++) {
+		while (w->strings[b] != NULL) {
+			wk_string *next = w->strings[b]->next;
+
+			free(w->strings[b]);
+			w->strings[b] = next;
+		}
+	}
+}
+
 static pl_err add_device(worker *w, const wp_device *dv, pl_errmsg *e)
 {
 	uint32_t limit = w->hello.max_devices != 0 && w->hello.max_devices < WK_DEVICES_MAX
@@ -284,7 +319,15 @@ static pl_err add_device(worker *w, const wp_device *dv, pl_errmsg *e)
 	}
 	d = &w->devices[w->ndevices];
 	memset(d, 0, sizeof(*d));
-	d->cfg = *dv;
+	d->cfg.index = dv->index;
+	d->cfg.group = dv->group;
+	snprintf(d->cfg.client_id, sizeof(d->cfg.client_id), "%s", dv->client_id);
+	snprintf(d->cfg.cert_id, sizeof(d->cfg.cert_id), "%s", dv->cert_id);
+	d->cfg.cert_path = string_store(w, dv->cert_path);
+	d->cfg.key_path = string_store(w, dv->key_path);
+	d->cfg.probe_topic = string_store(w, dv->probe_topic);
+	if (d->cfg.cert_path == NULL || d->cfg.key_path == NULL || d->cfg.probe_topic == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "device %u: out of memory", dv->index);
 	d->group = &w->groups[dv->group];
 	d->slot = w->ndevices;
 	if (d->cfg.cert_id[0] == '\0' && cert_id_of(dv->cert_path, d->cfg.cert_id, e) != PL_OK)
@@ -599,30 +642,25 @@ static void worker_cleanup(worker *w)
 	waker_stop(w);
 	timerq_free(w->timers);
 	free(w->devices);
+	strings_free(w);
 }
 
 /*
  * Turns on the shared SSL_CTX (tlsreuse.h) only under the paho releases whose
- * SSLSocket.c was read for it: 1.3.11 and 1.3.12 (the same file) configure
- * each context with setters that tlsshare.c compares or records, call SSL_new
- * once and then only SSL_CTX_free it. Another release could set something
- * tlsshare.c cannot see. Debian's 1.3.12 package reports "1.3.11".
+ * SSLSocket.c was read for it, 1.3.11 and 1.3.12 (the same file). They
+ * configure each context with setters that tlsshare.c compares or records,
+ * call SSL_new once and then only SSL_CTX_free it. Another release could set
+ * something tlsshare.c cannot see. Debian's 1.3.12 package reports "1.3.11".
  */
 static void enable_tls_share(void)
 {
-	const MQTTAsync_nameValue *info = MQTTAsync_getVersionInfo();
+	const char *version = paho_version();
 
-	for (; info != NULL && info->name != NULL; info++) {
-		if (strcmp(info->name, "Version") != 0)
-			continue;
-		if (strcmp(info->value, "1.3.11") == 0 || strcmp(info->value, "1.3.12") == 0)
-			wk_tls_share_enable();
-		else
-			PL_INFO(COMPONENT,
-				"paho %s is not 1.3.11 or 1.3.12: one SSL_CTX per connection",
-				info->value);
-		return;
-	}
+	if (strcmp(version, "1.3.11") == 0 || strcmp(version, "1.3.12") == 0)
+		wk_tls_share_enable();
+	else
+		PL_INFO(COMPONENT, "paho %s is not 1.3.11 or 1.3.12: one SSL_CTX per connection",
+			version);
 }
 
 int worker_run(int fd)
