@@ -103,6 +103,11 @@ size_t mq_queue_drain(mq_queue *q, mq_event *out, size_t max)
 		q->head = (q->head + 1) % q->cap;
 		q->len--;
 	}
+	/* Restart an empty ring at slot 0: the slots touched, and so the resident
+	 * memory, then follow the longest backlog, not the 3 MB capacity that a
+	 * long run would otherwise cycle through. */
+	if (q->len == 0)
+		q->head = 0;
 	/* Events left behind need another wake-up. */
 	if (q->len > 0) {
 		uint64_t one = 1;
