@@ -103,9 +103,9 @@ size_t mq_queue_drain(mq_queue *q, mq_event *out, size_t max)
 		q->head = (q->head + 1) % q->cap;
 		q->len--;
 	}
-	/* Restart an empty ring at slot 0: the slots touched, and so the resident
-	 * memory, then follow the longest backlog, not the 3 MB capacity that a
-	 * long run would otherwise cycle through. */
+	/* Restart an empty ring at slot 0, so the slots touched (and the resident
+	 * memory) follow the longest backlog. Otherwise a long run cycles through
+	 * all 3 MB of the ring. */
 	if (q->len == 0)
 		q->head = 0;
 	/* Events left behind need another wake-up. */
