@@ -394,6 +394,13 @@ size_t profile_simulator_options(const profile *p, profile_sim_option *out, size
 /* Formats target.simulator.propagation as the simulator parses it ("uniform:20s-40s"). */
 void profile_propagation_text(const profile_propagation *prop, char *buf, size_t len);
 
+/*
+ * Checks a name (profile, group): 1 to 64 of the characters A-Z, a-z, 0-9,
+ * '-' and '_', so that `--set` paths and expectations can name it. The
+ * message shows the name.
+ */
+pl_err profile_check_name(const char *text, pl_errmsg *e);
+
 /* Names for the enums, as written in profiles ("keep-connection", "attach-detach", ...). */
 const char *profile_strategy_name(profile_strategy s);
 const char *profile_swap_kind_name(profile_swap_kind k);

@@ -441,7 +441,7 @@ static pl_err parse_propagation(const char *text, profile_propagation *out, pl_e
 	return PL_OK;
 }
 
-static pl_err parse_name(const char *text, pl_errmsg *e)
+pl_err profile_check_name(const char *text, pl_errmsg *e)
 {
 	if (text[0] == '\0')
 		return pl_errmsg_set(e, PL_ERR_INVALID, "missing name: the value is empty");
@@ -512,7 +512,7 @@ static pl_err decode_text(const field *f, const char *text, void *slot, pl_errms
 
 	switch (f->type) {
 	case FIELD_NAME:
-		rc = parse_name(text, e);
+		rc = profile_check_name(text, e);
 		return rc != PL_OK ? rc : store_string(slot, text);
 	case FIELD_STRING:
 	case FIELD_SECRET:

@@ -320,6 +320,89 @@ START_TEST(test_report_counts_unmeasured_rows)
 }
 END_TEST
 
+/* Appends one line to DIR/samples.csv. */
+static void append_row(const char *dir, const char *row)
+{
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/samples.csv", dir);
+	f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs(row, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_report_rejects_repeated_row)
+{
+	char dir[512];
+	char *out;
+
+	/* Lines 2 to 7 are the six devices, and line 8 repeats d-fast-2's row for swap 0. */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-fast-2,client-2,fast,reconnect-per-attempt,grant,0,cert-2,2,0,2000000,"
+			"2002000000,2000000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: device 'd-fast-2' has a second row for "
+				  "swap_index 0 (the first is on line 3)") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_accepts_device_per_swap)
+{
+	char dir[512];
+
+	/* The same device in a second swap is a new row, not a repeat. */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-fast-2,client-2,fast,reconnect-per-attempt,revoke,1,cert-2,2,0,2000000,"
+			"2002000000,2000000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.n == 4"), 0);
+}
+END_TEST
+
+START_TEST(test_report_rejects_group_with_space)
+{
+	char dir[512];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-extra,client-9,fast lane,reconnect-per-attempt,grant,0,cert-9,0,0,"
+			"2000000,2002000000,2000000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: field group: invalid name 'fast lane'") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_rejects_reserved_group)
+{
+	char dir[512];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-extra,client-9,all,reconnect-per-attempt,grant,0,cert-9,0,0,"
+			"2000000,2002000000,2000000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: field group: the name 'all' is reserved") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
 START_TEST(test_report_missing_run_json)
 {
 	char dir[512], path[600];
@@ -576,6 +659,10 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_bad_event_names_line);
 	tcase_add_test(tc, test_report_events_span_600s);
 	tcase_add_test(tc, test_report_counts_unmeasured_rows);
+	tcase_add_test(tc, test_report_rejects_repeated_row);
+	tcase_add_test(tc, test_report_accepts_device_per_swap);
+	tcase_add_test(tc, test_report_rejects_group_with_space);
+	tcase_add_test(tc, test_report_rejects_reserved_group);
 	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
