@@ -627,8 +627,32 @@ static void decode_null(loader *l, const field *f, const char *where, const ptre
 			l->oom = 1;
 		return;
 	}
-	loader_error(l, value, "%s: missing value (remove the key to use the default, %s)", where,
-		     f->default_text);
+	if (strcmp(where, "name") == 0)
+		loader_error(l, value,
+			     "name: missing value (remove the key to name the profile after its file)");
+	else
+		loader_error(l, value, "%s: missing value (remove the key to use the default, %s)",
+			     where, f->default_text);
+}
+
+int schema_check_override(loader *l, const field *f, const char *where, const ptree *value)
+{
+	if (!value->override_value)
+		return 1;
+	/* Other values of a section get decode's type error. */
+	if (f->type == FIELD_SECTION && (value->type == PTREE_MAP || ptree_is_null(value))) {
+		loader_error(l, value,
+			     "%s: a map cannot be set with --set; set its keys one at a time, for example --set %s.%s=VALUE",
+			     where, where, f->section->fields[0].key);
+		return 0;
+	}
+	if (f->type == FIELD_CUSTOM && ptree_is_null(value)) {
+		loader_error(l, value,
+			     "%s: missing value (remove this --set to keep the profile's value; '[]' is an empty list)",
+			     where);
+		return 0;
+	}
+	return 1;
 }
 
 void schema_decode(loader *l, const section *s, const char *path, const ptree *map, void *base)
@@ -650,9 +674,11 @@ void schema_decode(loader *l, const section *s, const char *path, const ptree *m
 		const field *f = schema_find(s, map->keys[i]->value);
 		char where[160];
 
-		if (f == NULL || f->type == FIELD_CUSTOM)
+		if (f == NULL)
 			continue;
 		join_path(where, sizeof(where), path, f->key);
+		if (!schema_check_override(l, f, where, map->items[i]) || f->type == FIELD_CUSTOM)
+			continue;
 		if (f->type == FIELD_SECTION)
 			schema_decode(l, f->section, where, map->items[i], (char *)base + f->offset);
 		else if (!ptree_is_null(map->items[i]))
