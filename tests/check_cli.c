@@ -234,6 +234,14 @@ static void sim_state_dir(char *buf, size_t len)
 	ck_assert_ptr_nonnull(mkdtemp(buf));
 }
 
+static void remove_dir(const char *dir)
+{
+	char command[600];
+
+	snprintf(command, sizeof(command), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(command), 0);
+}
+
 START_TEST(test_cli_sim_invalid_propagation_exit_2)
 {
 	char out[4096];
@@ -245,6 +253,7 @@ START_TEST(test_cli_sim_invalid_propagation_exit_2)
 	ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 2);
 	ck_assert_ptr_nonnull(strstr(out, "plugin option propagation=bogus"));
 	ck_assert_ptr_null(strstr(out, "mqtt_endpoint"));
+	remove_dir(dir);
 }
 END_TEST
 
@@ -258,6 +267,7 @@ START_TEST(test_cli_sim_unknown_option_exit_2)
 	snprintf(args, sizeof(args), "sim --state-dir '%s' -o nokey=1", dir);
 	ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 2);
 	ck_assert_ptr_nonnull(strstr(out, "plugin option nokey=1: unknown option"));
+	remove_dir(dir);
 }
 END_TEST
 
@@ -284,6 +294,7 @@ START_TEST(test_cli_sim_invalid_module_options_exit_2)
 		ck_assert_msg(strstr(out, cases[i].named) != NULL, "%s: output %s", cases[i].option,
 			      out);
 	}
+	remove_dir(dir);
 }
 END_TEST
 
@@ -302,6 +313,7 @@ START_TEST(test_cli_sim_valid_options_reach_start)
 		 dir, dir);
 	ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 3);
 	ck_assert_ptr_null(strstr(out, "plugin option"));
+	remove_dir(dir);
 }
 END_TEST
 

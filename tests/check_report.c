@@ -514,6 +514,66 @@ START_TEST(test_report_merge_shards)
 }
 END_TEST
 
+START_TEST(test_report_merge_events_time_order)
+{
+	/* Shard 2's anchor is 1 s after shard 1's, so its times move by +1 s. Shard
+	 * files need not be in time order, and equal times go in shard order
+	 * whatever the order on the command line. */
+	static const struct {
+		long long t_ns;
+		int shard;
+		const char *type;
+	} expected[] = {
+		{ 0, 1, "swap" },	     { 500000000, 2, "connect" },
+		{ 1000000000, 1, "error" },  { 1000000000, 2, "swap" },
+		{ 1500000000, 1, "connect" }, { 3000000000, 2, "error" },
+		{ 4000000000, 1, "throttle" },
+	};
+	char s1[512], s2[512], out[512], path[600];
+	char *text, *line;
+	size_t n = 0;
+
+	make_run("s1", "h1", "1/2", 1000000000, "x", 3, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 2000000000, "y", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+	snprintf(path, sizeof(path), "%s/events.jsonl", s1);
+	write_text(path, "{\"t_ns\": 4000000000, \"type\": \"throttle\", \"op\": \"connect\"}\n"
+			 "{\"t_ns\": 0, \"type\": \"swap\", \"swap_index\": 0}\n"
+			 "\n"
+			 "{\"t_ns\": 1500000000, \"type\": \"connect\", \"device\": \"x-fast-1\"}\n"
+			 "{\"t_ns\": 1000000000, \"type\": \"error\", \"message\": \"m\"}\n");
+	snprintf(path, sizeof(path), "%s/events.jsonl", s2);
+	write_text(path, "{\"t_ns\": 0, \"type\": \"swap\", \"swap_index\": 0}\n"
+			 "{\"t_ns\": -500000000, \"type\": \"connect\", \"device\": \"y-fast-1\"}\n"
+			 "{\"t_ns\": 2000000000, \"type\": \"error\", \"message\": \"m\"}\n");
+
+	ck_assert_int_eq(policylag("merge", s2, s1, "--out", out), 0);
+	snprintf(path, sizeof(path), "%s/events.jsonl", out);
+	text = read_text(path);
+	for (line = text; *line != '\0'; n++) {
+		char *end = strchr(line, '\n');
+		json_error_t jerr;
+		json_t *obj;
+
+		ck_assert_msg(end != NULL, "line %zu has no line break", n + 1);
+		*end = '\0';
+		obj = json_loads(line, 0, &jerr);
+
+		ck_assert_msg(obj != NULL, "line %zu: %s", n + 1, jerr.text);
+		ck_assert_uint_lt(n, sizeof(expected) / sizeof(expected[0]));
+		ck_assert_int_eq(json_integer_value(json_object_get(obj, "t_ns")), expected[n].t_ns);
+		ck_assert_int_eq(json_integer_value(json_object_get(obj, "shard")), expected[n].shard);
+		ck_assert_str_eq(json_string_value(json_object_get(obj, "type")), expected[n].type);
+		json_decref(obj);
+		line = end + 1;
+	}
+	ck_assert_uint_eq(n, sizeof(expected) / sizeof(expected[0]));
+	free(text);
+}
+END_TEST
+
 START_TEST(test_report_merge_rejects_profiles)
 {
 	char s1[512], s2[512], out[512];
@@ -668,6 +728,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_compare_threshold);
 	tcase_add_test(tc, test_report_compare_missing_groups_cross);
 	tcase_add_test(tc, test_report_merge_shards);
+	tcase_add_test(tc, test_report_merge_events_time_order);
 	tcase_add_test(tc, test_report_merge_rejects_profiles);
 	tcase_add_test(tc, test_report_merge_rejects_overlap);
 	suite_add_tcase(s, tc);
