@@ -214,14 +214,6 @@ static void fill_hello(const coordinator *c, const coord_worker *w, wp_hello *h)
 	h->max_devices = w->count;
 }
 
-/* How long a revoke probe must stay undelivered before it counts as lost. */
-static int64_t confirm_window(const profile *p)
-{
-	int64_t confirm = 2 * p->probe.interval_ns;
-
-	return confirm > PL_NS_PER_S ? confirm : PL_NS_PER_S;
-}
-
 static void fill_group(const coordinator *c, size_t i, wp_group *g)
 {
 	const profile *p = c->prof;
@@ -244,7 +236,7 @@ static void fill_group(const coordinator *c, size_t i, wp_group *g)
 	g->attempt_window_ns = pg->attempt_window_ns;
 	g->attempt_interval_ns = pg->attempt_interval_ns;
 	g->observe_timeout_ns = p->timing.observe_timeout_ns;
-	g->confirm_ns = confirm_window(p);
+	g->confirm_ns = profile_revoke_confirm_ns(p);
 }
 
 static void fill_device(const coord_device *d, wp_device *out)

@@ -349,6 +349,13 @@ int64_t profile_expected_duration(const profile *p);
  */
 int64_t profile_swap_calls(const profile *p);
 
+/*
+ * The confirmation window of a revoke: how long a probe must stay
+ * undelivered before it counts as lost. Two probe intervals, at least 1 s,
+ * so that delivery delays are not taken for the effect.
+ */
+int64_t profile_revoke_confirm_ns(const profile *p);
+
 /* The group named name, or NULL. */
 const profile_group *profile_find_group(const profile *p, const char *name);
 

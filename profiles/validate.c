@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "profiles/internal.h"
+#include "workers/detect.h"
 
 /* AWS limits (AWS IoT Core quotas page): topic size and slashes, client id size. */
 #define AWS_TOPIC_MAX_BYTES 256
@@ -266,6 +267,29 @@ static void check_probe_rate(loader *l, const ptree *root)
 			     "probe.shared_topic: echo probes on one shared topic reach every device; use a per-device topic or probe.kind prober");
 }
 
+/* A revoke's detection tracks a bounded number of undelivered probes per device. */
+static void check_revoke_window(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	int64_t confirm = profile_revoke_confirm_ns(p);
+	int64_t shortest = confirm / (DETECT_WINDOW - 1) + 1;
+	char interval[32];
+	char window[32];
+	char minimum[32];
+
+	if (p->swap.direction != PROFILE_SWAP_REVOKE ||
+	    detect_window_fits(confirm, p->probe.interval_ns))
+		return;
+	/* Round the suggestion up to a whole millisecond. */
+	shortest = (shortest + PL_NS_PER_MS - 1) / PL_NS_PER_MS * PL_NS_PER_MS;
+	schema_format_duration(p->probe.interval_ns, interval, sizeof(interval));
+	schema_format_duration(confirm, window, sizeof(window));
+	schema_format_duration(shortest, minimum, sizeof(minimum));
+	loader_error(l, at(root, "probe.interval"),
+		     "probe.interval: %s is too short for a revoke: a probe counts as lost after %s without delivery, and each device tracks at most %d undelivered probes, so the effect could be reported late; use at least %s",
+		     interval, window, DETECT_WINDOW, minimum);
+}
+
 /*
  * Publishes per second over the fleet while probing: inbound (sent by
  * devices or the prober, plus triggers) and outbound (delivered to devices).
@@ -450,6 +474,7 @@ void profile_validate(loader *l, const ptree *root)
 	probe_topic_valid = check_probe_topic(l, root);
 	trigger_topic_valid = check_swap_topics(l, root, probe_topic_valid);
 	check_probe_rate(l, root);
+	check_revoke_window(l, root);
 	check_account_rates(l, root);
 	check_prober_load(l, root);
 	check_swap(l, root);
@@ -502,4 +527,11 @@ int64_t profile_expected_duration(const profile *p)
 	total_ns += (double)(p->timing.connect_timeout_ns + p->timing.settle_ns +
 			     p->timing.observe_timeout_ns + p->timing.drain_ns);
 	return (int64_t)ceil(total_ns);
+}
+
+int64_t profile_revoke_confirm_ns(const profile *p)
+{
+	int64_t confirm = 2 * p->probe.interval_ns;
+
+	return confirm > PL_NS_PER_S ? confirm : PL_NS_PER_S;
 }

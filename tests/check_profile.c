@@ -776,6 +776,31 @@ START_TEST(test_profile_invalid_prefix_no_cascade)
 }
 END_TEST
 
+START_TEST(test_profile_revoke_interval_too_short)
+{
+	load_result r;
+	const char *sets[] = { "swap.direction=revoke", "policies.before=[policies/probe-full.json]",
+			       "policies.after=[policies/probe-no-receive.json]", "probe.kind=prober",
+			       "probe.interval=10ms" };
+
+	/* A probe counts as lost after 1 s, which spans 100 probes at 10 ms. */
+	load_with(&r, base_profile, sets, 5);
+	ck_assert_uint_eq(r.issues.errors, 1);
+	ck_assert_str_eq(r.e.msg,
+			 "--set probe.interval=10ms: probe.interval: 10ms is too short for a revoke: a probe counts as lost after 1s without delivery, and each device tracks at most 64 undelivered probes, so the effect could be reported late; use at least 16ms");
+	done(&r);
+	sets[4] = "probe.interval=16ms";
+	load_with(&r, base_profile, sets, 5);
+	ck_assert_msg(r.rc == PL_OK, "%s", r.e.msg);
+	done(&r);
+	/* A grant needs no confirmation window. */
+	load_with(&r, base_profile, (const char *[]){ "probe.kind=prober", "probe.interval=10ms" },
+		  2);
+	ck_assert_msg(r.rc == PL_OK, "%s", r.e.msg);
+	done(&r);
+}
+END_TEST
+
 START_TEST(test_profile_topic_policy_variable)
 {
 	load_result r;
@@ -1319,6 +1344,7 @@ static Suite *profile_suite(void)
 	tcase_add_test(checks, test_profile_topic_needs_client_id);
 	tcase_add_test(checks, test_profile_topic_policy_variable);
 	tcase_add_test(checks, test_profile_invalid_topic_no_cascade);
+	tcase_add_test(checks, test_profile_revoke_interval_too_short);
 	tcase_add_test(checks, test_profile_invalid_prefix_no_cascade);
 	tcase_add_test(checks, test_profile_probe_rate_over_quota);
 	tcase_add_test(checks, test_profile_shared_certificate_trigger_rejected);
