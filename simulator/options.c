@@ -148,9 +148,10 @@ pl_err plugin_config_set(plugin_config *c, const char *key, const char *value, p
 /* Keys and values become one `plugin_opt_<key> <value>` line of mosquitto.conf. */
 static pl_err check_syntax(const char *key, const char *value, pl_errmsg *e)
 {
-	if (key[0] == '\0' || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(key))
-		return pl_errmsg_set(e, PL_ERR_INVALID,
-				     "invalid key (expected lower-case letters, digits and '_')");
+	if (key[0] == '\0' ||
+	    strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+		    strlen(key))
+		return pl_errmsg_set(e, PL_ERR_INVALID, "invalid key (expected letters, digits and '_')");
 	if (value[0] == '\0')
 		return pl_errmsg_set(e, PL_ERR_INVALID, "missing value");
 	if (strpbrk(value, "\r\n") != NULL)

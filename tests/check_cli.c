@@ -281,7 +281,8 @@ START_TEST(test_cli_sim_invalid_module_options_exit_2)
 		{ "-o rule_response_qos=2", "plugin option rule_response_qos=2" },
 		{ "-o topic_max_bytes=-1", "plugin option topic_max_bytes=-1" },
 		{ "--refresh-phase sometimes", "plugin option refresh_phase=sometimes" },
-		{ "-o Region=x", "plugin option Region=x: invalid key" },
+		{ "-o 'bad key=x'", "plugin option bad key=x: invalid key" },
+		{ "-o api_throttle_attachpolicy=5", "plugin option api_throttle_attachpolicy=5" },
 	};
 	char out[4096];
 	char dir[512];
@@ -309,6 +310,7 @@ START_TEST(test_cli_sim_valid_options_reach_start)
 	snprintf(args, sizeof(args),
 		 "sim --state-dir '%s' --no-api --propagation ttl:30s -o "
 		 "publish_rate_per_connection=off -o api_throttle=false -o rule_once=true "
+		 "-o api_throttle_AttachPolicy=200 "
 		 "--mosquitto '%s/no-such-mosquitto'",
 		 dir, dir);
 	ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 3);
