@@ -7,21 +7,31 @@ void connrate_init(connrate *r, double ceiling, double floor, int64_t now)
 {
 	memset(r, 0, sizeof(*r));
 	r->ceiling = ceiling;
-	r->floor = floor > ceiling ? ceiling : floor > 0 ? floor : ceiling / 1000.0;
+	r->floor = floor;
+	if (floor > ceiling)
+		r->floor = ceiling;
+	else if (floor <= 0)
+		r->floor = ceiling / 1000.0;
 	r->rate = ceiling;
 	r->lowest = ceiling;
 	r->t_decrease = now;
 	r->t_round = now;
+	r->prev_median_ns = -1;
 }
 
-/* Reason codes that say the server refused for load, not for who the client is. */
+void connrate_note_pending(connrate *r, uint32_t pending)
+{
+	r->pending = pending;
+}
+
+/* Whether code is a refusal for load (quota, busy, unavailable), not for the client's rights. */
 static int is_load_code(int32_t code)
 {
 	switch (code) {
 	case 3:    /* MQTT 3.1.1 CONNACK: server unavailable */
 	case 0x88: /* MQTT 5: server unavailable */
 	case 0x89: /* server busy */
-	case 0x97: /* quota exceeded: AWS's answer to a throttled CONNECT */
+	case 0x97: /* quota exceeded: AWS's CONNACK code for a throttled MQTT 5 CONNECT */
 	case 0x9F: /* connection rate exceeded */
 		return 1;
 	default:
@@ -91,8 +101,31 @@ static int64_t latency_limit(const connrate *r)
 	return by_factor > by_rise ? by_factor : by_rise;
 }
 
-/* Why the round calls for a lower rate, or NULL. */
-static const char *decrease_reason(const connrate_change *c)
+/*
+ * The connects in flight above which the target is falling behind: the
+ * rate times the latency limit (Little's law), or times
+ * CONNRATE_LATENCY_RISE_NS before the baseline is known.
+ */
+static double backlog_limit(const connrate *r, int64_t latency_limit_ns)
+{
+	int64_t limit = latency_limit_ns >= 0 ? latency_limit_ns : CONNRATE_LATENCY_RISE_NS;
+
+	return r->rate * (double)limit / (double)PL_NS_PER_S;
+}
+
+/* Whether the round's median latency is above the limit. */
+static int latency_high(const connrate_change *c)
+{
+	return c->latency_median_ns >= 0 && c->latency_limit_ns >= 0 &&
+	       c->latency_median_ns > c->latency_limit_ns;
+}
+
+/*
+ * The reason the round calls for a lower rate, or NULL. Latency and backlog
+ * count only while they still grow, because connects queued behind an
+ * earlier overload stay slow for a while after the rate has dropped.
+ */
+static const char *decrease_reason(const connrate *r, const connrate_change *c)
 {
 	uint32_t bad = c->timed_out + c->failed;
 	uint32_t outcomes = c->connected + c->throttled + bad;
@@ -101,26 +134,29 @@ static const char *decrease_reason(const connrate_change *c)
 		return "throttled";
 	if (bad > 0 && (uint64_t)bad * CONNRATE_FAILURE_SHARE >= outcomes)
 		return c->timed_out >= c->failed ? "timeouts" : "failures";
-	if (c->latency_median_ns >= 0 && c->latency_limit_ns >= 0 &&
-	    c->latency_median_ns > c->latency_limit_ns)
+	if (latency_high(c) && c->latency_median_ns > r->prev_median_ns)
 		return "latency";
+	if (c->pending > c->pending_limit && c->pending > r->prev_pending)
+		return "backlog";
 	return NULL;
 }
 
-/* The rate the round's counts call for; sets c->why when it differs. */
+/* The rate the round's counts call for. Sets c->reason when it differs. */
 static double decide(const connrate *r, connrate_change *c)
 {
 	double step = r->ceiling / CONNRATE_STEP_SHARE;
 
-	c->why = decrease_reason(c);
-	if (c->why != NULL) {
+	c->reason = decrease_reason(r, c);
+	if (c->reason != NULL) {
 		double lower = r->rate * CONNRATE_DECREASE;
 
 		return lower < r->floor ? r->floor : lower;
 	}
-	if (c->connected == 0 || r->rate >= r->ceiling)
+	/* A high latency or backlog that no longer grows holds the rate. */
+	if (c->connected == 0 || r->rate >= r->ceiling || latency_high(c) ||
+	    c->pending > c->pending_limit)
 		return r->rate;
-	c->why = "recovery";
+	c->reason = "recovery";
 	if (step < 1.0)
 		step = 1.0;
 	return r->rate + step > r->ceiling ? r->ceiling : r->rate + step;
@@ -140,7 +176,11 @@ int connrate_update(connrate *r, int64_t now, connrate_change *out)
 	c.latency_median_ns = r->nlatencies >= CONNRATE_LATENCY_MIN_SAMPLES
 				      ? median(r->latencies, r->nlatencies) : -1;
 	c.latency_limit_ns = latency_limit(r);
+	c.pending = r->pending;
+	c.pending_limit = backlog_limit(r, c.latency_limit_ns);
 	next = decide(r, &c);
+	r->prev_median_ns = c.latency_median_ns;
+	r->prev_pending = c.pending;
 	r->connected = r->throttled = r->timed_out = r->failed = 0;
 	r->nlatencies = 0;
 	r->t_round = now;

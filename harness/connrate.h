@@ -1,14 +1,19 @@
 /*
  * Adaptive connect pacing: an AIMD controller of the run's CONNECT rate.
  * Pure: no clocks, no I/O. The coordinator feeds each connect's outcome
- * with its CLOCK_MONOTONIC call time and asks for a decision once per round.
+ * with its CLOCK_MONOTONIC call time and calls connrate_update often. The
+ * rate changes at most once per round.
  *
  * Every CONNRATE_ROUND_NS the outcomes of the round decide:
  *   - any throttled connect (a quota or "server busy" reason code), or
  *     failures and timeouts making up at least 1/CONNRATE_FAILURE_SHARE of
- *     the outcomes, or a median CONNACK latency above the latency limit,
- *     halve the rate, never below the floor;
- *   - otherwise a round with at least one accepted connect raises the rate
+ *     the outcomes, or a median CONNACK latency above the latency limit and
+ *     above the last round's, or more connects in flight than the rate
+ *     times the latency limit and more than at the last round, halve the
+ *     rate, never below the floor;
+ *   - otherwise a round with at least one accepted connect, a latency
+ *     within the limit and no more connects in flight than the rate times
+ *     the latency limit raises the rate
  *     by the step (a twentieth of the ceiling, at least 1/s), never above
  *     the ceiling, which is the configured fleet.connect_rate.
  * Outcomes of connects called before the last decrease are ignored: they
@@ -36,24 +41,27 @@
 #define CONNRATE_LATENCY_MIN_SAMPLES 5 /* of a round, for its median to count */
 #define CONNRATE_ROUND_SAMPLES 256     /* latencies kept per round: the first ones */
 
-/* A connect's outcome as the controller sees it. */
+/* The outcome of one connect, as the controller classifies it. */
 typedef enum connrate_outcome {
 	CONNRATE_CONNECTED = 0, /* CONNACK accepted */
 	CONNRATE_THROTTLED,     /* CONNACK or close with a quota or "busy" reason code */
 	CONNRATE_TIMED_OUT,     /* no CONNACK within the connect timeout */
 	CONNRATE_FAILED,        /* closed without CONNACK before the timeout */
-	CONNRATE_IGNORED,       /* says nothing about load: a refusal the broker decided */
+	CONNRATE_IGNORED,       /* no load signal: a refusal the broker decided on (not authorized) */
 } connrate_outcome;
 
 /* A decision of connrate_update. */
 typedef struct connrate_change {
 	double old_rate;  /* CONNECTs per second */
 	double new_rate;
-	const char *why;  /* "throttled", "timeouts", "failures", "latency" or "recovery" */
+	const char *reason; /* "throttled", "timeouts", "failures", "latency", "backlog" or
+			     * "recovery" */
 	/* the round's counts, of connects called after the last decrease */
 	uint32_t connected, throttled, timed_out, failed;
 	int64_t latency_median_ns; /* of the round's accepted connects; -1 = too few */
 	int64_t latency_limit_ns;  /* -1 = no baseline yet */
+	uint32_t pending;          /* connects in flight at the round's end */
+	double pending_limit;      /* the backlog limit: rate x latency limit */
 } connrate_change;
 
 /* One controller. Plain data so that the coordinator embeds it; use the functions only. */
@@ -71,6 +79,9 @@ typedef struct connrate {
 	int64_t baseline_samples[CONNRATE_BASELINE_SAMPLES];
 	uint32_t nbaseline;
 	int64_t baseline_ns; /* set once CONNRATE_BASELINE_SAMPLES connects were accepted */
+	uint32_t pending;         /* connects in flight, from connrate_note_pending */
+	uint32_t prev_pending;    /* at the end of the last round */
+	int64_t prev_median_ns;   /* the last round's median latency, -1 = none */
 } connrate;
 
 /*
@@ -92,6 +103,9 @@ connrate_outcome connrate_classify_failure(int32_t code, int64_t connect_ns, int
 
 /* Records an outcome of a connect called at t_call; connect_ns is its latency. */
 void connrate_note(connrate *r, connrate_outcome outcome, int64_t t_call, int64_t connect_ns);
+
+/* Records the connects called and not yet answered over the whole run. */
+void connrate_note_pending(connrate *r, uint32_t pending);
 
 /*
  * Ends the round when it is CONNRATE_ROUND_NS old. Returns 1 with *out set

@@ -79,10 +79,10 @@ static void rate_event(coordinator *c, int64_t now, const connrate_change *ch)
 	snprintf(fields, sizeof(fields),
 		 "\"old\":%.3f,\"new\":%.3f,\"why\":\"%s\",\"connected\":%u,\"throttled\":%u,"
 		 "\"timed_out\":%u,\"failed\":%u,\"latency_median_ns\":%lld,"
-		 "\"latency_limit_ns\":%lld",
-		 ch->old_rate, ch->new_rate, ch->why, ch->connected, ch->throttled,
+		 "\"latency_limit_ns\":%lld,\"pending\":%u,\"pending_limit\":%.0f",
+		 ch->old_rate, ch->new_rate, ch->reason, ch->connected, ch->throttled,
 		 ch->timed_out, ch->failed, (long long)ch->latency_median_ns,
-		 (long long)ch->latency_limit_ns);
+		 (long long)ch->latency_limit_ns, ch->pending, ch->pending_limit);
 	coord_event(c, now, "connect_rate", NULL, fields);
 }
 
@@ -94,13 +94,13 @@ static void rate_log(coordinator *c, int64_t now, const connrate_change *ch)
 	if (!lowered || now - c->t_rate_log_ns < RATE_LOG_INTERVAL_NS) {
 		c->rate_unlogged++;
 		PL_DEBUG(COMPONENT, "connect rate %.1f/s -> %.1f/s (%s)", ch->old_rate,
-			 ch->new_rate, ch->why);
+			 ch->new_rate, ch->reason);
 		return;
 	}
 	COORD_LOG(c, PL_LOG_INFO,
 		  "connect rate lowered from %.1f/s to %.1f/s (%s: %u accepted, %u throttled, "
 		  "%u timed out, %u failed in the last round; %u earlier changes not logged)",
-		  ch->old_rate, ch->new_rate, ch->why, ch->connected, ch->throttled,
+		  ch->old_rate, ch->new_rate, ch->reason, ch->connected, ch->throttled,
 		  ch->timed_out, ch->failed, c->rate_unlogged);
 	c->t_rate_log_ns = now;
 	c->rate_unlogged = 0;
@@ -111,8 +111,15 @@ void coord_rate_update(coordinator *c)
 	int64_t now = pl_mono_ns();
 	connrate_change ch;
 	wp_msg m = { .type = WP_MSG_RATE };
+	uint64_t pending = 0;
 
-	if (!c->rate_on || !connrate_update(&c->rate, now, &ch))
+	if (!c->rate_on)
+		return;
+	for (int i = 0; i < c->nworkers; i++)
+		if (!c->workers[i].dead)
+			pending += c->workers[i].heartbeat.connecting;
+	connrate_note_pending(&c->rate, pending > UINT32_MAX ? UINT32_MAX : (uint32_t)pending);
+	if (!connrate_update(&c->rate, now, &ch))
 		return;
 	m.u.rate.connect_rate_milli = coord_rate_share_milli(c, ch.new_rate);
 	m.u.rate.t_ns = now;

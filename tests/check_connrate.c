@@ -41,7 +41,7 @@ START_TEST(test_connrate_throttle_halves_rate)
 	ck_assert_int_eq(connrate_update(&r, MS(1000), &ch), 1);
 	ck_assert_double_eq(ch.old_rate, 100.0);
 	ck_assert_double_eq(ch.new_rate, 50.0);
-	ck_assert_str_eq(ch.why, "throttled");
+	ck_assert_str_eq(ch.reason, "throttled");
 	ck_assert_uint_eq(ch.throttled, 1);
 	ck_assert_uint_eq(ch.connected, 20);
 	ck_assert_double_eq(r.rate, 50.0);
@@ -75,7 +75,7 @@ START_TEST(test_connrate_recovers_additively)
 	ck_assert_int_eq(connrate_update(&r, MS(2000), &ch), 1);
 	ck_assert_double_eq(ch.old_rate, 50.0);
 	ck_assert_double_eq(ch.new_rate, 55.0);
-	ck_assert_str_eq(ch.why, "recovery");
+	ck_assert_str_eq(ch.reason, "recovery");
 	note_n(CONNRATE_CONNECTED, 10, 2500, 5);
 	ck_assert_int_eq(connrate_update(&r, MS(3000), &ch), 1);
 	ck_assert_double_eq(ch.new_rate, 60.0);
@@ -151,7 +151,7 @@ START_TEST(test_connrate_failures_lower_rate)
 	note_n(CONNRATE_CONNECTED, 100, 500, 5);
 	note_n(CONNRATE_FAILED, 6, 500, 5);
 	ck_assert_int_eq(connrate_update(&r, MS(1000), &ch), 1);
-	ck_assert_str_eq(ch.why, "failures");
+	ck_assert_str_eq(ch.reason, "failures");
 	ck_assert_double_eq(ch.new_rate, 50.0);
 }
 END_TEST
@@ -162,7 +162,7 @@ START_TEST(test_connrate_timeouts_lower_rate)
 	note_n(CONNRATE_CONNECTED, 10, 500, 5);
 	note_n(CONNRATE_TIMED_OUT, 5, 200, 10000);
 	ck_assert_int_eq(connrate_update(&r, MS(1000), &ch), 1);
-	ck_assert_str_eq(ch.why, "timeouts");
+	ck_assert_str_eq(ch.reason, "timeouts");
 	ck_assert_uint_eq(ch.timed_out, 5);
 }
 END_TEST
@@ -184,7 +184,7 @@ START_TEST(test_connrate_latency_rise_lowers_rate)
 	/* The limit is max(10 x 5 ms, 5 ms + 1 s) = 1.005 s. */
 	note_n(CONNRATE_CONNECTED, 10, 1500, 1200);
 	ck_assert_int_eq(connrate_update(&r, MS(2000), &ch), 1);
-	ck_assert_str_eq(ch.why, "latency");
+	ck_assert_str_eq(ch.reason, "latency");
 	ck_assert_int_eq(ch.latency_limit_ns, MS(1005));
 	ck_assert_int_eq(ch.latency_median_ns, MS(1200));
 	ck_assert_double_eq(ch.new_rate, 50.0);
@@ -199,6 +199,49 @@ START_TEST(test_connrate_latency_below_limit_kept)
 	note_n(CONNRATE_CONNECTED, 10, 1500, 900);
 	ck_assert_int_eq(connrate_update(&r, MS(2000), &ch), 0);
 	ck_assert_double_eq(r.rate, 100.0);
+}
+END_TEST
+
+START_TEST(test_connrate_latency_falling_holds_rate)
+{
+	connrate_init(&r, 100.0, 10.0, 0);
+	note_n(CONNRATE_CONNECTED, CONNRATE_BASELINE_SAMPLES, 100, 5);
+	ck_assert_int_eq(connrate_update(&r, MS(1000), &ch), 0);
+	note_n(CONNRATE_CONNECTED, 10, 1500, 1200);
+	ck_assert_int_eq(connrate_update(&r, MS(2000), &ch), 1);
+	/* Still above the limit, but lower than the round before: queued connects draining. */
+	note_n(CONNRATE_CONNECTED, 10, 2100, 1100);
+	ck_assert_int_eq(connrate_update(&r, MS(3000), &ch), 0);
+	ck_assert_double_eq(r.rate, 50.0);
+}
+END_TEST
+
+START_TEST(test_connrate_growing_backlog_lowers_rate)
+{
+	connrate_init(&r, 100.0, 10.0, 0);
+	/* No CONNACK yet, so no baseline: the limit is 100/s x 1 s. */
+	connrate_note_pending(&r, 150);
+	ck_assert_int_eq(connrate_update(&r, MS(1000), &ch), 1);
+	ck_assert_str_eq(ch.reason, "backlog");
+	ck_assert_uint_eq(ch.pending, 150);
+	ck_assert_double_eq(ch.pending_limit, 100.0);
+	ck_assert_double_eq(ch.new_rate, 50.0);
+}
+END_TEST
+
+START_TEST(test_connrate_shrinking_backlog_holds_rate)
+{
+	connrate_init(&r, 100.0, 10.0, 0);
+	connrate_note_pending(&r, 150);
+	ck_assert_int_eq(connrate_update(&r, MS(1000), &ch), 1);
+	connrate_note_pending(&r, 140);
+	note_n(CONNRATE_CONNECTED, 10, 1500, 5);
+	ck_assert_int_eq(connrate_update(&r, MS(2000), &ch), 0);
+	ck_assert_double_eq(r.rate, 50.0);
+	connrate_note_pending(&r, 160);
+	ck_assert_int_eq(connrate_update(&r, MS(3000), &ch), 1);
+	ck_assert_str_eq(ch.reason, "backlog");
+	ck_assert_double_eq(ch.new_rate, 25.0);
 }
 END_TEST
 
@@ -252,6 +295,9 @@ static Suite *connrate_suite(void)
 	tcase_add_test(tc, test_connrate_ignored_outcomes_count_nothing);
 	tcase_add_test(tc, test_connrate_latency_rise_lowers_rate);
 	tcase_add_test(tc, test_connrate_latency_below_limit_kept);
+	tcase_add_test(tc, test_connrate_latency_falling_holds_rate);
+	tcase_add_test(tc, test_connrate_growing_backlog_lowers_rate);
+	tcase_add_test(tc, test_connrate_shrinking_backlog_holds_rate);
 	tcase_add_test(tc, test_connrate_classify_load_codes);
 	tcase_add_test(tc, test_connrate_classify_denials_ignored);
 	tcase_add_test(tc, test_connrate_classify_no_connack);

@@ -1,6 +1,6 @@
 /*
  * Adaptive connect pacing in `policylag run` against the simulator: the
- * simulator's CONNECT quota per account (20/s, a token bucket that holds 20)
+ * simulator's CONNECT quota per account (20/s, a token bucket of 20)
  * is far below the configured fleet.connect_rate (100/s), so the first
  * second of connects is throttled. The simulator closes a throttled CONNECT
  * without CONNACK, which the worker reports as a failed connect.
@@ -55,11 +55,11 @@ static double lowest_event_rate(const run_case *rc, size_t *changes)
 	while (fgets(line, sizeof(line), f) != NULL) {
 		json_t *ev = json_loads(line, 0, NULL);
 		const char *type = json_string_value(json_object_get(ev, "type"));
-		const char *why = json_string_value(json_object_get(ev, "why"));
+		const char *reason = json_string_value(json_object_get(ev, "why"));
 
 		ck_assert_msg(ev != NULL, "events.jsonl: not JSON: %s", line);
-		if (type != NULL && strcmp(type, "connect_rate") == 0 && why != NULL &&
-		    strcmp(why, "start") != 0) {
+		if (type != NULL && strcmp(type, "connect_rate") == 0 && reason != NULL &&
+		    strcmp(reason, "start") != 0) {
 			double rate = json_number_value(json_object_get(ev, "new"));
 
 			ck_assert_msg(json_is_number(json_object_get(ev, "old")),

@@ -242,6 +242,7 @@ static void walk_heartbeat(codec *c, wp_heartbeat *m)
 	c_i64(c, &m->t_ns);
 	c_u32(c, &m->devices);
 	c_u32(c, &m->connected);
+	c_u32(c, &m->connecting);
 	c_u64(c, &m->connects);
 	c_u64(c, &m->connect_failures);
 	c_u64(c, &m->probes_sent);

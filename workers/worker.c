@@ -107,6 +107,7 @@ static void send_heartbeat(worker *w, uint32_t ping_seq)
 	w->hb.ping_seq = ping_seq;
 	w->hb.t_ns = pl_mono_ns();
 	w->hb.devices = w->ndevices;
+	w->hb.connecting = w->connecting;
 	w->hb.rss_kb = rss_kb();
 	m.u.heartbeat = w->hb;
 	m.u.heartbeat.events_dropped += mq_queue_dropped(w->events);
