@@ -152,7 +152,7 @@ static double decide(const connrate *r, connrate_change *c)
 
 		return lower < r->floor ? r->floor : lower;
 	}
-	/* A high latency or backlog that no longer grows holds the rate. */
+	/* A high latency or backlog that no longer grows keeps the rate where it is. */
 	if (c->connected == 0 || r->rate >= r->ceiling || latency_high(c) ||
 	    c->pending > c->pending_limit)
 		return r->rate;

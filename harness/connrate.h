@@ -104,7 +104,7 @@ connrate_outcome connrate_classify_failure(int32_t code, int64_t connect_ns, int
 /* Records an outcome of a connect called at t_call; connect_ns is its latency. */
 void connrate_note(connrate *r, connrate_outcome outcome, int64_t t_call, int64_t connect_ns);
 
-/* Records the connects called and not yet answered over the whole run. */
+/* Records the connects in flight (called, no CONNACK or failure yet) over the whole run. */
 void connrate_note_pending(connrate *r, uint32_t pending);
 
 /*

@@ -283,7 +283,7 @@ typedef struct wp_heartbeat {
 	int64_t t_ns;
 	uint32_t devices;
 	uint32_t connected;
-	uint32_t connecting;      /* connects called and not yet answered */
+	uint32_t connecting;      /* connects in flight: called, no CONNACK or failure yet */
 	uint64_t connects;
 	uint64_t connect_failures;
 	uint64_t probes_sent;
