@@ -389,8 +389,14 @@ static void on_rate(worker *w, const wp_rate *r, int64_t now)
 	int64_t new_period = connect_period(r->connect_rate_milli);
 	double scale;
 
-	if (r->connect_rate_milli == 0 || new_period == old_period)
-		return; /* 0 would lift the limit, which RATE never means */
+	if (r->connect_rate_milli == 0) {
+		/* 0 would lift the limit, which the coordinator never sends. */
+		PL_WARN(COMPONENT, "worker %u: RATE with connect rate 0 ignored",
+			w->hello.worker_index);
+		return;
+	}
+	if (new_period == old_period)
+		return;
 	w->connect_period_ns = new_period;
 	PL_DEBUG(COMPONENT, "worker %u: connect rate %.3f/s", w->hello.worker_index,
 		 (double)r->connect_rate_milli / 1000.0);
