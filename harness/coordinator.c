@@ -198,8 +198,7 @@ static void fill_hello(const coordinator *c, const coord_worker *w, wp_hello *h)
 	h->port = (uint16_t)c->mqtt_port;
 	snprintf(h->ca_path, sizeof(h->ca_path), "%s", c->ca_path);
 	if (p->fleet.connect_rate > 0)
-		h->connect_rate_milli =
-			(uint32_t)(p->fleet.connect_rate * 1000.0 / c->nworkers + 0.5);
+		h->connect_rate_milli = coord_rate_share_milli(c, p->fleet.connect_rate);
 	h->keepalive_s = (uint16_t)(keep_alive > 0 ? keep_alive : 30);
 	h->connect_timeout_s = (uint16_t)(connect_timeout > 0 ? connect_timeout : 10);
 	if (c->have_prober) {
@@ -340,6 +339,12 @@ static void send_to_worker(coordinator *c, coord_worker *w, const wp_msg *m)
 	}
 }
 
+void coord_broadcast(coordinator *c, const wp_msg *m)
+{
+	for (int i = 0; i < c->nworkers; i++)
+		send_to_worker(c, &c->workers[i], m);
+}
+
 void coord_send_phase(coordinator *c, wp_phase phase)
 {
 	wp_msg m;
@@ -454,6 +459,7 @@ void coord_pump(coordinator *c, int64_t timeout_ns)
 	reap_children(c);
 	drain_notes(c);
 	coord_flush_pending(c, 0);
+	coord_rate_update(c);
 	if (coord_signal_count > 0 && !c->interrupted) {
 		char reason[64];
 

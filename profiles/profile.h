@@ -142,7 +142,9 @@ typedef struct profile_fleet {
 	profile_provisioning provisioning;
 	char *inventory;             /* absolute path of the fleet directory, "" = fleets/<name> */
 	char *client_id_prefix;      /* device i is "<prefix><i, 6 digits>" */
-	double connect_rate;         /* CONNECTs per second over the fleet */
+	double connect_rate;         /* CONNECTs per second over the fleet; the adaptive ceiling */
+	int connect_rate_adaptive;   /* lower the rate while connects fail or are throttled */
+	double connect_rate_floor;   /* the adaptive rate never goes below this, per second */
 	int64_t worker_devices;      /* devices per worker process */
 } profile_fleet;
 

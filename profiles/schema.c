@@ -118,6 +118,9 @@ static const field fleet_rows[] = {
 	ROW("inventory", FIELD_PATH, profile_fleet, inventory, "", 0, 0),
 	ROW("client_id_prefix", FIELD_STRING, profile_fleet, client_id_prefix, "pl-", 0, 0),
 	ROW("connect_rate", FIELD_RATE, profile_fleet, connect_rate, "50/s", 1, 0),
+	ROW("connect_rate_adaptive", FIELD_BOOL, profile_fleet, connect_rate_adaptive, "true", 0,
+	    0),
+	ROW("connect_rate_floor", FIELD_RATE, profile_fleet, connect_rate_floor, "1/s", 1, 0),
 	ROW("worker_devices", FIELD_INT, profile_fleet, worker_devices, "250", 1, 5000),
 };
 static SECTION(schema_fleet, "fleet", fleet_rows);

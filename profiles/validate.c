@@ -400,8 +400,10 @@ static void check_simulator_quotas(loader *l, const ptree *root)
 
 	if (q->connect_per_account > 0.0 && p->fleet.connect_rate > q->connect_per_account)
 		loader_warning(l, at(root, "fleet.connect_rate"),
-			       "fleet.connect_rate: above the simulator's connect_rate_per_account quota (%g/s), so connects will be throttled",
-			       q->connect_per_account);
+			       "fleet.connect_rate: above the simulator's connect_rate_per_account quota (%g/s), so connects will be throttled%s",
+			       q->connect_per_account,
+			       p->fleet.connect_rate_adaptive
+				       ? " until the adaptive pacing lowers the rate" : "");
 	if (swap_quota > 0.0 && p->swap.rate > swap_quota && profile_swap_calls(p) > 1)
 		loader_warning(l, at(root, "swap.rate"),
 			       "swap.rate: above the simulator's %s quota (%g/s), so swap calls will be throttled and retried",
@@ -464,12 +466,23 @@ static int check_client_ids(loader *l, const ptree *root)
 	return valid;
 }
 
+static void check_connect_rate(loader *l, const ptree *root)
+{
+	const profile_fleet *f = &l->impl->pub.fleet;
+
+	if (f->connect_rate_adaptive && f->connect_rate_floor > f->connect_rate)
+		loader_error(l, at(root, "fleet.connect_rate_floor"),
+			     "fleet.connect_rate_floor: %g/s is above fleet.connect_rate (%g/s); the floor must not exceed the configured rate",
+			     f->connect_rate_floor, f->connect_rate);
+}
+
 void profile_validate(loader *l, const ptree *root)
 {
 	int probe_topic_valid;
 	int trigger_topic_valid;
 	int client_ids_valid;
 
+	check_connect_rate(l, root);
 	check_groups(l, root);
 	probe_topic_valid = check_probe_topic(l, root);
 	trigger_topic_valid = check_swap_topics(l, root, probe_topic_valid);
