@@ -352,7 +352,11 @@ static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, p
 	const char *cens = r->fields[map->index[COL_CENSORED]];
 
 	for (size_t i = 0; i < sizeof(int_cols) / sizeof(int_cols[0]); i++) {
-		/* Relative times and the ground-truth error may be negative. */
+		/*
+		 * Relative times and the ground-truth error may be negative, and so may
+		 * a latency: a change can reach a device before the last control-plane
+		 * call's response reaches the harness.
+		 */
 		pl_err err = field_int(r, map, int_cols[i], INT64_MIN + 1, int_dst[i], e);
 		if (err != PL_OK)
 			return err;
@@ -370,10 +374,6 @@ static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, p
 				     "%s:%ld: field censored: invalid value '%s', expected 0 or 1",
 				     r->name, r->line_no, cens);
 	row->censored = cens[0] == '1';
-	if (row->latency_ns != RUN_UNKNOWN && row->latency_ns < 0)
-		return pl_errmsg_set(e, PL_ERR_PARSE,
-				     "%s:%ld: field latency_ns: negative value %" PRId64,
-				     r->name, r->line_no, row->latency_ns);
 	row->device = r->fields[map->index[COL_DEVICE]];
 	row->client_id = r->fields[map->index[COL_CLIENT_ID]];
 	row->cert_id = r->fields[map->index[COL_CERT_ID]];

@@ -367,6 +367,23 @@ START_TEST(test_report_accepts_device_per_swap)
 }
 END_TEST
 
+START_TEST(test_report_accepts_negative_latency)
+{
+	char dir[512];
+
+	/*
+	 * The effect can arrive before the swap's last call returns (t_swap), so a
+	 * latency of -3 ms is a measurement, not a broken row.
+	 */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-early,client-early,fast,reconnect-per-attempt,grant,0,cert-early,0,0,"
+			"2000000,-1000000,-3000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.n == 4"), 0);
+}
+END_TEST
+
 START_TEST(test_report_rejects_group_with_space)
 {
 	char dir[512];
@@ -721,6 +738,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_counts_unmeasured_rows);
 	tcase_add_test(tc, test_report_rejects_repeated_row);
 	tcase_add_test(tc, test_report_accepts_device_per_swap);
+	tcase_add_test(tc, test_report_accepts_negative_latency);
 	tcase_add_test(tc, test_report_rejects_group_with_space);
 	tcase_add_test(tc, test_report_rejects_reserved_group);
 	tcase_add_test(tc, test_report_missing_run_json);
