@@ -10,8 +10,9 @@
  *   connect_failed/<id>  connectFailureReason AUTHORIZATION_FAILED when the
  *                        policy does not allow iot:Connect
  * disconnectReason follows the cause: CLIENT_INITIATED_DISCONNECT,
- * CONNECTION_LOST, AUTH_ERROR, CLIENT_ERROR, DUPLICATE_CLIENTID,
- * API_INITIATED_DISCONNECT (DeleteConnection) or the /_sim/disconnect reason.
+ * CONNECTION_LOST, AUTH_ERROR (a denial or a deactivated certificate),
+ * CLIENT_ERROR, DUPLICATE_CLIENTID, API_INITIATED_DISCONNECT
+ * (DeleteConnection) or the reason given to /_sim/disconnect.
  * Client ids containing '+' or '#' get no events, and a subscriber needs
  * iot:Receive on the event topic like for any other message.
  */
@@ -35,7 +36,7 @@
 #define EVENT_WAIT (5 * SECOND)
 
 static tsim fx;
-static tsim_device dev_full, dev_observer, dev_blind, dev_limited, dev_refused;
+static tsim_device dev_full, dev_observer, dev_blind, dev_limited, dev_refused, dev_revoked;
 static tmqtt *observer;
 
 static const char *const policy_full =
@@ -90,6 +91,7 @@ static void setup(void)
 	tsim_device_create(&fx, "blind", &dev_blind);
 	tsim_device_create(&fx, "limited", &dev_limited);
 	tsim_device_create(&fx, "refused", &dev_refused);
+	tsim_device_create(&fx, "revoked", &dev_revoked);
 	tsim_policy_put(&fx, "full", policy_full);
 	tsim_policy_put(&fx, "observer", policy_observer);
 	tsim_policy_put(&fx, "blind", policy_blind);
@@ -100,6 +102,7 @@ static void setup(void)
 	tsim_attach(&fx, "blind", &dev_blind);
 	tsim_attach(&fx, "limited", &dev_limited);
 	tsim_attach(&fx, "no-connect", &dev_refused);
+	tsim_attach(&fx, "full", &dev_revoked);
 	/* Tests reconnect with one client id within a second. */
 	tsim_option(&fx, "connect_rate_per_client", "off");
 	tsim_start(&fx);
@@ -323,6 +326,23 @@ START_TEST(test_lifecycle_authorization_disconnect)
 	/* MQTT 3.1.1: AWS closes the connection on an unauthorized SUBSCRIBE. */
 	ck_assert_str_eq(tmqtt_outcome_name(tmqtt_subscribe(c, "secret/x", 1, &code)), "closed");
 	expect_disconnected("lc-denied", 1, connected, "AUTH_ERROR", 0);
+	tmqtt_free(c);
+	json_decref(connected);
+}
+END_TEST
+
+START_TEST(test_lifecycle_certificate_deactivated)
+{
+	int64_t since = wall_ms();
+	tmqtt *c = connect_ok(&dev_revoked, "lc-revoked", 5);
+	json_t *connected = expect_connected("lc-revoked", 1, &dev_revoked, since);
+	char path[160];
+
+	/* The certificate no longer authenticates, so the connection ends with AUTH_ERROR. */
+	snprintf(path, sizeof(path), "/certificates/%s?newStatus=INACTIVE", dev_revoked.cert_id);
+	ck_assert_int_eq(tsim_api_request(&fx, "PUT", path, "iot", NULL), 200);
+	expect_disconnected("lc-revoked", 1, connected, "AUTH_ERROR", 0);
+	ck_assert_int_eq(tmqtt_wait_closed(c, 3 * SECOND), 1);
 	tmqtt_free(c);
 	json_decref(connected);
 }
@@ -553,6 +573,7 @@ static Suite *lifecycle_suite(void)
 	tcase_add_test(tc, test_lifecycle_version_grows);
 	tcase_add_test(tc, test_lifecycle_connection_lost);
 	tcase_add_test(tc, test_lifecycle_authorization_disconnect);
+	tcase_add_test(tc, test_lifecycle_certificate_deactivated);
 	tcase_add_test(tc, test_lifecycle_size_violation);
 	tcase_add_test(tc, test_lifecycle_takeover);
 	tcase_add_test(tc, test_lifecycle_delete_connection);
