@@ -1,7 +1,8 @@
 /*
  * The simulator's AWS IoT REST API: control plane (policies, certificates,
  * things, thing groups, attachments), data plane (Publish, DeleteConnection)
- * and the simulator-only /_sim endpoints (ground truth, propagation model).
+ * and the simulator-only /_sim endpoints (ground truth, propagation model,
+ * simulated server-side disconnect).
  *
  * The API runs its own libmicrohttpd thread on a loopback address inside the
  * plugin. Every request is SigV4-verified (simulator/sigv4.h) with the
