@@ -93,13 +93,33 @@ static void object_set(json_t *obj, const char *key, json_t *value)
 		json_decref(value);
 }
 
-/* Marks the other open connections of c's client id as taken over. */
-static void mark_takeover(plugin *p, const plugin_conn *c)
+static void publish_disconnected(plugin_conn *c, const char *reason)
 {
-	for (plugin_conn *o = p->conns; o; o = o->next)
-		if (o != c && o->authorized && !o->closed && !o->close_reason &&
-		    strcmp(o->client_id, c->client_id) == 0)
-			o->close_reason = PLUGIN_DUPLICATE_CLIENTID;
+	json_t *obj = event_new(c, "disconnected");
+
+	object_set(obj, "clientInitiatedDisconnect", json_boolean(reason == CLIENT_INITIATED));
+	object_set(obj, "disconnectReason", json_string(reason));
+	object_set(obj, "versionNumber", json_integer((json_int_t)c->version));
+	event_publish(c, "disconnected", obj);
+	c->announced = 0;
+	c->disconnect_pending = 0;
+}
+
+/*
+ * Ends the other open connections of c's client id with DUPLICATE_CLIENTID.
+ * Their disconnected events go out now, before c's connected event, so that
+ * the last event of the client id says it is connected.
+ */
+static void end_taken_over(plugin *p, const plugin_conn *c)
+{
+	for (plugin_conn *o = p->conns; o; o = o->next) {
+		if (o == c || !o->authorized || o->closed || o->close_reason ||
+		    strcmp(o->client_id, c->client_id) != 0)
+			continue;
+		o->close_reason = PLUGIN_DUPLICATE_CLIENTID;
+		if (o->announced)
+			publish_disconnected(o, PLUGIN_DUPLICATE_CLIENTID);
+	}
 }
 
 void plugin_event_connected(plugin *p, plugin_conn *c, const struct mosquitto *client)
@@ -112,7 +132,7 @@ void plugin_event_connected(plugin *p, plugin_conn *c, const struct mosquitto *c
 		c->present = 1;
 	/* mosquitto closes the older connection right after this event returns. */
 	if (others > 0)
-		mark_takeover(p, c);
+		end_taken_over(p, c);
 	if (!publishes_events(p, c->client_id))
 		return;
 	session_id_new(p, c->session_id);
@@ -168,18 +188,6 @@ static const char *reason_from_mosquitto(int reason)
 	default:
 		return reason < 0 ? NULL : "SERVER_ERROR";
 	}
-}
-
-static void publish_disconnected(plugin_conn *c, const char *reason)
-{
-	json_t *obj = event_new(c, "disconnected");
-
-	object_set(obj, "clientInitiatedDisconnect", json_boolean(reason == CLIENT_INITIATED));
-	object_set(obj, "disconnectReason", json_string(reason));
-	object_set(obj, "versionNumber", json_integer((json_int_t)c->version));
-	event_publish(c, "disconnected", obj);
-	c->announced = 0;
-	c->disconnect_pending = 0;
 }
 
 void plugin_event_disconnect(plugin *p, plugin_conn *c, int mosquitto_reason)
