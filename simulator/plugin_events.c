@@ -106,11 +106,11 @@ static void publish_disconnected(plugin_conn *c, const char *reason)
 }
 
 /*
- * Ends the other open connections of c's client id with DUPLICATE_CLIENTID.
- * Their disconnected events go out now, before c's connected event, so that
- * the last event of the client id says it is connected.
+ * Marks the other open connections of c's client id as taken over
+ * (DUPLICATE_CLIENTID) and publishes their disconnected events now, before
+ * c's connected event, so that the client id's last event shows it connected.
  */
-static void end_taken_over(plugin *p, const plugin_conn *c)
+static void mark_taken_over(plugin *p, const plugin_conn *c)
 {
 	for (plugin_conn *o = p->conns; o; o = o->next) {
 		if (o == c || !o->authorized || o->closed || o->close_reason ||
@@ -132,7 +132,7 @@ void plugin_event_connected(plugin *p, plugin_conn *c, const struct mosquitto *c
 		c->present = 1;
 	/* mosquitto closes the older connection right after this event returns. */
 	if (others > 0)
-		end_taken_over(p, c);
+		mark_taken_over(p, c);
 	if (!publishes_events(p, c->client_id))
 		return;
 	session_id_new(p, c->session_id);
