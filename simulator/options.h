@@ -46,6 +46,7 @@ typedef struct plugin_config {
 	int64_t topic_max_slashes;        /* -1 = off */
 	uint64_t payload_max;             /* 0 = off */
 	uint64_t seed;
+	int lifecycle_events;             /* publish $aws/events/presence/... */
 } plugin_config;
 
 void plugin_config_defaults(plugin_config *c);
