@@ -107,6 +107,10 @@ static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl
 			g->n_unmeasured++;
 			continue;
 		}
+		if (row->excluded != NULL && row->excluded[0] != '\0') {
+			g->n_excluded++;
+			continue;
+		}
 		values[n] = (double)row->latency_ns / (double)PL_NS_PER_S;
 		censored[n++] = (unsigned char)row->censored;
 	}

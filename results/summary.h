@@ -28,6 +28,8 @@ typedef struct summary_group {
 	stats_km *km;                     /* owned */
 	uint64_t attempts, connects, connect_failures, throttled, errors;
 	size_t n_unmeasured;              /* rows without a latency, left out of stats */
+	size_t n_excluded;                /* measured rows confounded by a disconnect that
+					   * is not about authorization, left out of stats */
 	size_t n_truth;                   /* rows with simulator ground truth */
 	double truth_error_mean, truth_error_max; /* seconds; NaN without truth */
 } summary_group;

@@ -32,12 +32,13 @@ static json_t *group_json(const summary_group *g)
 
 	for (size_t i = 0; i < STATS_NQUANTILES; i++)
 		json_object_set_new(q, names[i], estimate_json(&st->quantile[i]));
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I,"
-			 " s:I, s:o, s:o}",
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I,"
+			 " s:I, s:I, s:o, s:o}",
 			 "name", g->name, "strategy", g->strategy,
 			 "n", (json_int_t)st->n, "effective", (json_int_t)st->n_effect,
 			 "censored", (json_int_t)st->n_censored,
 			 "unmeasured", (json_int_t)g->n_unmeasured,
+			 "excluded", (json_int_t)g->n_excluded,
 			 "min_s", number(st->min), "mean_s", number(st->mean),
 			 "max_s", number(st->max), "quantiles_s", q,
 			 "attempts", (json_int_t)g->attempts, "connects", (json_int_t)g->connects,
