@@ -27,6 +27,7 @@
 typedef struct sim_state sim_state;
 typedef struct sim_api_config sim_api_config;
 typedef struct sim_api sim_api;
+typedef struct sim_presence sim_presence;
 
 /* Creates a configuration with the defaults listed at sim_api_config_option. */
 pl_err sim_api_config_create(sim_api_config **out);
@@ -61,6 +62,14 @@ void sim_api_config_free(sim_api_config *cfg);
  */
 pl_err sim_api_config_option(sim_api_config *cfg, const char *key, const char *value,
 			     pl_errmsg *e);
+
+/*
+ * Gives the API the plugin's registry of connected client ids (not owned;
+ * it must outlive the API). With it, DeleteConnection and /_sim/disconnect
+ * answer an unknown client id with 404 ResourceNotFoundException; without
+ * it (NULL, the default) they queue the disconnect and answer 200.
+ */
+void sim_api_config_presence(sim_api_config *cfg, sim_presence *presence);
 
 /*
  * Loads or creates the credentials file and starts listening. state is the

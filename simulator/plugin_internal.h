@@ -15,6 +15,7 @@
 #include <mosquitto_plugin.h>
 
 #include "simulator/policy.h"
+#include "simulator/presence.h"
 #include "simulator/propagation.h"
 #include "simulator/quota.h"
 #include "simulator/state.h"
@@ -50,6 +51,7 @@ typedef struct plugin_config {
 	int64_t topic_max_slashes;        /* -1 = off */
 	uint64_t payload_max;             /* 0 = off */
 	uint64_t seed;
+	int lifecycle_events;             /* publish $aws/events/presence/... */
 } plugin_config;
 
 /*
@@ -86,6 +88,14 @@ typedef struct plugin_conn {
 	int authorized;                  /* passed CONNECT */
 	int kicked;                      /* disconnected by the plugin */
 	int closed;                      /* disconnected; freed on the next tick */
+	/* Lifecycle events (plugin_events.c). */
+	char session_id[33];             /* sessionIdentifier: 128 random bits in hex */
+	int64_t version;                 /* versionNumber of this connection */
+	int present;                     /* counted in the presence registry */
+	int announced;                   /* the connected event was published */
+	int disconnect_pending;          /* closed; the disconnected event waits for the tick */
+	int will_checked;                /* mosquitto sent (checked) the will after the close */
+	const char *close_reason;        /* disconnectReason the plugin caused, or NULL */
 } plugin_conn;
 
 typedef struct plugin_cache_entry plugin_cache_entry;
@@ -103,6 +113,7 @@ typedef struct plugin {
 	sim_state *state;
 	struct sim_api *api;             /* NULL without api_* options */
 	struct sim_rules *rules;         /* NULL without a rule_topic */
+	sim_presence *presence;          /* connected client ids, shared with the API */
 	plugin_conn **table;             /* hash of connections by client pointer */
 	size_t table_size;
 	plugin_conn *conns;              /* list head */
@@ -112,7 +123,8 @@ typedef struct plugin {
 	plugin_cache_entry **cache;      /* principal cache, connect_fresh_snapshot false */
 	plugin_conn **closed;            /* closed connections to free on the next tick */
 	size_t closed_count, closed_cap;
-	uint64_t rng;
+	uint64_t rng;                    /* propagation delays; seeded by the seed option */
+	uint64_t session_rng;            /* lifecycle sessionIdentifier values */
 	sim_quota_bucket account_connect_bucket;
 	sim_quota_table *client_connect_table;
 	int64_t tick_number;
@@ -160,6 +172,15 @@ void plugin_log_denial(plugin *p, const plugin_conn *c, const struct mosquitto *
 		       const char *event_type, sim_action action, const char *name,
 		       const char *reason, const sim_policy_explanation *why);
 void plugin_logs_flush(plugin *p);
+
+/* plugin_events.c: AWS IoT lifecycle events */
+extern const char PLUGIN_AUTH_ERROR[], PLUGIN_CLIENT_ERROR[], PLUGIN_DUPLICATE_CLIENTID[];
+extern const char PLUGIN_API_INITIATED_DISCONNECT[];
+void plugin_event_connected(plugin *p, plugin_conn *c, const struct mosquitto *client);
+void plugin_event_connect_failed(plugin *p, plugin_conn *c, const struct mosquitto *client);
+void plugin_event_disconnect(plugin *p, plugin_conn *c, int mosquitto_reason);
+void plugin_event_closed_flush(plugin *p, plugin_conn *c);
+plugin_conn *plugin_conn_find_client_id(plugin *p, const char *client_id);
 
 /* plugin_actions.c */
 int plugin_on_tick(int event, void *event_data, void *userdata);

@@ -29,6 +29,7 @@ void plugin_config_defaults(plugin_config *c)
 	c->topic_max_bytes = 256;
 	c->topic_max_slashes = 7;
 	c->payload_max = 128 * 1024;
+	c->lifecycle_events = 1;
 }
 
 void plugin_config_free(plugin_config *c)
@@ -136,6 +137,8 @@ static pl_err parse_option(plugin_config *c, const char *key, const char *value,
 	if (strcmp(key, "payload_max") == 0)
 		return is_off(value) ? (c->payload_max = 0, PL_OK)
 				     : pl_parse_size(value, 0, UINT64_C(1) << 32, &c->payload_max, e);
+	if (strcmp(key, "lifecycle_events") == 0)
+		return pl_parse_bool(value, &c->lifecycle_events, e);
 	if (strcmp(key, "seed") == 0)
 		return pl_parse_uint64(value, 0, UINT64_MAX, &c->seed, e);
 	return pl_errmsg_set(e, PL_ERR_INVALID, "unknown option (see docs/simulator.md)");
