@@ -21,6 +21,9 @@
 #define BACKOFF_INITIAL_NS PL_NS_PER_S
 #define BACKOFF_MAX_NS (30 * PL_NS_PER_S)
 
+/* ALPN protocol list in wire format (length byte, then the name): MQTT on port 443 of AWS IoT. */
+static const unsigned char alpn_aws[] = "\x0ex-amzn-mqtt-ca";
+
 typedef struct observer_slot {
 	int64_t t_received_ns;
 	size_t len;
@@ -39,6 +42,7 @@ struct observer {
 	MQTTAsync client;
 	char uri[300];
 	char ca_path[4096], cert_path[4096], key_path[4096];
+	int alpn;           /* send ALPN x-amzn-mqtt-ca (port 443) */
 
 	/* Written by paho's threads under lock, read by observer_poll. */
 	pthread_mutex_t lock;
@@ -166,7 +170,12 @@ static int start_connect(observer *o)
 	ssl.keyStore = o->cert_path;
 	ssl.privateKey = o->key_path;
 	ssl.enableServerCertAuth = 1;
+	ssl.verify = 1; /* check the host name, as the workers do */
 	ssl.disableDefaultTrustStore = 1;
+	if (o->alpn) {
+		ssl.protos = alpn_aws;
+		ssl.protos_len = sizeof(alpn_aws) - 1;
+	}
 	co.ssl = &ssl;
 	co.MQTTVersion = MQTTVERSION_3_1_1;
 	co.keepAliveInterval = OBSERVER_KEEP_ALIVE_S;
@@ -371,6 +380,7 @@ static pl_err copy_config(observer *o, const observer_config *cfg, pl_errmsg *e)
 	snprintf(o->ca_path, sizeof(o->ca_path), "%s", cfg->ca_path);
 	snprintf(o->cert_path, sizeof(o->cert_path), "%s", cfg->cert_path);
 	snprintf(o->key_path, sizeof(o->key_path), "%s", cfg->key_path);
+	o->alpn = cfg->port == 443;
 	return PL_OK;
 }
 
