@@ -46,7 +46,7 @@ typedef struct coord_identity {
 	char cert_arn[256];
 } coord_identity;
 
-/* Cap on the confounding disconnects kept per device; later ones replace the oldest. */
+/* Cap on the confounding disconnects kept per device. Later ones replace the oldest. */
 #define COORD_CONFOUNDERS_MAX 4
 
 /* A lifecycle disconnect whose reason is not about authorization. */
@@ -279,15 +279,15 @@ void coord_flush_pending(coordinator *c, int force);
 /*
  * Starts the lifecycle-event observer when the profile enables it and waits
  * up to 15 s for its subscription. A failure to connect or subscribe is
- * logged and the run goes on (the observer keeps retrying); only invalid
- * settings return an error.
+ * logged and the run goes on while the observer keeps retrying. Only
+ * invalid settings return an error.
  */
 pl_err coord_observer_start(coordinator *c, pl_errmsg *e);
 
-/* Handles the observer's queued events: writes them and notes confounders. */
+/* Handles the observer's queued events: writes them and keeps the confounding disconnects. */
 void coord_observer_poll(coordinator *c);
 
-/* Disconnects and frees the observer; a no-op when it is not running. */
+/* Disconnects and frees the observer. A no-op when it is not running. */
 void coord_observer_stop(coordinator *c);
 
 /*

@@ -1,8 +1,8 @@
 /*
- * The coordinator's side of the lifecycle-event observer: it maps each
- * disconnected event to a device, writes it to events.jsonl and keeps the
- * disconnects whose reason is not about authorization, which exclude a
- * device's row when they fall between its swap and its effect.
+ * The coordinator's side of the lifecycle-event observer. It maps each
+ * disconnected event to a device and writes it to events.jsonl. It keeps
+ * the disconnects whose reason is not about authorization, because such a
+ * disconnect between a device's swap and its effect excludes the row.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +65,7 @@ static coord_device *device_of_client(coordinator *c, const char *client_id)
 	return strcmp(d->name, name) == 0 ? d : NULL;
 }
 
-/* CLOCK_MONOTONIC of an event's Unix-ms timestamp; the receive time when it has none. */
+/* Converts an event's Unix-ms timestamp to CLOCK_MONOTONIC, or returns the receive time without one. */
 static int64_t event_time(const coordinator *c, const observer_event *ev)
 {
 	if (ev->timestamp_ms < 0)
@@ -73,7 +73,7 @@ static int64_t event_time(const coordinator *c, const observer_event *ev)
 	return c->t_start_ns + ev->timestamp_ms * PL_NS_PER_MS - c->anchor_wall_ns;
 }
 
-/* Keeps a confounding disconnect; returns 1 when the device already had it (a duplicate). */
+/* Keeps a confounding disconnect. Returns 1 when the device already had it (a duplicate). */
 static int remember(coord_device *d, int64_t t_ns, const observer_event *ev)
 {
 	coord_confounder *slot;

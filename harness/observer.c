@@ -35,7 +35,7 @@ typedef enum observer_state {
 	STATE_CONNECTING,  /* MQTTAsync_connect called, waiting for its callback */
 	STATE_SUBSCRIBING, /* SUBSCRIBE sent, waiting for SUBACK */
 	STATE_READY,
-	STATE_WAITING,     /* lost; the next connect is due at t_retry_ns */
+	STATE_WAITING,     /* lost, and the next connect is due at t_retry_ns */
 } observer_state;
 
 struct observer {
@@ -57,7 +57,6 @@ struct observer {
 	observer_state state;
 	int64_t t_retry_ns;
 	int64_t backoff_ns;
-	int ready_reported;
 };
 
 int observer_reason_confounds(const char *reason)
@@ -66,7 +65,7 @@ int observer_reason_confounds(const char *reason)
 						     "CLIENT_INITIATED_DISCONNECT" };
 
 	if (reason == NULL || reason[0] == '\0')
-		return 0; /* no reason given: nothing to tell apart */
+		return 0; /* without a reason, the disconnect cannot be classified */
 	for (size_t i = 0; i < sizeof(authorization) / sizeof(authorization[0]); i++)
 		if (strcmp(reason, authorization[i]) == 0)
 			return 0;
@@ -97,7 +96,7 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *r)
 	pthread_mutex_unlock(&o->lock);
 }
 
-/* A SUBACK code of 0x80 or above is a refusal, whichever callback paho calls. */
+/* A SUBACK code of 0x80 or above rejects the subscription, whichever callback paho calls. */
 static void on_subscribe_success(void *ctx, MQTTAsync_successData *r)
 {
 	observer *o = ctx;
@@ -214,11 +213,10 @@ static void fail(observer *o, int64_t now, observer_event *ev, const char *what,
 		 (long long)(o->backoff_ns / PL_NS_PER_S));
 	o->state = STATE_WAITING;
 	o->t_retry_ns = now + o->backoff_ns;
-	o->ready_reported = 0;
 	o->backoff_ns = o->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : o->backoff_ns * 2;
 }
 
-/* Moves the state machine one step; returns 1 when it filled *ev. */
+/* Moves the state machine one step. Returns 1 when it filled *ev. */
 static int advance(observer *o, int64_t now, observer_event *ev)
 {
 	int connect_done, connect_ok, connect_code, sub_done, sub_ok, sub_code, lost;
@@ -292,7 +290,7 @@ static void copy_string(char *dst, size_t len, json_t *v)
 	snprintf(dst, len, "%s", s != NULL ? s : "");
 }
 
-/* Fills ev from one queued message; returns 0 for a message that is no disconnect event. */
+/* Fills ev from one queued message. Returns 0 for a message that is no disconnect event. */
 static int parse_slot(const observer_slot *s, observer_event *ev)
 {
 	json_t *root = json_loadb(s->payload, s->len, 0, NULL);

@@ -42,7 +42,7 @@ typedef enum observer_event_kind {
 	OBSERVER_EV_DISCONNECTED, /* a lifecycle disconnected event */
 	OBSERVER_EV_READY,        /* the observer is connected and subscribed */
 	OBSERVER_EV_LOST,         /* the observer's own connection failed or was lost */
-	OBSERVER_EV_DROPPED,      /* the queue was full; count is how many messages were lost */
+	OBSERVER_EV_DROPPED,      /* the queue was full, and count messages were lost */
 } observer_event_kind;
 
 typedef struct observer_event {
@@ -61,9 +61,10 @@ typedef struct observer_event {
 typedef struct observer observer;
 
 /*
- * Creates the observer and starts its first connect. Returns PL_ERR_NOMEM
- * or PL_ERR_INTERNAL when paho refuses the handle; connection errors come
- * later as OBSERVER_EV_LOST events.
+ * Creates the observer and starts its first connect. Returns PL_ERR_RANGE
+ * for a path or host name too long, PL_ERR_NOMEM, or PL_ERR_INTERNAL when
+ * paho rejects the handle. Connection errors come later as
+ * OBSERVER_EV_LOST events.
  */
 pl_err observer_create(observer **out, const observer_config *cfg, pl_errmsg *e);
 
@@ -77,12 +78,15 @@ size_t observer_poll(observer *o, int64_t now_ns, observer_event *out, size_t ma
 /* Whether the observer is connected and its subscription was granted. */
 int observer_ready(const observer *o);
 
-/* Disconnects (waiting at most 1 s) and frees the observer. NULL is a no-op. */
+/*
+ * Disconnects and frees the observer. A connect still pending is waited for
+ * first (at most 12 s), then the DISCONNECT (at most 1 s). NULL is a no-op.
+ */
 void observer_free(observer *o);
 
 /*
- * Whether a lifecycle disconnect reason says nothing about authorization:
- * everything except AUTH_ERROR and FORBIDDEN_ACCESS (the effect of a
+ * Whether a lifecycle disconnect reason is not about authorization:
+ * every reason except AUTH_ERROR and FORBIDDEN_ACCESS (the effect of a
  * revoke) and CLIENT_INITIATED_DISCONNECT (the normal end of an attempt).
  * Such a disconnect confounds a latency measurement, because the device's
  * next connection takes a fresh copy of its policies.

@@ -29,7 +29,7 @@ typedef struct run_sample {
 	const char *cert_id;
 	/* Non-empty when a disconnect that is not about authorization (its
 	 * lifecycle reason, e.g. SERVER_INITIATED_DISCONNECT) confounded the
-	 * measurement; such rows are counted and left out of the statistics. */
+	 * measurement. Such rows are counted and left out of the statistics. */
 	const char *excluded;
 	size_t group;          /* index into run_samples groups */
 	run_direction direction;

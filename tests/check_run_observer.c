@@ -1,7 +1,7 @@
 /*
  * The lifecycle-event observer in `policylag run` against the embedded
  * simulator. Devices keep their connection and the policy cache refreshes
- * 6 s after connect, so no device sees the grant before the test closes
+ * 6 s after connect, so no connection takes the new policy before the test closes
  * connections through the simulator's POST /_sim/disconnect, which also
  * publishes the lifecycle disconnected event with the chosen reason. A
  * closed device reconnects after its 1 s backoff, and its new connection
@@ -48,7 +48,7 @@ static size_t discard_body(char *data, size_t size, size_t n, void *ctx)
 	return size * n;
 }
 
-/* POSTs /_sim/disconnect for client_id with reason; returns the HTTP status. */
+/* POSTs /_sim/disconnect for client_id with reason. Returns the HTTP status. */
 static long sim_disconnect(const run_case *rc, const char *client_id, const char *reason)
 {
 	json_t *run = run_read_json(rc);
