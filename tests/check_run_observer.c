@@ -1,16 +1,16 @@
 /*
  * The lifecycle-event observer in `policylag run` against the embedded
  * simulator. Devices keep their connection and the policy cache refreshes
- * 6 s after connect, so no connection takes the new policy before the test closes
- * connections through the simulator's POST /_sim/disconnect, which also
- * publishes the lifecycle disconnected event with the chosen reason. A
- * closed device reconnects after its 1 s backoff, and its new connection
- * takes the new policy at once.
+ * 6 s after connect, so no connection takes the new policy before the
+ * test closes connections through the simulator's POST /_sim/disconnect,
+ * which also publishes the lifecycle disconnected event with the chosen
+ * reason. A closed device reconnects after its 1 s backoff, and its new
+ * connection takes the new policy at once.
  *
- * AWS's rule: a disconnect for maintenance (SERVER_INITIATED_DISCONNECT)
- * confounds the measurement, so that device is excluded from the
- * statistics; AUTH_ERROR is an authorization disconnect, the effect being
- * measured, so that device stays in.
+ * A disconnect for maintenance (SERVER_INITIATED_DISCONNECT) confounds the
+ * measurement, so that device is excluded from the statistics. AUTH_ERROR
+ * is an authorization disconnect, the effect being measured, so that
+ * device stays in.
  */
 #include <curl/curl.h>
 #include <glob.h>
