@@ -155,6 +155,19 @@ static void identity_job(awsapi_client *client, void *arg)
 		pl_errmsg_prefix(&j->msg, "device %s", j->name);
 }
 
+/* Fills pol from a document that snprintf wrote into doc (n bytes of doc_len). */
+static pl_err fill_policy(profile_policy *pol, char *name, char *doc, int n,
+			  size_t doc_len, const char *what, pl_errmsg *e)
+{
+	if (n < 0 || (size_t)n >= doc_len)
+		return pl_errmsg_set(e, PL_ERR_RANGE, "%s policy too long", what);
+	memset(pol, 0, sizeof(*pol));
+	pol->name = name;
+	pol->document = doc;
+	pol->document_len = (size_t)n;
+	return PL_OK;
+}
+
 /*
  * The prober's policy: connect as "<prefix>prober-<worker>" and publish to
  * every device's probe topic (template variables become the '*' wildcard).
@@ -175,13 +188,7 @@ static pl_err prober_policy(const profile *p, profile_policy *pol, char *name, s
 		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Publish\","
 		     "\"Resource\":\"arn:aws:iot:*:*:topic/%s\"}]}",
 		     p->fleet.client_id_prefix, topic);
-	if (n < 0 || (size_t)n >= doc_len)
-		return pl_errmsg_set(e, PL_ERR_RANGE, "prober policy too long");
-	memset(pol, 0, sizeof(*pol));
-	pol->name = name;
-	pol->document = doc;
-	pol->document_len = (size_t)n;
-	return PL_OK;
+	return fill_policy(pol, name, doc, n, doc_len, "prober", e);
 }
 
 /*
@@ -250,13 +257,7 @@ static pl_err observer_policy(const profile *p, profile_policy *pol, char *name,
 		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Receive\","
 		     "\"Resource\":\"arn:aws:iot:*:*:topic/$aws/events/presence/disconnected/*\"}]}",
 		     p->fleet.client_id_prefix);
-	if (n < 0 || (size_t)n >= doc_len)
-		return pl_errmsg_set(e, PL_ERR_RANGE, "observer policy too long");
-	memset(pol, 0, sizeof(*pol));
-	pol->name = name;
-	pol->document = doc;
-	pol->document_len = (size_t)n;
-	return PL_OK;
+	return fill_policy(pol, name, doc, n, doc_len, "observer", e);
 }
 
 /* Creates the observer's policy and certificate unless the profile names its own. */
