@@ -19,50 +19,25 @@
 /* Batches handled per poll, so that a flood of events cannot starve the workers. */
 #define OBSERVER_BATCHES_PER_POLL 32
 
-/* Whether text is one or more decimal digits. */
-static int all_digits(const char *text)
-{
-	if (*text == '\0')
-		return 0;
-	for (; *text != '\0'; text++)
-		if (*text < '0' || *text > '9')
-			return 0;
-	return 1;
-}
-
 /*
- * The device a client id belongs to: "<prefix><index>" or, for fresh ids
- * per attempt, "<prefix><index>-a<n>" (the worker's form) or
- * "<prefix><index>-<n>". Other ids (the prober, trigger connections, the
- * observer itself) map to no device.
+ * The device a client id belongs to, or NULL for ids of no device of this
+ * shard. Device names are "<prefix><index, at least 6 digits>".
  */
 static coord_device *device_of_client(coordinator *c, const char *client_id)
 {
-	const char *prefix = c->prof->fleet.client_id_prefix;
-	size_t plen = strlen(prefix);
-	char name[WP_ID_MAX];
-	const char *dash;
-	size_t len;
-	char *end;
-	unsigned long long index;
+	uint64_t index;
+	coord_device *d;
 
-	if (strncmp(client_id, prefix, plen) != 0)
+	if (!observer_client_index(client_id, c->prof->fleet.client_id_prefix, &index))
 		return NULL;
-	dash = strchr(client_id + plen, '-');
-	len = dash != NULL ? (size_t)(dash - client_id) : strlen(client_id);
-	if (len >= sizeof(name))
-		return NULL;
-	if (dash != NULL && !all_digits(dash[1] == 'a' ? dash + 2 : dash + 1))
-		return NULL;
-	memcpy(name, client_id, len);
-	name[len] = '\0';
-	if (!all_digits(name + plen))
-		return NULL;
-	index = strtoull(name + plen, &end, 10);
 	if (index < c->first_index || index - c->first_index >= c->ndevices)
 		return NULL;
-	coord_device *d = &c->devices[index - c->first_index];
-	return strcmp(d->name, name) == 0 ? d : NULL;
+	d = &c->devices[index - c->first_index];
+	/* "pl-0005" has index 5 but is not the name of device 5, "pl-000005". */
+	return strncmp(client_id, d->name, strlen(d->name)) == 0 &&
+			       (client_id[strlen(d->name)] == '\0' || client_id[strlen(d->name)] == '-')
+		       ? d
+		       : NULL;
 }
 
 /* Converts an event's Unix-ms timestamp to CLOCK_MONOTONIC, or returns the receive time without one. */

@@ -57,6 +57,7 @@ struct observer {
 	observer_state state;
 	int64_t t_retry_ns;
 	int64_t backoff_ns;
+	uint64_t invalid;  /* messages that were not JSON objects */
 };
 
 int observer_reason_confounds(const char *reason)
@@ -290,17 +291,16 @@ static void copy_string(char *dst, size_t len, json_t *v)
 	snprintf(dst, len, "%s", s != NULL ? s : "");
 }
 
-/* Fills ev from one queued message. Returns 0 for a message that is no disconnect event. */
-static int parse_slot(const observer_slot *s, observer_event *ev)
+int observer_parse(const char *topic, const char *payload, size_t len, int64_t t_received_ns,
+		   observer_event *ev)
 {
-	json_t *root = json_loadb(s->payload, s->len, 0, NULL);
+	json_t *root = json_loadb(payload, len, 0, NULL);
 	const char *type;
-	const char *slash = strrchr(s->topic, '/');
+	const char *slash = strrchr(topic, '/');
 
 	if (root == NULL || !json_is_object(root)) {
 		json_decref(root);
-		PL_WARN(COMPONENT, "message on %s is not a JSON object; ignored", s->topic);
-		return 0;
+		return -1;
 	}
 	type = json_string_value(json_object_get(root, "eventType"));
 	if (type != NULL && strcmp(type, "disconnected") != 0) {
@@ -309,7 +309,7 @@ static int parse_slot(const observer_slot *s, observer_event *ev)
 	}
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = OBSERVER_EV_DISCONNECTED;
-	ev->t_received_ns = s->t_received_ns;
+	ev->t_received_ns = t_received_ns;
 	copy_string(ev->client_id, sizeof(ev->client_id), json_object_get(root, "clientId"));
 	if (ev->client_id[0] == '\0' && slash != NULL)
 		snprintf(ev->client_id, sizeof(ev->client_id), "%s", slash + 1);
@@ -323,6 +323,52 @@ static int parse_slot(const observer_slot *s, observer_event *ev)
 			      : -1;
 	ev->client_initiated = json_is_true(json_object_get(root, "clientInitiatedDisconnect"));
 	json_decref(root);
+	return 1;
+}
+
+/* Parses one queued message into ev. Returns 1 for a disconnected event. */
+static int parse_slot(observer *o, const observer_slot *s, observer_event *ev)
+{
+	int rc = observer_parse(s->topic, s->payload, s->len, s->t_received_ns, ev);
+
+	if (rc < 0 && o->invalid++ == 0)
+		PL_WARN(COMPONENT, "message on %s is not a JSON object; ignored (later ones are "
+			"not logged)", s->topic);
+	return rc > 0;
+}
+
+/* Whether text is one or more decimal digits. */
+static int all_digits(const char *text)
+{
+	if (*text == '\0')
+		return 0;
+	for (; *text != '\0'; text++)
+		if (*text < '0' || *text > '9')
+			return 0;
+	return 1;
+}
+
+int observer_client_index(const char *client_id, const char *prefix, uint64_t *index)
+{
+	size_t plen = strlen(prefix);
+	const char *digits = client_id + plen;
+	const char *dash;
+	char number[24];
+	size_t len;
+
+	if (strncmp(client_id, prefix, plen) != 0)
+		return 0;
+	dash = strchr(digits, '-');
+	len = dash != NULL ? (size_t)(dash - digits) : strlen(digits);
+	if (len == 0 || len >= sizeof(number))
+		return 0;
+	if (dash != NULL && !all_digits(dash[1] == 'a' ? dash + 2 : dash + 1))
+		return 0;
+	memcpy(number, digits, len);
+	number[len] = '\0';
+	if (!all_digits(number))
+		return 0;
+	*index = strtoull(number, NULL, 10);
 	return 1;
 }
 
@@ -355,7 +401,7 @@ size_t observer_poll(observer *o, int64_t now_ns, observer_event *out, size_t ma
 		o->head = (o->head + 1) % OBSERVER_QUEUE_SLOTS;
 		o->count--;
 		pthread_mutex_unlock(&o->lock);
-		n += (size_t)parse_slot(&slot, &out[n]);
+		n += (size_t)parse_slot(o, &slot, &out[n]);
 	}
 	return n;
 }

@@ -93,4 +93,21 @@ void observer_free(observer *o);
  */
 int observer_reason_confounds(const char *reason);
 
+/*
+ * Parses one message of the lifecycle topics into ev (kind
+ * OBSERVER_EV_DISCONNECTED, t_received_ns set) and returns 1. Returns 0
+ * for another eventType and -1 for a payload that is not a JSON object. A
+ * missing clientId is taken from the topic's last level.
+ */
+int observer_parse(const char *topic, const char *payload, size_t len, int64_t t_received_ns,
+		   observer_event *ev);
+
+/*
+ * Finds the fleet index in a device's client id: "<prefix><digits>", or
+ * "<prefix><digits>-a<n>" and "<prefix><digits>-<n>" for fresh client ids
+ * per attempt. Returns 0 for any other id (the prober, trigger
+ * connections, the observer itself).
+ */
+int observer_client_index(const char *client_id, const char *prefix, uint64_t *index);
+
 #endif
