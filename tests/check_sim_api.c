@@ -18,7 +18,6 @@
 
 static tsim fx;
 static tsim_device dev_pub, dev_sub, dev_off, dev_swap;
-static char access_key[64], secret_key[128];
 
 static const char *const policy_full =
 	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"iot:*\","
@@ -32,26 +31,6 @@ static const char *const policy_swap_before =
 static const char *const policy_no_receive =
 	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
 	"[\"iot:Connect\",\"iot:Subscribe\"],\"Resource\":\"*\"}]}";
-
-/* Reads "key = value" from the credentials file. */
-static void read_credential(const char *name, char *out, size_t len)
-{
-	char line[256];
-	FILE *f = fopen(sim_credentials_path(fx.sim), "r");
-
-	ck_assert_ptr_nonnull(f);
-	out[0] = '\0';
-	while (fgets(line, sizeof(line), f)) {
-		char *eq = strchr(line, '=');
-		if (eq && strncmp(line, name, strlen(name)) == 0) {
-			eq += strspn(eq + 1, " ") + 1;
-			eq[strcspn(eq, "\r\n")] = '\0';
-			snprintf(out, len, "%s", eq);
-		}
-	}
-	fclose(f);
-	ck_assert_int_gt(strlen(out), 0);
-}
 
 static void setup(void)
 {
@@ -76,8 +55,6 @@ static void setup(void)
 	fx.options.propagation = "ttl:60s";
 	tsim_option(&fx, "connect_rate_per_client", "off");
 	tsim_start(&fx);
-	read_credential("aws_access_key_id", access_key, sizeof(access_key));
-	read_credential("aws_secret_access_key", secret_key, sizeof(secret_key));
 }
 
 static void teardown(void)
@@ -89,29 +66,7 @@ static void teardown(void)
 /* Sends one SigV4-signed request; returns the HTTP status. */
 static long request(const char *method, const char *path, const char *service, const char *body)
 {
-	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-	char url[512], sigv4[64], userpwd[256];
-	CURL *c = curl_easy_init();
-	FILE *sink = fopen("/dev/null", "w");
-	long status = 0;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", sim_api_port(fx.sim), path);
-	snprintf(sigv4, sizeof(sigv4), "aws:amz:us-east-1:%s", service);
-	snprintf(userpwd, sizeof(userpwd), "%s:%s", access_key, secret_key);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
-	curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	fclose(sink);
-	curl_slist_free_all(headers);
-	curl_easy_cleanup(c);
-	return status;
+	return tsim_api_request(&fx, method, path, service, body);
 }
 
 static tmqtt *connect_ok(const tsim_device *d, const char *client_id)
