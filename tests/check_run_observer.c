@@ -1,16 +1,19 @@
 /*
  * The lifecycle-event observer in `policylag run` against the embedded
- * simulator. Devices keep their connection and the policy cache refreshes
- * 6 s after connect, so no connection takes the new policy before the
- * test closes connections through the simulator's POST /_sim/disconnect,
- * which also publishes the lifecycle disconnected event with the chosen
- * reason. A closed device reconnects after its 1 s backoff, and its new
- * connection takes the new policy at once.
+ * simulator, with keep-connection devices.
  *
- * A disconnect for maintenance (SERVER_INITIATED_DISCONNECT) confounds the
- * measurement, so that device is excluded from the statistics. AUTH_ERROR
- * is an authorization disconnect, the effect being measured, so that
- * device stays in.
+ * In the grant runs the policy cache refreshes 6 s after connect, so no
+ * connection takes the new policy before the test closes connections
+ * through the simulator's POST /_sim/disconnect, which also publishes the
+ * lifecycle disconnected event with the chosen reason. A closed device
+ * reconnects after its 1 s backoff, and its new connection takes the new
+ * policy at once. A disconnect for maintenance (SERVER_INITIATED_DISCONNECT)
+ * confounds the measurement, so that device is excluded from the
+ * statistics. AUTH_ERROR is an authorization disconnect, the effect being
+ * measured, so that device stays in.
+ *
+ * The revoke run has the simulator itself close connections for an
+ * unauthorized PUBLISH, which must not exclude anyone either.
  */
 #include <curl/curl.h>
 #include <glob.h>
@@ -195,6 +198,63 @@ START_TEST(test_run_observer_excludes_server_disconnect)
 }
 END_TEST
 
+/* probe-full.json without iot:Publish: a revoke of the echo probe's PUBLISH. */
+static const char no_publish_policy[] =
+	"{\"Version\": \"2012-10-17\", \"Statement\": ["
+	"{\"Effect\": \"Allow\", \"Action\": \"iot:Connect\","
+	" \"Resource\": \"arn:aws:iot:*:*:client/pl-*\"},"
+	"{\"Effect\": \"Allow\", \"Action\": \"iot:Subscribe\","
+	" \"Resource\": \"arn:aws:iot:*:*:topicfilter/pl/probe/${iot:ClientId}\"},"
+	"{\"Effect\": \"Allow\", \"Action\": \"iot:Receive\","
+	" \"Resource\": \"arn:aws:iot:*:*:topic/pl/probe/${iot:ClientId}\"}]}\n";
+
+/*
+ * MQTT 3.1.1: AWS closes a connection whose PUBLISH is not authorized
+ * (lifecycle reason AUTH_ERROR). That close is the revoke's effect, so no
+ * device is excluded.
+ */
+START_TEST(test_run_observer_keeps_auth_error)
+{
+	run_case rc = { .pid = -1 };
+	char yaml[4096], from[512], path[400];
+	run_csv *csv;
+	json_t *ev, *g;
+	FILE *f;
+
+	run_profile_text(yaml, sizeof(yaml), "observer-revoke", 3, "ttl:2s", "per-device",
+			 groups_keep, "probe-full.json", "probe-no-receive.json",
+			 "  kind: attach-detach\n  direction: revoke\n", "250ms", "10s");
+	snprintf(from, sizeof(from), "%s/profiles/policies/probe-no-receive.json",
+		 run_env("POLICYLAG_SOURCE_DIR"));
+	run_replace(yaml, sizeof(yaml), from, "no-publish.json");
+	run_case_init(&rc, yaml);
+	snprintf(path, sizeof(path), "%s/no-publish.json", rc.dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(no_publish_policy, f);
+	fclose(f);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+
+	csv = run_read_samples(&rc);
+	ck_assert_uint_eq(csv->nrows, 3);
+	for (size_t r = 0; r < csv->nrows; r++) {
+		ck_assert_str_eq(run_csv_get(csv, r, "censored"), "0");
+		ck_assert_str_eq(run_csv_get(csv, r, "excluded"), "");
+	}
+	ev = find_event(&rc, "lifecycle_disconnect", "pl-000000");
+	ck_assert_ptr_nonnull(ev);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "reason")), "AUTH_ERROR");
+	ck_assert(json_is_false(json_object_get(ev, "confounds")));
+	json_decref(ev);
+	g = keep_group(&rc);
+	ck_assert_int_eq(json_integer_value(json_object_get(g, "excluded")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(g, "n")), 3);
+	json_decref(g);
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 START_TEST(test_run_observer_off_keeps_every_device)
 {
 	run_case rc = { .pid = -1 };
@@ -230,6 +290,7 @@ static Suite *run_observer_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_run_observer_excludes_server_disconnect);
+	tcase_add_test(tc, test_run_observer_keeps_auth_error);
 	tcase_add_test(tc, test_run_observer_off_keeps_every_device);
 	suite_add_tcase(s, tc);
 	return s;
