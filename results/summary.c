@@ -84,6 +84,28 @@ static void add_counts(summary_group *g, const run_sample *row, double *truth_su
 	}
 }
 
+/* Counts one excluded row under its reason; the last entry collects reasons beyond the table. */
+static void count_reason(summary_group *g, const char *reason)
+{
+	summary_reason *r;
+
+	for (size_t i = 0; i < g->n_excluded_reasons; i++) {
+		if (strcmp(g->excluded_reasons[i].name, reason) == 0) {
+			g->excluded_reasons[i].count++;
+			return;
+		}
+	}
+	if (g->n_excluded_reasons < SUMMARY_REASONS_MAX - 1) {
+		r = &g->excluded_reasons[g->n_excluded_reasons++];
+		snprintf(r->name, sizeof(r->name), "%s", reason);
+	} else {
+		r = &g->excluded_reasons[SUMMARY_REASONS_MAX - 1];
+		snprintf(r->name, sizeof(r->name), "OTHER");
+		g->n_excluded_reasons = SUMMARY_REASONS_MAX;
+	}
+	r->count++;
+}
+
 static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl_errmsg *e)
 {
 	const run_samples *rs = s->samples;
@@ -109,6 +131,7 @@ static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl
 		}
 		if (row->excluded != NULL && row->excluded[0] != '\0') {
 			g->n_excluded++;
+			count_reason(g, row->excluded);
 			continue;
 		}
 		values[n] = (double)row->latency_ns / (double)PL_NS_PER_S;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "results/run.h"
+#include "results/summary.h"
 
 static char work_dir[256];
 
@@ -415,9 +416,52 @@ START_TEST(test_report_counts_excluded_rows)
 	ck_assert_str_eq(json_string_value(json_object_get(fast, "name")), "fast");
 	ck_assert_int_eq(json_integer_value(json_object_get(fast, "excluded")), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(fast, "n")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_object_get(fast, "excluded_reasons"), "SERVER_INITIATED_DISCONNECT")),
+			 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(all, "excluded")), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(all, "n")), 6);
 	json_decref(root);
+}
+END_TEST
+
+START_TEST(test_report_excluded_reasons_overflow)
+{
+	/* More distinct reasons than the table holds: the rest are counted as OTHER. */
+	run_samples *rs = NULL;
+	summary *s = NULL;
+	pl_errmsg e = { "" };
+	char reason[32], device[32];
+	const summary_group *g;
+	size_t total = 0, other = 0;
+
+	ck_assert_int_eq(run_samples_create(&rs, &e), PL_OK);
+	for (int i = 0; i < SUMMARY_REASONS_MAX + 4; i++) {
+		run_sample row;
+
+		memset(&row, 0, sizeof(row));
+		snprintf(device, sizeof(device), "d%d", i);
+		snprintf(reason, sizeof(reason), "REASON_%d", i);
+		row.device = device;
+		row.excluded = reason;
+		row.latency_ns = 1000000000LL;
+		row.truth_effect_ns = row.truth_error_ns = RUN_UNKNOWN;
+		ck_assert_int_eq(run_samples_append(rs, &row, "g", "keep-connection", &e), PL_OK);
+	}
+	ck_assert_msg(summary_build_from(&s, NULL, rs, NULL, NULL, 0, &e) == PL_OK, "%s", e.msg);
+	g = summary_find_group(s, "g");
+	ck_assert_ptr_nonnull(g);
+	ck_assert_uint_eq(g->n_excluded, SUMMARY_REASONS_MAX + 4);
+	ck_assert_uint_eq(g->n_excluded_reasons, SUMMARY_REASONS_MAX);
+	for (size_t i = 0; i < g->n_excluded_reasons; i++) {
+		total += g->excluded_reasons[i].count;
+		if (strcmp(g->excluded_reasons[i].name, "OTHER") == 0)
+			other = g->excluded_reasons[i].count;
+	}
+	ck_assert_uint_eq(total, SUMMARY_REASONS_MAX + 4);
+	ck_assert_uint_eq(other, 5);
+	ck_assert_uint_eq(g->stats.n, 0);
+	summary_free(s);
 }
 END_TEST
 
@@ -680,6 +724,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_reads_file_without_excluded);
 	tcase_add_test(tc, test_report_reads_excluded_column);
 	tcase_add_test(tc, test_report_counts_excluded_rows);
+	tcase_add_test(tc, test_report_excluded_reasons_overflow);
 	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
