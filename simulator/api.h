@@ -66,8 +66,9 @@ pl_err sim_api_config_option(sim_api_config *cfg, const char *key, const char *v
 /*
  * Gives the API the plugin's registry of connected client ids (not owned;
  * it must outlive the API). With it, DeleteConnection and /_sim/disconnect
- * answer an unknown client id with 404 ResourceNotFoundException; without
- * it (NULL, the default) they queue the disconnect and answer 200.
+ * return 404 ResourceNotFoundException for a client id that is not
+ * connected. Without it (NULL, the default) they queue the disconnect and
+ * return 200.
  */
 void sim_api_config_presence(sim_api_config *cfg, sim_presence *presence);
 

@@ -42,7 +42,7 @@ const char PLUGIN_API_INITIATED_DISCONNECT[] = "API_INITIATED_DISCONNECT";
 static const char CLIENT_INITIATED[] = "CLIENT_INITIATED_DISCONNECT";
 static const char CONNECTION_LOST[] = "CONNECTION_LOST";
 
-static int events_wanted(const plugin *p, const char *client_id)
+static int publishes_events(const plugin *p, const char *client_id)
 {
 	return p->cfg.lifecycle_events && strpbrk(client_id, "#+") == NULL;
 }
@@ -113,7 +113,7 @@ void plugin_event_connected(plugin *p, plugin_conn *c, const struct mosquitto *c
 	/* mosquitto closes the older connection right after this event returns. */
 	if (others > 0)
 		mark_takeover(p, c);
-	if (!events_wanted(p, c->client_id))
+	if (!publishes_events(p, c->client_id))
 		return;
 	session_id_new(p, c->session_id);
 	obj = event_new(c, "connected");
@@ -128,7 +128,7 @@ void plugin_event_connect_failed(plugin *p, plugin_conn *c, const struct mosquit
 	const char *address = mosquitto_client_address(client);
 	json_t *obj;
 
-	if (!events_wanted(p, c->client_id))
+	if (!publishes_events(p, c->client_id))
 		return;
 	session_id_new(p, c->session_id);
 	obj = event_new(c, "connect_failed");
@@ -199,14 +199,13 @@ void plugin_event_disconnect(plugin *p, plugin_conn *c, int mosquitto_reason)
 		c->disconnect_pending = 1; /* decided by plugin_event_closed_flush */
 }
 
-void plugin_event_closed_flush(plugin *p, plugin_conn *c)
+void plugin_event_closed_flush(plugin_conn *c)
 {
-	(void)p;
 	/* NOTE: a will with a delay interval is not sent at the close, and an
-	 * MQTT 5 DISCONNECT with reason 0x04 asks for the will, so those two
-	 * cases get the other reason. A keep-alive timeout cannot be told from a
-	 * lost connection under mosquitto 2.0.11, and a lost connection without
-	 * a will cannot be told from a DISCONNECT. */
+	 * MQTT 5 DISCONNECT with reason 0x04 requests the will, so those two
+	 * cases get the other reason. Under mosquitto 2.0.11 a keep-alive timeout
+	 * looks like a lost connection, and a lost connection without a will
+	 * looks like a DISCONNECT. */
 	if (c->disconnect_pending)
 		publish_disconnected(c, c->will_checked ? CONNECTION_LOST : CLIENT_INITIATED);
 }

@@ -179,7 +179,7 @@ extern const char PLUGIN_API_INITIATED_DISCONNECT[];
 void plugin_event_connected(plugin *p, plugin_conn *c, const struct mosquitto *client);
 void plugin_event_connect_failed(plugin *p, plugin_conn *c, const struct mosquitto *client);
 void plugin_event_disconnect(plugin *p, plugin_conn *c, int mosquitto_reason);
-void plugin_event_closed_flush(plugin *p, plugin_conn *c);
+void plugin_event_closed_flush(plugin_conn *c);
 plugin_conn *plugin_conn_find_client_id(plugin *p, const char *client_id);
 
 /* plugin_actions.c */

@@ -9,6 +9,9 @@
  *                        clientInitiatedDisconnect, disconnectReason, no ipAddress
  *   connect_failed/<id>  connectFailureReason AUTHORIZATION_FAILED when the
  *                        policy does not allow iot:Connect
+ * disconnectReason follows the cause: CLIENT_INITIATED_DISCONNECT,
+ * CONNECTION_LOST, AUTH_ERROR, CLIENT_ERROR, DUPLICATE_CLIENTID,
+ * API_INITIATED_DISCONNECT (DeleteConnection) or the /_sim/disconnect reason.
  * Client ids containing '+' or '#' get no events, and a subscriber needs
  * iot:Receive on the event topic like for any other message.
  */
@@ -108,7 +111,8 @@ static void teardown(void)
 	curl_global_cleanup();
 }
 
-/* Runs in each test's process, because Check forks every test and paho's threads stay behind. */
+/* Runs in each test's process, because Check forks every test and a forked
+ * child has none of the parent's paho threads. */
 static void observer_start(void)
 {
 	int code;
@@ -324,6 +328,22 @@ START_TEST(test_lifecycle_authorization_disconnect)
 }
 END_TEST
 
+START_TEST(test_lifecycle_size_violation)
+{
+	int64_t since = wall_ms();
+	tmqtt *c = connect_ok(&dev_full, "lc-deep", 4);
+	json_t *connected = expect_connected("lc-deep", 1, &dev_full, since);
+	int code;
+
+	/* AWS allows at most 7 slashes in a topic and closes the connection. */
+	tmqtt_publish(c, "a/b/c/d/e/f/g/h/i", "x", 1, 0, &code);
+	expect_disconnected("lc-deep", 1, connected, "CLIENT_ERROR", 0);
+	ck_assert_int_eq(tmqtt_wait_closed(c, 3 * SECOND), 1);
+	tmqtt_free(c);
+	json_decref(connected);
+}
+END_TEST
+
 START_TEST(test_lifecycle_takeover)
 {
 	int64_t since = wall_ms();
@@ -533,6 +553,7 @@ static Suite *lifecycle_suite(void)
 	tcase_add_test(tc, test_lifecycle_version_grows);
 	tcase_add_test(tc, test_lifecycle_connection_lost);
 	tcase_add_test(tc, test_lifecycle_authorization_disconnect);
+	tcase_add_test(tc, test_lifecycle_size_violation);
 	tcase_add_test(tc, test_lifecycle_takeover);
 	tcase_add_test(tc, test_lifecycle_delete_connection);
 	tcase_add_test(tc, test_lifecycle_delete_unknown_404);

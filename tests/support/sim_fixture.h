@@ -57,7 +57,7 @@ tmqtt_options tsim_client_options(const tsim *t, const tsim_device *d, const cha
 /*
  * Sends one request to the simulator's HTTP API, SigV4-signed by libcurl
  * with the simulator's generated credentials for service ("iot" or
- * "iotdata"). Returns the HTTP status, 0 when no answer came.
+ * "iotdata"). Returns the HTTP status, 0 when no response came.
  */
 long tsim_api_request(const tsim *t, const char *method, const char *path, const char *service,
 		      const char *body);
