@@ -317,7 +317,7 @@ static pl_err read_header(csv_reader *r, column_map *map, pl_errmsg *e)
 		for (size_t f = 0; f < r->nfields; f++)
 			if (strcmp(r->fields[f], run_samples_columns[c]) == 0)
 				map->index[c] = f;
-		if (map->index[c] == SIZE_MAX && c < NREQUIRED)
+		if (c < NREQUIRED && map->index[c] == SIZE_MAX)
 			return pl_errmsg_set(e, PL_ERR_PARSE, "%s:1: header has no column %s",
 					     r->name, run_samples_columns[c]);
 	}
