@@ -289,12 +289,15 @@ static void headline(summary *s)
 		return;
 	}
 	const summary_group *g = &s->groups[0];
-	char p50[32], p99[32];
+	char p50[32], p99[32], excluded[64] = "";
+
+	if (g->n_excluded > 0)
+		snprintf(excluded, sizeof(excluded), " (%zu more excluded)", g->n_excluded);
 	summary_format_seconds(p50, sizeof(p50), g->stats.quantile[0].value);
 	summary_format_seconds(p99, sizeof(p99), g->stats.quantile[3].value);
 	snprintf(s->verdict, sizeof(s->verdict),
-		 "%s: median %s, p99 %s; %zu of %zu devices saw the change", g->name, p50, p99,
-		 g->stats.n_effect, g->stats.n);
+		 "%s: median %s, p99 %s; %zu of %zu devices saw the change%s", g->name, p50, p99,
+		 g->stats.n_effect, g->stats.n, excluded);
 }
 
 /* ---- expectations and events ---- */

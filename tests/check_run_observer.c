@@ -151,6 +151,24 @@ static json_t *keep_group(const run_case *rc)
 	return g;
 }
 
+/* Whether summary.json's verdict contains text. */
+static int verdict_contains(const run_case *rc, const char *text)
+{
+	char path[400];
+	json_t *root;
+	const char *verdict;
+	int found;
+
+	run_case_path(rc, "summary.json", path, sizeof(path));
+	root = json_load_file(path, 0, NULL);
+	ck_assert_ptr_nonnull(root);
+	verdict = json_string_value(json_object_get(root, "verdict"));
+	ck_assert_ptr_nonnull(verdict);
+	found = strstr(verdict, text) != NULL;
+	json_decref(root);
+	return found;
+}
+
 START_TEST(test_run_observer_excludes_server_disconnect)
 {
 	run_case rc = { .pid = -1 };
@@ -190,6 +208,7 @@ START_TEST(test_run_observer_excludes_server_disconnect)
 	ck_assert_int_eq(json_integer_value(json_object_get(g, "excluded")), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(g, "n")), 3);
 	json_decref(g);
+	ck_assert(verdict_contains(&rc, "(1 more excluded)"));
 	out = run_read_stdout(&rc);
 	ck_assert_msg(strstr(out, "excluded") != NULL, "no excluded column in:\n%s", out);
 	free(out);
