@@ -12,8 +12,12 @@
 
 #define COMPONENT "observer"
 
-/* Queue bounds: a lifecycle event is about 400 bytes of JSON. */
-#define OBSERVER_QUEUE_SLOTS 2048
+/*
+ * Queue bounds: a lifecycle event is about 300 to 500 bytes of JSON. 8192
+ * slots (8.5 MB) hold the disconnects of a 10,000-device drain arriving
+ * within the coordinator's 100 ms poll interval with room to spare.
+ */
+#define OBSERVER_QUEUE_SLOTS 8192
 #define OBSERVER_PAYLOAD_MAX 1024
 #define OBSERVER_TOPIC_MAX 256
 #define OBSERVER_CONNECT_TIMEOUT_S 10
