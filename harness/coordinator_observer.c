@@ -17,7 +17,7 @@
 #define OBSERVER_START_WAIT_NS (15 * PL_NS_PER_S)
 #define OBSERVER_BATCH 64
 /* Batches handled per poll, so that a flood of events cannot starve the workers. */
-#define OBSERVER_BATCHES_PER_POLL 32
+#define OBSERVER_BATCHES_PER_POLL 128
 
 /*
  * The device a client id belongs to, or NULL for ids of no device of this
