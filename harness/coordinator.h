@@ -47,6 +47,16 @@ typedef struct coord_identity {
 	char cert_arn[256];
 } coord_identity;
 
+/* Cap on the confounding disconnects kept per device. Later ones replace the oldest. */
+#define COORD_CONFOUNDERS_MAX 4
+
+/* A lifecycle disconnect whose reason is not about authorization. */
+typedef struct coord_confounder {
+	int64_t t_ns;             /* the event's timestamp as CLOCK_MONOTONIC */
+	int64_t version;          /* versionNumber, or -1 */
+	char reason[32];          /* disconnectReason */
+} coord_confounder;
+
 /* One device of this shard. */
 typedef struct coord_device {
 	uint32_t index;      /* fleet-wide device index */
@@ -65,6 +75,10 @@ typedef struct coord_device {
 	unsigned recorded : 1;    /* its samples.csv row is written */
 	unsigned failed : 1;      /* connect or subscribe failed and the worker gave up */
 	unsigned censored : 1;    /* its row is censored */
+	unsigned excluded : 1;    /* its row is excluded from the statistics */
+	uint8_t nconfounders;     /* entries of confounders in use */
+	uint8_t confounder_next;  /* the entry the next confounder replaces once full */
+	coord_confounder confounders[COORD_CONFOUNDERS_MAX];
 	uint32_t errors;
 	int64_t t_connect_ns;
 	int64_t t_swap_start_ns;
@@ -128,6 +142,16 @@ typedef struct coordinator {
 	int fleet_reused;           /* the identities come from fleet.inventory */
 	int delete_identities;      /* delete c->identities' certificates at the end */
 	int delete_prober;          /* delete the prober's certificate at the end */
+
+	/* the lifecycle-event observer (harness/coordinator_observer.c) */
+	struct observer *observer;  /* NULL when off or not started */
+	coord_identity observer_id; /* its certificate when the run created it */
+	int have_observer_id;
+	int delete_observer;        /* delete observer_id's certificate at the end */
+	const char *observer_status; /* "off", "ready", "not ready" */
+	uint64_t observer_events;   /* disconnected events received */
+	uint64_t observer_dropped;  /* events lost to a full queue */
+	uint64_t excluded;          /* rows written with an exclusion */
 
 	/* probe.via http: probes published through the data-plane Publish API */
 	pthread_t http_prober;
@@ -261,6 +285,27 @@ void coord_write_record(coordinator *c, const wp_record *r);
 
 /* Writes pending rows whose truth arrived or that waited long enough; all when force. */
 void coord_flush_pending(coordinator *c, int force);
+
+/*
+ * Starts the lifecycle-event observer when the profile enables it and waits
+ * up to 15 s for its subscription. A failure to connect or subscribe is
+ * logged and the run goes on while the observer keeps retrying. Only
+ * invalid settings return an error.
+ */
+pl_err coord_observer_start(coordinator *c, pl_errmsg *e);
+
+/* Handles the observer's queued events: writes them and keeps the confounding disconnects. */
+void coord_observer_poll(coordinator *c);
+
+/* Disconnects and frees the observer. A no-op when it is not running. */
+void coord_observer_stop(coordinator *c);
+
+/*
+ * The reason of the first disconnect not about authorization that device d
+ * had between from and to (CLOCK_MONOTONIC, inclusive), or NULL.
+ */
+const char *coord_observer_confounder(const coordinator *c, const coord_device *d, int64_t from,
+				      int64_t to);
 
 /* Appends an event line; fields_json may be NULL. Errors are logged once. */
 void coord_event(coordinator *c, int64_t t_ns, const char *type, const char *device,

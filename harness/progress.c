@@ -125,8 +125,8 @@ void progress_print_table(FILE *stream, progress_row *rows, size_t nrows)
 	for (size_t i = 0; i < nrows; i++)
 		if (strlen(rows[i].group) > width)
 			width = strlen(rows[i].group);
-	fprintf(stream, "%-*s %8s %9s %8s %10s %10s %10s %10s\n", (int)width, "group", "devices",
-		"effective", "censored", "p50", "p90", "p99", "max");
+	fprintf(stream, "%-*s %8s %9s %8s %8s %10s %10s %10s %10s\n", (int)width, "group",
+		"devices", "effective", "censored", "excluded", "p50", "p90", "p99", "max");
 	for (size_t i = 0; i < nrows; i++) {
 		progress_row *r = &rows[i];
 		char cells[4][32];
@@ -135,8 +135,8 @@ void progress_print_table(FILE *stream, progress_row *rows, size_t nrows)
 		for (size_t q = 0; q < 3; q++)
 			format_cell(cells[q], sizeof(cells[q]), r, levels[q]);
 		format_cell(cells[3], sizeof(cells[3]), r, 1.0);
-		fprintf(stream, "%-*s %8zu %9zu %8zu %10s %10s %10s %10s\n", (int)width, r->group,
-			r->devices, r->effective, r->censored, cells[0], cells[1], cells[2],
-			cells[3]);
+		fprintf(stream, "%-*s %8zu %9zu %8zu %8zu %10s %10s %10s %10s\n", (int)width,
+			r->group, r->devices, r->effective, r->censored, r->excluded, cells[0],
+			cells[1], cells[2], cells[3]);
 	}
 }

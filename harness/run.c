@@ -309,6 +309,7 @@ static void plan_cleanup(coordinator *c, int persistent_sim)
 
 	c->delete_identities = aws && !c->fleet_reused;
 	c->delete_prober = aws || persistent_sim;
+	c->delete_observer = aws || persistent_sim;
 }
 
 /* Everything between loading the profile and the phases. */
@@ -351,6 +352,8 @@ static pl_err prepare(coordinator *c, const run_options *o, char *work_dir, sim 
 	plan_cleanup(c, inv != NULL && c->prof->target.kind == PROFILE_TARGET_SIMULATOR);
 	fleet_inventory_free(inv);
 	cancel_on_first_signal = 0;
+	if (err == PL_OK && coord_signal_count == 0)
+		err = coord_observer_start(c, e);
 	if (err == PL_OK)
 		err = coord_write_run_json(c, "running", -1, e);
 	if (err == PL_OK)
@@ -363,6 +366,7 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 	pl_errmsg e = { "" };
 
 	coord_kill_workers(c, PL_NS_PER_S);
+	coord_observer_stop(c);
 	if (c->api != NULL)
 		run_fleet_cleanup(c);
 	signal_api = NULL;

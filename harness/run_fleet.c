@@ -155,6 +155,19 @@ static void identity_job(awsapi_client *client, void *arg)
 		pl_errmsg_prefix(&j->msg, "device %s", j->name);
 }
 
+/* Fills pol from a document that snprintf wrote into doc (n bytes of doc_len). */
+static pl_err fill_policy(profile_policy *pol, char *name, char *doc, int n,
+			  size_t doc_len, const char *what, pl_errmsg *e)
+{
+	if (n < 0 || (size_t)n >= doc_len)
+		return pl_errmsg_set(e, PL_ERR_RANGE, "%s policy too long", what);
+	memset(pol, 0, sizeof(*pol));
+	pol->name = name;
+	pol->document = doc;
+	pol->document_len = (size_t)n;
+	return PL_OK;
+}
+
 /*
  * The prober's policy: connect as "<prefix>prober-<worker>" and publish to
  * every device's probe topic (template variables become the '*' wildcard).
@@ -175,13 +188,35 @@ static pl_err prober_policy(const profile *p, profile_policy *pol, char *name, s
 		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Publish\","
 		     "\"Resource\":\"arn:aws:iot:*:*:topic/%s\"}]}",
 		     p->fleet.client_id_prefix, topic);
-	if (n < 0 || (size_t)n >= doc_len)
-		return pl_errmsg_set(e, PL_ERR_RANGE, "prober policy too long");
-	memset(pol, 0, sizeof(*pol));
-	pol->name = name;
-	pol->document = doc;
-	pol->document_len = (size_t)n;
-	return PL_OK;
+	return fill_policy(pol, name, doc, n, doc_len, "prober", e);
+}
+
+/*
+ * Creates policy pol, a certificate with its files in dir, and attaches
+ * the policy: the identity of a helper connection (prober, observer).
+ */
+static pl_err create_helper_identity(coordinator *c, const char *dir, const profile_policy *pol,
+				     coord_identity *identity, const char *what, pl_errmsg *e)
+{
+	fleet_job job;
+	awsapi_client *client = NULL;
+	pl_err err = awsapi_client_create(&client, c->api, e);
+
+	if (err == PL_OK)
+		err = create_policy(client, pol, e);
+	memset(&job, 0, sizeof(job));
+	job.c = c;
+	job.identity = identity;
+	job.dir = dir;
+	snprintf(job.name, sizeof(job.name), "%s", pol->name);
+	if (err == PL_OK)
+		err = create_certificate(client, &job, e);
+	if (err == PL_OK)
+		err = awsapi_attach_policy(client, pol->name, identity->cert_arn, NULL, e);
+	awsapi_client_free(client);
+	if (err != PL_OK)
+		pl_errmsg_prefix(e, "%s identity", what);
+	return err;
 }
 
 /* Creates the prober's policy and certificate when the probe kind needs them. */
@@ -191,33 +226,57 @@ static pl_err prepare_prober(coordinator *c, const char *dir, pl_errmsg *e)
 	char name[WP_ID_MAX];
 	char doc[1024];
 	profile_policy pol;
-	fleet_job job;
-	awsapi_client *client = NULL;
 	pl_err err;
 
 	if (p->probe.kind != PROFILE_PROBE_PROBER || p->probe.via != PROFILE_PROBE_VIA_MQTT)
 		return PL_OK;
 	err = prober_policy(p, &pol, name, sizeof(name), doc, sizeof(doc), e);
 	if (err == PL_OK)
-		err = awsapi_client_create(&client, c->api, e);
+		err = create_helper_identity(c, dir, &pol, &c->prober, "prober", e);
 	if (err == PL_OK)
-		err = create_policy(client, &pol, e);
-	memset(&job, 0, sizeof(job));
-	job.c = c;
-	job.identity = &c->prober;
-	job.dir = dir;
-	snprintf(job.name, sizeof(job.name), "%s", name);
+		c->have_prober = 1;
+	return err;
+}
+
+/*
+ * The observer's policy: connect as "<prefix>observer-<shard>", subscribe
+ * to and receive the lifecycle disconnected events of every client.
+ */
+static pl_err observer_policy(const profile *p, profile_policy *pol, char *name,
+			      size_t name_len, char *doc, size_t doc_len, pl_errmsg *e)
+{
+	int n;
+
+	snprintf(name, name_len, "%sobserver", p->fleet.client_id_prefix);
+	n = snprintf(doc, doc_len,
+		     "{\"Version\":\"2012-10-17\",\"Statement\":["
+		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Connect\","
+		     "\"Resource\":\"arn:aws:iot:*:*:client/%sobserver-*\"},"
+		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Subscribe\","
+		     "\"Resource\":\"arn:aws:iot:*:*:topicfilter/$aws/events/presence/disconnected/*\"},"
+		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Receive\","
+		     "\"Resource\":\"arn:aws:iot:*:*:topic/$aws/events/presence/disconnected/*\"}]}",
+		     p->fleet.client_id_prefix);
+	return fill_policy(pol, name, doc, n, doc_len, "observer", e);
+}
+
+/* Creates the observer's policy and certificate unless the profile names its own. */
+static pl_err prepare_observer(coordinator *c, const char *dir, pl_errmsg *e)
+{
+	const profile *p = c->prof;
+	char name[WP_ID_MAX];
+	char doc[1024];
+	profile_policy pol;
+	pl_err err;
+
+	if (!p->observer.enabled || p->observer.certificate[0] != '\0')
+		return PL_OK;
+	err = observer_policy(p, &pol, name, sizeof(name), doc, sizeof(doc), e);
 	if (err == PL_OK)
-		err = create_certificate(client, &job, e);
+		err = create_helper_identity(c, dir, &pol, &c->observer_id, "observer", e);
 	if (err == PL_OK)
-		err = awsapi_attach_policy(client, name, c->prober.cert_arn, NULL, e);
-	awsapi_client_free(client);
-	if (err != PL_OK) {
-		pl_errmsg_prefix(e, "prober identity");
-		return err;
-	}
-	c->have_prober = 1;
-	return PL_OK;
+		c->have_observer_id = 1;
+	return err;
 }
 
 static pl_err run_jobs(coordinator *c, fleet_job *jobs, size_t n, pl_errmsg *e)
@@ -303,6 +362,8 @@ pl_err run_fleet_prepare(coordinator *c, const char *dir, const fleet_inventory 
 
 	if (err == PL_OK)
 		err = prepare_prober(c, dir, e);
+	if (err == PL_OK)
+		err = prepare_observer(c, dir, e);
 	if (err != PL_OK)
 		return err;
 	c->identities = calloc(n, sizeof(*c->identities));
@@ -361,7 +422,8 @@ void run_fleet_cleanup(coordinator *c)
 	pl_errmsg e = { "" };
 	size_t left = 0, done = 0;
 
-	if ((!c->delete_identities || c->nidentities == 0) && !(c->delete_prober && c->have_prober))
+	if ((!c->delete_identities || c->nidentities == 0) && !(c->delete_prober && c->have_prober) &&
+	    !(c->delete_observer && c->have_observer_id))
 		return;
 	if (awsapi_client_create(&client, c->api, &e) != PL_OK) {
 		PL_WARN(COMPONENT, "cannot delete the run's certificates: %s", e.msg);
@@ -371,6 +433,8 @@ void run_fleet_cleanup(coordinator *c)
 		delete_identity(client, &c->identities[i], &done, &left);
 	if (c->delete_prober && c->have_prober)
 		delete_identity(client, &c->prober, &done, &left);
+	if (c->delete_observer && c->have_observer_id)
+		delete_identity(client, &c->observer_id, &done, &left);
 	awsapi_client_free(client);
 	if (left > 0)
 		PL_WARN(COMPONENT, "%zu certificate%s of this run could not be deleted; see the messages above",

@@ -116,6 +116,15 @@ static json_t *connect_rate_json(const coordinator *c)
 	return o;
 }
 
+/* The lifecycle-event observer: its state, the events it received and the rows they excluded. */
+static json_t *observer_json(const coordinator *c)
+{
+	return json_pack("{s:s, s:I, s:I, s:I}", "status",
+			 c->observer_status != NULL ? c->observer_status : "off", "events",
+			 (json_int_t)c->observer_events, "dropped", (json_int_t)c->observer_dropped,
+			 "excluded", (json_int_t)c->excluded);
+}
+
 static json_t *build_run_json(const coordinator *c, const char *status, int exit_code)
 {
 	const profile *p = c->prof;
@@ -147,6 +156,7 @@ static json_t *build_run_json(const coordinator *c, const char *status, int exit
 	json_object_set_new(o, "counts", counts_json(c));
 	json_object_set_new(o, "workers", workers_json(c));
 	json_object_set_new(o, "simulator", simulator_json(c));
+	json_object_set_new(o, "observer", observer_json(c));
 	json_object_set_new(o, "expectations", expectations_json(p));
 	return o;
 }

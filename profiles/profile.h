@@ -231,6 +231,17 @@ typedef struct profile_probe {
 	int64_t payload_size;        /* bytes per probe, at least the probe header */
 } profile_probe;
 
+/*
+ * The lifecycle-event observer: one extra MQTT connection of the
+ * coordinator, subscribed to $aws/events/presence/disconnected/+, whose
+ * events tag devices disconnected for reasons other than authorization.
+ */
+typedef struct profile_observer {
+	int enabled;                 /* default on */
+	char *certificate;           /* absolute path; "" = the run creates one */
+	char *private_key;           /* absolute path; "" = the run creates one */
+} profile_observer;
+
 typedef struct profile_timing {
 	int64_t connect_timeout_ns;  /* per CONNECT until CONNACK */
 	int64_t settle_ns;           /* after the last device connected, before the swap */
@@ -260,6 +271,7 @@ typedef struct profile {
 	profile_swap swap;
 	profile_probe probe;
 	profile_timing timing;
+	profile_observer observer;
 	profile_expectation *expect;
 	size_t expect_count;
 	char hash[65];               /* profile_hash of the resolved profile */

@@ -190,6 +190,13 @@ static const field timing_rows[] = {
 };
 static SECTION(schema_timing, "timing", timing_rows);
 
+static const field observer_rows[] = {
+	ROW("enabled", FIELD_BOOL, profile_observer, enabled, "true", 0, 0),
+	ROW("certificate", FIELD_PATH, profile_observer, certificate, "", 0, 0),
+	ROW("private_key", FIELD_PATH, profile_observer, private_key, "", 0, 0),
+};
+static SECTION(schema_observer, "observer", observer_rows);
+
 static const field root_rows[] = {
 	ROW("name", FIELD_NAME, profile, name, "", 0, 0),
 	ROW("description", FIELD_STRING, profile, description, "", 0, 0),
@@ -200,6 +207,7 @@ static const field root_rows[] = {
 	SECTION_ROW("swap", profile, swap, schema_swap),
 	SECTION_ROW("probe", profile, probe, schema_probe),
 	SECTION_ROW("timing", profile, timing, schema_timing),
+	SECTION_ROW("observer", profile, observer, schema_observer),
 	CUSTOM_ROW("expect"),
 };
 SECTION(schema_root, "", root_rows);

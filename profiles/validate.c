@@ -476,6 +476,19 @@ static void check_connect_rate(loader *l, const ptree *root)
 			     f->connect_rate_floor, f->connect_rate);
 }
 
+/* A given observer identity needs both files; one alone is a typo, not a request. */
+static void check_observer(loader *l, const ptree *root)
+{
+	const profile_observer *o = &l->impl->pub.observer;
+	int has_cert = o->certificate[0] != '\0', has_key = o->private_key[0] != '\0';
+
+	if (has_cert != has_key)
+		loader_error(l, at(root, has_cert ? "observer.certificate" : "observer.private_key"),
+			     "observer.%s: given without observer.%s; set both to use an existing observer certificate, or neither to let the run create one",
+			     has_cert ? "certificate" : "private_key",
+			     has_cert ? "private_key" : "certificate");
+}
+
 void profile_validate(loader *l, const ptree *root)
 {
 	int probe_topic_valid;
@@ -493,6 +506,7 @@ void profile_validate(loader *l, const ptree *root)
 	check_swap(l, root);
 	check_target(l, root);
 	client_ids_valid = check_client_ids(l, root);
+	check_observer(l, root);
 	/* The policy checks evaluate the expanded topics and client ids, so with an
 	 * invalid one they would only report follow-on errors. */
 	if (probe_topic_valid && trigger_topic_valid && client_ids_valid)

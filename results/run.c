@@ -18,14 +18,17 @@ const char *const run_samples_columns[] = {
 	"device", "client_id", "group", "strategy", "direction", "swap_index", "cert_id",
 	"worker", "t_swap_start_ns", "t_swap_ns", "t_effect_ns", "latency_ns", "censored",
 	"attempts", "connects", "connect_failures", "throttled", "errors", "truth_effect_ns",
-	"truth_error_ns", NULL
+	"truth_error_ns", "excluded", NULL
 };
 
 enum {
 	COL_DEVICE, COL_CLIENT_ID, COL_GROUP, COL_STRATEGY, COL_DIRECTION, COL_SWAP_INDEX,
 	COL_CERT_ID, COL_WORKER, COL_T_SWAP_START, COL_T_SWAP, COL_T_EFFECT, COL_LATENCY,
 	COL_CENSORED, COL_ATTEMPTS, COL_CONNECTS, COL_CONNECT_FAILURES, COL_THROTTLED,
-	COL_ERRORS, COL_TRUTH_EFFECT, COL_TRUTH_ERROR, NCOLUMNS
+	COL_ERRORS, COL_TRUTH_EFFECT, COL_TRUTH_ERROR,
+	NREQUIRED,                 /* the columns before this one must be present */
+	COL_EXCLUDED = NREQUIRED,  /* optional: files written before it existed lack it */
+	NCOLUMNS
 };
 
 pl_err run_path(char *buf, size_t len, const char *dir, const char *name, pl_errmsg *e)
@@ -126,13 +129,13 @@ pl_err run_samples_append(run_samples *rs, const run_sample *row, const char *gr
 			  const char *strategy, pl_errmsg *e)
 {
 	size_t g = 0;
-	const char *text[3] = { row->device, row->client_id, row->cert_id };
-	const char *copy[3];
+	const char *text[4] = { row->device, row->client_id, row->cert_id, row->excluded };
+	const char *copy[4];
 	pl_err err = group_index(rs, group, strategy, &g, e);
 
 	if (err != PL_OK)
 		return err;
-	for (size_t f = 0; f < 3; f++) {
+	for (size_t f = 0; f < 4; f++) {
 		copy[f] = strings_add(rs, text[f] ? text[f] : "", e);
 		if (copy[f] == NULL)
 			return PL_ERR_NOMEM;
@@ -151,6 +154,7 @@ pl_err run_samples_append(run_samples *rs, const run_sample *row, const char *gr
 	dst->device = copy[0];
 	dst->client_id = copy[1];
 	dst->cert_id = copy[2];
+	dst->excluded = copy[3];
 	return PL_OK;
 }
 
@@ -314,7 +318,7 @@ static pl_err read_header(csv_reader *r, column_map *map, pl_errmsg *e)
 		for (size_t f = 0; f < r->nfields; f++)
 			if (strcmp(r->fields[f], run_samples_columns[c]) == 0)
 				map->index[c] = f;
-		if (map->index[c] == SIZE_MAX)
+		if (c < NREQUIRED && map->index[c] == SIZE_MAX)
 			return pl_errmsg_set(e, PL_ERR_PARSE, "%s:1: header has no column %s",
 					     r->name, run_samples_columns[c]);
 	}
@@ -377,6 +381,8 @@ static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, p
 	row->device = r->fields[map->index[COL_DEVICE]];
 	row->client_id = r->fields[map->index[COL_CLIENT_ID]];
 	row->cert_id = r->fields[map->index[COL_CERT_ID]];
+	row->excluded = map->index[COL_EXCLUDED] != SIZE_MAX ? r->fields[map->index[COL_EXCLUDED]]
+							      : "";
 	return PL_OK;
 }
 
@@ -594,6 +600,8 @@ static void write_row(FILE *f, const run_samples *rs, const run_sample *row)
 		fputc(',', f);
 		csv_put_int(f, tail[i]);
 	}
+	fputc(',', f);
+	csv_put(f, row->excluded != NULL ? row->excluded : "");
 	fputc('\n', f);
 }
 

@@ -595,6 +595,57 @@ START_TEST(test_profile_override_creates_section)
 }
 END_TEST
 
+START_TEST(test_profile_observer_defaults)
+{
+	load_result r;
+
+	load_with(&r, base_profile, NULL, 0);
+	ck_assert_ptr_nonnull(r.p);
+	ck_assert_int_eq(r.p->observer.enabled, 1);
+	ck_assert_str_eq(r.p->observer.certificate, "");
+	ck_assert_str_eq(r.p->observer.private_key, "");
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_observer_off)
+{
+	load_result r;
+	const char *sets[] = { "observer.enabled=false" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_ptr_nonnull(r.p);
+	ck_assert_int_eq(r.p->observer.enabled, 0);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_observer_bad_bool)
+{
+	load_result r;
+	const char *sets[] = { "observer.enabled=maybe" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_msg(strstr(r.e.msg, "observer.enabled") != NULL, "got: %s", r.e.msg);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_observer_needs_key)
+{
+	load_result r;
+	const char *sets[] = { "observer.certificate=/tmp/observer.crt" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_msg(strstr(r.e.msg, "observer.certificate: given without observer.private_key") !=
+			      NULL,
+		      "got: %s", r.e.msg);
+	done(&r);
+}
+END_TEST
+
 START_TEST(test_profile_shares_largest_remainder)
 {
 	load_result r;
@@ -1329,6 +1380,10 @@ static Suite *profile_suite(void)
 	tcase_add_test(resolve, test_profile_default_group_when_absent);
 	tcase_add_test(resolve, test_profile_overrides_applied);
 	tcase_add_test(resolve, test_profile_override_creates_section);
+	tcase_add_test(resolve, test_profile_observer_defaults);
+	tcase_add_test(resolve, test_profile_observer_off);
+	tcase_add_test(resolve, test_profile_observer_bad_bool);
+	tcase_add_test(resolve, test_profile_observer_needs_key);
 	tcase_add_test(resolve, test_profile_shares_largest_remainder);
 	tcase_add_test(resolve, test_profile_shares_default_split);
 	tcase_add_test(resolve, test_profile_env_substituted_and_hidden);
