@@ -1009,6 +1009,9 @@ START_TEST(test_awsapi_arguments_checked)
 	wire_start(&f);
 	ck_assert_int_eq(awsapi_create_policy(f.client, "", "{}", NULL, NULL, &e), PL_ERR_INVALID);
 	ck_assert_str_eq(e.msg, "CreatePolicy: policy name missing");
+	ck_assert_int_eq(awsapi_create_policy(f.client, "p1", NULL, NULL, NULL, &e),
+			 PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "CreatePolicy: policy document missing");
 	ck_assert_int_eq(awsapi_delete_policy_version(f.client, "p1", NULL, NULL, &e),
 			 PL_ERR_INVALID);
 	ck_assert_str_eq(e.msg, "DeletePolicyVersion: policy version id missing");
