@@ -18,6 +18,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "harness/awsapi.h"
+#include "harness/credentials.h"
 #include "tests/support/sim_fixture.h"
 
 #define AWS_MQTT_PORT 8883
@@ -105,11 +107,12 @@ static void start_simulator(tsim *t, const char *describe_endpoint)
 
 /*
  * Writes an aws-target profile for the simulator t: DEVICES devices that
- * keep their connection, a grant by attach-detach, and probes published
- * through the data plane. mqtt_endpoint NULL leaves the MQTT endpoint to
- * DescribeEndpoint.
+ * keep their connection, a grant by the swap kind swap_kind, and probes
+ * published through the data plane. mqtt_endpoint NULL leaves the MQTT
+ * endpoint to DescribeEndpoint.
  */
-static void aws_profile_text(char *buf, size_t len, const tsim *t, const char *mqtt_endpoint)
+static void aws_profile_text(char *buf, size_t len, const tsim *t, const char *mqtt_endpoint,
+			     const char *swap_kind)
 {
 	const char *src = run_env("POLICYLAG_SOURCE_DIR");
 	char mqtt_line[128] = "";
@@ -139,7 +142,7 @@ static void aws_profile_text(char *buf, size_t len, const tsim *t, const char *m
 		     "  before: [%s/profiles/policies/probe-no-receive.json]\n"
 		     "  after: [%s/profiles/policies/probe-full.json]\n"
 		     "swap:\n"
-		     "  kind: attach-detach\n"
+		     "  kind: %s\n"
 		     "  direction: grant\n"
 		     "probe:\n"
 		     "  kind: prober\n"
@@ -149,7 +152,8 @@ static void aws_profile_text(char *buf, size_t len, const tsim *t, const char *m
 		     "  settle: 1s\n"
 		     "  observe_timeout: 15s\n"
 		     "  drain: 1s\n",
-		     api_port, api_port, mqtt_line, sim_ca_path(t->sim), DEVICES, src, src);
+		     api_port, api_port, mqtt_line, sim_ca_path(t->sim), DEVICES, src, src,
+		     swap_kind);
 	ck_assert(n > 0 && (size_t)n < len);
 }
 
@@ -241,7 +245,7 @@ START_TEST(test_run_aws_http_probes)
 	tsim t;
 
 	start_simulator(&t, "127.0.0.1");
-	aws_profile_text(yaml, sizeof(yaml), &t, "127.0.0.1");
+	aws_profile_text(yaml, sizeof(yaml), &t, "127.0.0.1", "attach-detach");
 	run_case_init(&rc, yaml);
 	ck_assert_int_eq(run_logged(&rc), 0);
 	assert_all_effective(&rc);
@@ -254,8 +258,8 @@ START_TEST(test_run_aws_http_probes)
 END_TEST
 
 /*
- * No MQTT endpoint in the profile: the run calls DescribeEndpoint, which the
- * simulator answers with "localhost", and every device connects there.
+ * No MQTT endpoint in the profile: the run calls DescribeEndpoint, for which
+ * the simulator returns "localhost", and every device connects there.
  */
 START_TEST(test_run_aws_describe_endpoint)
 {
@@ -264,7 +268,7 @@ START_TEST(test_run_aws_describe_endpoint)
 	tsim t;
 
 	start_simulator(&t, "localhost");
-	aws_profile_text(yaml, sizeof(yaml), &t, NULL);
+	aws_profile_text(yaml, sizeof(yaml), &t, NULL, "attach-detach");
 	run_case_init(&rc, yaml);
 	ck_assert_int_eq(run_logged(&rc), 0);
 	ck_assert_msg(log_contains(&rc, "MQTT localhost:8883"),
@@ -277,6 +281,162 @@ START_TEST(test_run_aws_describe_endpoint)
 }
 END_TEST
 
+/* A client of the simulator's API with its generated credentials. */
+static void open_api(const tsim *t, awsapi_ctx **ctx, awsapi_client **client)
+{
+	aws_credentials creds;
+	awsapi_config cfg;
+	char endpoint[64];
+	pl_errmsg e = { "" };
+
+	ck_assert_msg(credentials_read_file(&creds, sim_credentials_path(t->sim), "policylag-sim",
+					    0, &e) == PL_OK,
+		      "%s", e.msg);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", sim_api_port(t->sim));
+	awsapi_config_init(&cfg);
+	cfg.control_endpoint = endpoint;
+	cfg.region = "us-east-1";
+	cfg.credentials = &creds;
+	ck_assert_msg(awsapi_ctx_create(ctx, &cfg, &e) == PL_OK, "%s", e.msg);
+	credentials_clear(&creds);
+	ck_assert_int_eq(awsapi_client_create(client, *ctx, &e), PL_OK);
+}
+
+/* Reads profiles/policies/<file> as JSON. */
+static json_t *shipped_policy(const char *file)
+{
+	char path[1024];
+	json_t *doc;
+
+	snprintf(path, sizeof(path), "%s/profiles/policies/%s", run_env("POLICYLAG_SOURCE_DIR"),
+		 file);
+	doc = json_load_file(path, 0, NULL);
+	ck_assert_msg(doc != NULL, "cannot read %s", path);
+	return doc;
+}
+
+/* Whether the policy's default version is the JSON of profiles/policies/<file>. */
+static int default_document_is(awsapi_client *client, const char *policy, const char *file)
+{
+	awsapi_policy got;
+	json_t *want = shipped_policy(file);
+	json_t *have;
+	pl_errmsg e = { "" };
+	int same;
+
+	ck_assert_msg(awsapi_get_policy(client, policy, &got, NULL, &e) == PL_OK, "%s", e.msg);
+	have = json_loads(got.document, 0, NULL);
+	ck_assert_ptr_nonnull(have);
+	same = json_equal(have, want);
+	json_decref(have);
+	json_decref(want);
+	awsapi_policy_clear(&got);
+	return same;
+}
+
+/*
+ * Leaves policy with AWS's maximum of 5 versions, the default one with the
+ * document of profiles/policies/<file>, as earlier runs would.
+ */
+static void put_five_versions(awsapi_client *client, const char *policy, const char *file)
+{
+	json_t *doc = shipped_policy(file);
+	char *text = json_dumps(doc, JSON_INDENT(2));
+	char version[16];
+	pl_errmsg e = { "" };
+
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(awsapi_create_policy(client, policy, text, NULL, NULL, &e) == PL_OK, "%s",
+		      e.msg);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(awsapi_create_policy_version(client, policy, text, 1, version,
+							   sizeof(version), NULL, &e) == PL_OK,
+			      "%s", e.msg);
+	free(text);
+	json_decref(doc);
+}
+
+static size_t version_count(awsapi_client *client, const char *policy)
+{
+	awsapi_policy_version *versions = NULL;
+	size_t count = 0;
+	pl_errmsg e = { "" };
+
+	ck_assert_msg(awsapi_list_policy_versions(client, policy, &versions, &count, NULL, &e) ==
+			      PL_OK,
+		      "%s", e.msg);
+	free(versions);
+	return count;
+}
+
+/* A run whose "before" policy exists before it starts, and a client to inspect it. */
+typedef struct existing_case {
+	tsim t;
+	run_case rc;
+	awsapi_ctx *ctx;
+	awsapi_client *client;
+} existing_case;
+
+/*
+ * Gives the "before" policy probe-no-receive 5 versions with the document
+ * of profiles/policies/<file>, then runs a swap of swap_kind to the end.
+ */
+static void existing_case_run(existing_case *x, const char *file, const char *swap_kind)
+{
+	char yaml[4096];
+
+	memset(x, 0, sizeof(*x));
+	start_simulator(&x->t, "127.0.0.1");
+	open_api(&x->t, &x->ctx, &x->client);
+	put_five_versions(x->client, "probe-no-receive", file);
+	aws_profile_text(yaml, sizeof(yaml), &x->t, "127.0.0.1", swap_kind);
+	run_case_init(&x->rc, yaml);
+	ck_assert_int_eq(run_logged(&x->rc), 0);
+	assert_all_effective(&x->rc);
+}
+
+static void existing_case_cleanup(existing_case *x)
+{
+	awsapi_client_free(x->client);
+	awsapi_ctx_free(x->ctx);
+	run_case_cleanup(&x->rc);
+	tsim_cleanup(&x->t);
+}
+
+/*
+ * A policy-version swap on a "before" policy that a previous run left at 5
+ * versions with the "after" document as its default. The run restores the
+ * profile's document after deleting old versions to make room for it and for
+ * the swap's own version, and the grant is measured.
+ */
+START_TEST(test_run_aws_existing_policy_restored)
+{
+	existing_case x;
+
+	existing_case_run(&x, "probe-full.json", "policy-version");
+	ck_assert(log_contains(&x.rc, "policy probe-no-receive already existed with another document"));
+	ck_assert(log_contains(&x.rc, "deleted its oldest version 1,"));
+	ck_assert(log_contains(&x.rc, "deleted its oldest version 2,"));
+	/* 5 - 2 deleted + the restored "before" version + the swap's "after" version. */
+	ck_assert_uint_eq(version_count(x.client, "probe-no-receive"), 5);
+	ck_assert(default_document_is(x.client, "probe-no-receive", "probe-full.json"));
+	existing_case_cleanup(&x);
+}
+END_TEST
+
+/* A "before" policy that already has the profile's document is used as it is. */
+START_TEST(test_run_aws_existing_policy_kept)
+{
+	existing_case x;
+
+	existing_case_run(&x, "probe-no-receive.json", "attach-detach");
+	ck_assert(log_contains(&x.rc, "policy probe-no-receive already exists with the profile's document"));
+	ck_assert_uint_eq(version_count(x.client, "probe-no-receive"), 5);
+	ck_assert(default_document_is(x.client, "probe-no-receive", "probe-no-receive.json"));
+	existing_case_cleanup(&x);
+}
+END_TEST
+
 static Suite *run_aws_suite(void)
 {
 	Suite *s = suite_create("run_aws");
@@ -285,6 +445,8 @@ static Suite *run_aws_suite(void)
 	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, test_run_aws_http_probes);
 	tcase_add_test(tc, test_run_aws_describe_endpoint);
+	tcase_add_test(tc, test_run_aws_existing_policy_restored);
+	tcase_add_test(tc, test_run_aws_existing_policy_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }
