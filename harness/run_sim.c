@@ -138,6 +138,8 @@ static pl_err create_context(coordinator *c, target_info *t, pl_errmsg *e)
 	target_api_rates(c->prof, &cfg);
 	cfg.max_attempts = c->prof->swap.max_retries + 1;
 	err = awsapi_ctx_create(&c->api, &cfg, e);
+	/* NOTE: run.c learns c->api for its signal handler only after this
+	 * returns, so Ctrl-C does not cancel a DescribeEndpoint in flight. */
 	if (err == PL_OK)
 		err = target_discover(t, c->api, e);
 	if (err != PL_OK)
