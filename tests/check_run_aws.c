@@ -84,6 +84,65 @@ static void use_private_loopback(void)
 }
 
 /*
+ * Simulators the tests started, one "<pid> <state dir>" line each. A failed
+ * check ends the forked test process at once, without its cleanup, so the
+ * suite's teardown stops those still running.
+ */
+static char started_list[512];
+
+static void record_started(const tsim *t)
+{
+	FILE *f = fopen(started_list, "a");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%d %s\n", sim_pid(t->sim), t->dir);
+	fclose(f);
+}
+
+/* Whether pid is still the mosquitto that runs on state_dir (a pid can be reused). */
+static int runs_on(int pid, const char *state_dir)
+{
+	char path[64], cmdline[4096];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	n = fread(cmdline, 1, sizeof(cmdline) - 1, f);
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		if (cmdline[i] == '\0')
+			cmdline[i] = ' ';
+	cmdline[n] = '\0';
+	return strstr(cmdline, "mosquitto") != NULL && strstr(cmdline, state_dir) != NULL;
+}
+
+static void suite_setup(void)
+{
+	snprintf(started_list, sizeof(started_list), "%s/policylag-run-aws-%d.pids",
+		 getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp", (int)getpid());
+}
+
+static void suite_teardown(void)
+{
+	char dir[PATH_MAX];
+	int pid;
+	FILE *f = fopen(started_list, "r");
+
+	while (f != NULL && fscanf(f, "%d %4095s", &pid, dir) == 2) {
+		if (!runs_on(pid, dir))
+			continue;
+		fprintf(stderr, "stopping simulator %d left by a failed test\n", pid);
+		kill(pid, SIGTERM);
+	}
+	if (f != NULL)
+		fclose(f);
+	remove(started_list);
+}
+
+/*
  * Starts the simulator on port 8883 with a 2 s snapshot lifetime.
  * describe_endpoint is the address its DescribeEndpoint returns.
  */
@@ -96,6 +155,7 @@ static void start_simulator(tsim *t, const char *describe_endpoint)
 	t->options.refresh_phase = "connect";
 	tsim_option(t, "api_endpoint", describe_endpoint);
 	tsim_start(t);
+	record_started(t);
 	/* The run finds its keys as the AWS CLI would, in the simulator's file. */
 	setenv("AWS_SHARED_CREDENTIALS_FILE", sim_credentials_path(t->sim), 1);
 	setenv("AWS_CONFIG_FILE", "/dev/null", 1);
@@ -443,6 +503,7 @@ static Suite *run_aws_suite(void)
 	TCase *tc = tcase_create("simulator");
 
 	tcase_set_timeout(tc, 150);
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
 	tcase_add_test(tc, test_run_aws_http_probes);
 	tcase_add_test(tc, test_run_aws_describe_endpoint);
 	tcase_add_test(tc, test_run_aws_existing_policy_restored);
