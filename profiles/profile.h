@@ -112,6 +112,7 @@ typedef struct profile_aws {
 	char *region;                /* e.g. "eu-west-1"; required for the aws target */
 	char *mqtt_endpoint;         /* host name; "" = DescribeEndpoint(iot:Data-ATS) */
 	char *control_endpoint;      /* base URL; "" = https://iot.<region>.amazonaws.com */
+	char *data_endpoint;         /* base URL of the data plane; "" = https://<MQTT endpoint> */
 	char *credentials_profile;   /* profile in ~/.aws/credentials; "default" */
 	char *access_key_id;         /* "" = from credentials_profile; secret */
 	char *secret_access_key;     /* "" = from credentials_profile; secret */

@@ -95,6 +95,7 @@ static const field aws_rows[] = {
 	ROW("region", FIELD_STRING, profile_aws, region, "", 0, 0),
 	ROW("mqtt_endpoint", FIELD_STRING, profile_aws, mqtt_endpoint, "", 0, 0),
 	ROW("control_endpoint", FIELD_STRING, profile_aws, control_endpoint, "", 0, 0),
+	ROW("data_endpoint", FIELD_STRING, profile_aws, data_endpoint, "", 0, 0),
 	ROW("credentials_profile", FIELD_STRING, profile_aws, credentials_profile, "default", 0, 0),
 	ROW("access_key_id", FIELD_SECRET, profile_aws, access_key_id, "", 0, 0),
 	ROW("secret_access_key", FIELD_SECRET, profile_aws, secret_access_key, "", 0, 0),
