@@ -33,10 +33,13 @@ static int by_value(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Adds count certificates signed by the fixture's CA straight into the store. */
+/*
+ * Adds count certificates straight into the store, each for a new P-256 key
+ * and signed by the fixture's CA, as CreateCertificateFromCsr makes them.
+ */
 static int fill_store(sim_api_fixture *f, int count)
 {
-	char ca_path[128], key_path[128];
+	char ca_path[128], key_path[128], ca_id[SIM_CERTS_ID_LEN + 1];
 	pl_errmsg e = { "" };
 	sim_ca *ca = NULL;
 	int rc = 0;
@@ -45,19 +48,22 @@ static int fill_store(sim_api_fixture *f, int count)
 	sim_api_fixture_path(f, "ca.key", key_path, sizeof(key_path));
 	if (sim_ca_load(&ca, ca_path, key_path, &e) != PL_OK)
 		rc = -1;
+	else
+		sim_ca_id(ca, ca_id);
 	for (int i = 0; rc == 0 && i < count; i++) {
-		char *pem = NULL, *key = NULL;
+		char *pem = NULL, *key = NULL, *csr = NULL;
 
-		if (sim_certs_create_keys_and_cert(ca, "fill", 30, &pem, &key, NULL, &e) != PL_OK) {
+		if (sim_certs_create_ec_csr("fill", &key, &csr, &e) != PL_OK ||
+		    sim_certs_sign_csr(ca, csr, 30, &pem, &e) != PL_OK)
 			rc = -1;
-			break;
-		}
 		sim_state_lock(f->state);
-		if (sim_state_cert_add(f->state, pem, SIM_CERT_ACTIVE, NULL, NULL, &e) != PL_OK)
+		if (rc == 0 &&
+		    sim_state_cert_add(f->state, pem, SIM_CERT_ACTIVE, ca_id, NULL, &e) != PL_OK)
 			rc = -1;
 		sim_state_unlock(f->state);
 		free(pem);
 		free(key);
+		free(csr);
 	}
 	if (rc != 0)
 		fprintf(stderr, "bench_sim_state: %s\n", e.msg);
