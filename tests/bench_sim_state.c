@@ -11,6 +11,9 @@
  *   sim_state_N_call_p50_ms, _mean_ms, _max_ms
  *                              send-to-response time of CALLS calls, with the
  *                              store growing from N to N + CALLS certificates
+ *   sim_state_N_journal_bytes  size of the state journal after those calls (0
+ *                              without one), to estimate the share of a
+ *                              compaction each call carries
  */
 #include <check.h>
 #include <stdio.h>
@@ -145,8 +148,10 @@ static int time_calls(sim_api_fixture *f, char *csrs[CALLS], int64_t ns[CALLS])
 	return rc;
 }
 
-static void print_calls(int count, int64_t ns[CALLS])
+static void print_calls(sim_api_fixture *f, int count, int64_t ns[CALLS])
 {
+	char path[128];
+	struct stat st;
 	double sum = 0;
 
 	for (int i = 0; i < CALLS; i++)
@@ -155,6 +160,9 @@ static void print_calls(int count, int64_t ns[CALLS])
 	printf("sim_state_%d_call_p50_ms %.2f\n", count, (double)ns[CALLS / 2] / 1e6);
 	printf("sim_state_%d_call_mean_ms %.2f\n", count, sum / CALLS / 1e6);
 	printf("sim_state_%d_call_max_ms %.2f\n", count, (double)ns[CALLS - 1] / 1e6);
+	sim_api_fixture_path(f, "state.json.journal", path, sizeof(path));
+	printf("sim_state_%d_journal_bytes %lld\n", count,
+	       stat(path, &st) == 0 ? (long long)st.st_size : 0LL);
 }
 
 static int bench_store_size(int count)
@@ -173,7 +181,7 @@ static int bench_store_size(int count)
 	if (rc == 0)
 		rc = time_calls(&f, csrs, ns);
 	if (rc == 0)
-		print_calls(count, ns);
+		print_calls(&f, count, ns);
 	for (int i = 0; i < CALLS; i++)
 		free(csrs[i]);
 	sim_api_fixture_stop(&f);
