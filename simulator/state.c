@@ -107,21 +107,65 @@ int sim_coll_add(sim_coll *c, void *item)
 	return 0;
 }
 
+/* Whether k lies in the cyclic slot range (i, j]. */
+static int slot_between(size_t i, size_t k, size_t j)
+{
+	return i <= j ? (i < k && k <= j) : (i < k || k <= j);
+}
+
+/*
+ * Empties slot hole and moves later entries of its probe run back into it
+ * (backward-shift deletion), so lookups need no tombstones. An entry moves
+ * unless its home slot lies between the hole and its position.
+ */
+static void coll_slot_clear(sim_coll *c, size_t hole)
+{
+	size_t mask = c->slot_count - 1;
+
+	c->slots[hole] = 0;
+	for (size_t j = (hole + 1) & mask; c->slots[j] != 0; j = (j + 1) & mask) {
+		size_t home = hash_string(c->key(c->items[c->slots[j] - 1])) & mask;
+
+		if (slot_between(hole, home, j))
+			continue;
+		c->slots[hole] = c->slots[j];
+		c->slots[j] = 0;
+		hole = j;
+	}
+}
+
+/* The slot that refers to items[index]. */
+static size_t coll_slot_of(const sim_coll *c, size_t index)
+{
+	size_t mask = c->slot_count - 1;
+	size_t i = hash_string(c->key(c->items[index])) & mask;
+
+	while (c->slots[i] != index + 1)
+		i = (i + 1) & mask;
+	return i;
+}
+
 void sim_coll_remove(sim_coll *c, void *item)
 {
-	for (size_t i = 0; i < c->count; i++) {
-		if (c->items[i] == item) {
-			c->items[i] = c->items[--c->count];
-			break;
-		}
+	size_t mask = c->slot_count - 1;
+	size_t pos, index, last;
+
+	if (c->slot_count == 0)
+		return;
+	pos = hash_string(c->key(item)) & mask;
+	while (c->slots[pos] != 0 && c->items[c->slots[pos] - 1] != item)
+		pos = (pos + 1) & mask;
+	if (c->slots[pos] == 0)
+		return;
+	index = c->slots[pos] - 1;
+	coll_slot_clear(c, pos);
+	/* Fill the gap in items with the last item and point its slot there. */
+	last = c->count - 1;
+	if (index != last) {
+		c->slots[coll_slot_of(c, last)] = index + 1;
+		c->items[index] = c->items[last];
 	}
-	/* Deletions are rare (control-plane calls), so a rebuild is fine. If the
-	 * allocation fails the old table stays, so rebuild in place instead. */
-	if (coll_rebuild(c, c->slot_count) != 0) {
-		memset(c->slots, 0, c->slot_count * sizeof(*c->slots));
-		for (size_t i = 0; i < c->count; i++)
-			coll_index(c, i);
-	}
+	c->count--;
 }
 
 static void coll_free(sim_coll *c)
@@ -270,7 +314,7 @@ pl_err sim_state_reload(sim_state *s, pl_errmsg *e)
 	pthread_mutex_lock(&s->lock);
 	rc = sim_state_load(fresh, e);
 	if (rc == PL_OK) {
-		/* Changes not saved yet are overwritten with the rest. */
+		/* The reload overwrites unsaved changes along with the rest. */
 		sim_state_changes_clear(s);
 		swap_coll(&s->policies, &fresh->policies);
 		swap_coll(&s->certs, &fresh->certs);
@@ -574,7 +618,7 @@ pl_err sim_state_policy_delete(sim_state *s, const char *name, pl_errmsg *e)
 				     "policy %s has non-default versions; delete them first", name);
 	if (policy_attached_anywhere(s, name))
 		return pl_errmsg_set(e, PL_ERR_STATE, "policy %s is attached to a target", name);
-	/* Record the change first: the key may be the record's own name. */
+	/* Record the change first, because the key may be the record's own name. */
 	sim_state_changed(s, SIM_REC_POLICY, name);
 	sim_coll_remove(&s->policies, p);
 	sim_policy_rec_free(p);
@@ -817,7 +861,7 @@ pl_err sim_state_cert_delete(sim_state *s, const char *cert_id, pl_errmsg *e)
 		if (thing_has_principal(s->things.items[i], c->arn))
 			return pl_errmsg_set(e, PL_ERR_STATE,
 					     "certificate %s is attached to a thing", cert_id);
-	/* Record the change first: the key may be the record's own name. */
+	/* Record the change first, because the key may be the record's own name. */
 	sim_state_changed(s, SIM_REC_CERT, cert_id);
 	sim_coll_remove(&s->certs, c);
 	sim_cert_free(c);

@@ -178,6 +178,12 @@ static pl_err journal_append(sim_state *s, pl_errmsg *e)
 		return pl_errmsg_set(e, PL_ERR_IO, "state journal %s: %s", s->journal_path,
 				     strerror(err));
 	}
+	if (st.st_nlink == 0) {
+		/* Someone removed the journal: lines appended to it would be lost. */
+		free(line);
+		journal_fd_close(s);
+		return sim_state_compact(s, e);
+	}
 	if (write_all(s->journal_fd, line, len) == 0 && fdatasync(s->journal_fd) == 0) {
 		free(line);
 		s->journal_bytes = (size_t)st.st_size + len;

@@ -123,7 +123,7 @@ pl_err sim_state_thing_delete(sim_state *s, const char *name, pl_errmsg *e)
 		if (strings_remove(g->things, &g->thing_count, name) == 0)
 			sim_state_changed(s, SIM_REC_GROUP, g->name);
 	}
-	/* Record the change first: the key may be the record's own name. */
+	/* Record the change first, because the key may be the record's own name. */
 	sim_state_changed(s, SIM_REC_THING, name);
 	sim_coll_remove(&s->things, t);
 	sim_thing_free(t);
@@ -206,7 +206,7 @@ pl_err sim_state_group_delete(sim_state *s, const char *name, pl_errmsg *e)
 
 	if (!g)
 		return pl_errmsg_set(e, PL_ERR_NOT_FOUND, "thing group %s not found", name);
-	/* Record the change first: the key may be the record's own name. */
+	/* Record the change first, because the key may be the record's own name. */
 	sim_state_changed(s, SIM_REC_GROUP, name);
 	sim_coll_remove(&s->groups, g);
 	sim_group_free(g);

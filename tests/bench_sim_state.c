@@ -14,6 +14,8 @@
  *   sim_state_N_journal_bytes  size of the state journal after those calls (0
  *                              without one), to estimate the share of a
  *                              compaction each call carries
+ *   sim_state_N_load_ms        loading those files into a new store, as a
+ *                              restart does
  */
 #include <check.h>
 #include <stdio.h>
@@ -165,6 +167,33 @@ static void print_calls(sim_api_fixture *f, int count, int64_t ns[CALLS])
 	       stat(path, &st) == 0 ? (long long)st.st_size : 0LL);
 }
 
+/* Times loading the saved files into a second store. */
+static int time_load(sim_api_fixture *f, int count)
+{
+	char path[128];
+	sim_state_config cfg = { .path = path };
+	pl_errmsg e = { "" };
+	sim_state *s = NULL;
+	int64_t start;
+	pl_err rc;
+
+	sim_api_fixture_path(f, "state.json", path, sizeof(path));
+	if (sim_state_create(&s, &cfg, &e) != PL_OK) {
+		fprintf(stderr, "bench_sim_state: %s\n", e.msg);
+		return -1;
+	}
+	sim_state_lock(s);
+	start = pl_mono_ns();
+	rc = sim_state_load(s, &e);
+	if (rc == PL_OK)
+		printf("sim_state_%d_load_ms %.2f\n", count, (double)(pl_mono_ns() - start) / 1e6);
+	else
+		fprintf(stderr, "bench_sim_state: %s\n", e.msg);
+	sim_state_unlock(s);
+	sim_state_free(s);
+	return rc == PL_OK ? 0 : -1;
+}
+
 static int bench_store_size(int count)
 {
 	char *csrs[CALLS] = { NULL };
@@ -182,6 +211,8 @@ static int bench_store_size(int count)
 		rc = time_calls(&f, csrs, ns);
 	if (rc == 0)
 		print_calls(&f, count, ns);
+	if (rc == 0)
+		rc = time_load(&f, count);
 	for (int i = 0; i < CALLS; i++)
 		free(csrs[i]);
 	sim_api_fixture_stop(&f);

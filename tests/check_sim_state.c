@@ -394,9 +394,41 @@ START_TEST(test_sim_certs_key_file_mode)
 }
 END_TEST
 
+START_TEST(test_sim_state_deletes_keep_lookups)
+{
+	sim_state *s = new_state();
+	char name[16];
+	pl_errmsg e;
+
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "thing-%d", i);
+		ck_assert_int_eq(sim_state_thing_create(s, name, NULL, NULL, 0, NULL, &e), PL_OK);
+	}
+	/* Delete every third thing, from the end, so the last item moves often. */
+	for (int i = 299; i >= 0; i--) {
+		snprintf(name, sizeof(name), "thing-%d", i);
+		if (i % 3 == 0)
+			ck_assert_int_eq(sim_state_thing_delete(s, name, &e), PL_OK);
+	}
+	ck_assert_uint_eq(sim_state_thing_count(s), 200);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "thing-%d", i);
+		if (i % 3 == 0)
+			ck_assert_ptr_null(sim_state_thing_find(s, name));
+		else
+			ck_assert_str_eq(sim_state_thing_find(s, name)->name, name);
+	}
+	for (size_t i = 0; i < sim_state_thing_count(s); i++) {
+		sim_thing *t = sim_state_thing_at(s, i);
+		ck_assert_ptr_eq(sim_state_thing_find(s, t->name), t);
+	}
+	close_state(s);
+}
+END_TEST
+
 /* ---- journal ------------------------------------------------------------ */
 
-/* A step run in a child process: 0, or the line of the call that failed. */
+/* A step run in a child process. It returns 0, or the line of the call that failed. */
 typedef int (*store_step)(sim_state *s);
 
 #define TRY(call)                                                                  \
@@ -500,7 +532,7 @@ static off_t file_size(const char *path)
 	return st.st_size;
 }
 
-/* The whole file as a string; the caller frees it. */
+/* Reads the whole file into a string that the caller frees. */
 static char *read_text(const char *path)
 {
 	char *text = NULL;
@@ -603,7 +635,7 @@ START_TEST(test_sim_state_journal_replays_saves)
 	char *journal;
 
 	run_and_crash(step_populate, 0);
-	/* The first save writes the state file; each later one appends one line. */
+	/* The first save writes the state file, and each later one appends one line. */
 	journal = read_text(journal_path);
 	ck_assert_int_eq(count_char(journal, '\n'), 5);
 	free(journal);
@@ -832,6 +864,26 @@ START_TEST(test_sim_state_close_writes_snapshot)
 }
 END_TEST
 
+START_TEST(test_sim_state_journal_removed_recreated)
+{
+	sim_state *s = load_state();
+	char *snapshot;
+	pl_errmsg e;
+
+	ck_assert_int_eq(sim_state_thing_create(s, "t1", NULL, NULL, 0, NULL, &e), PL_OK);
+	ck_assert_int_eq(sim_state_save(s, &e), PL_OK);
+	ck_assert_int_eq(unlink(journal_path), 0);
+	ck_assert_int_eq(sim_state_thing_create(s, "t2", NULL, NULL, 0, NULL, &e), PL_OK);
+	ck_assert_int_eq(sim_state_save(s, &e), PL_OK);
+	/* The save noticed the removal and wrote a snapshot and a new journal. */
+	ck_assert_int_eq(file_size(journal_path), 0);
+	snapshot = read_text(state_path);
+	ck_assert_ptr_nonnull(strstr(snapshot, "\"t2\""));
+	free(snapshot);
+	close_state(s);
+}
+END_TEST
+
 static Suite *sim_state_suite(void)
 {
 	Suite *s = suite_create("sim_state");
@@ -855,6 +907,7 @@ static Suite *sim_state_suite(void)
 	tcase_add_test(tc, test_sim_state_group_policy_not_for_other_client);
 	tcase_add_test(tc, test_sim_state_snapshot_sees_new_default);
 	tcase_add_test(tc, test_sim_state_unknown_cert_snapshot);
+	tcase_add_test(tc, test_sim_state_deletes_keep_lookups);
 	tcase_add_test(tc, test_sim_state_journal_replays_saves);
 	tcase_add_test(tc, test_sim_state_journal_replays_deletes);
 	tcase_add_test(tc, test_sim_state_journal_torn_tail_ignored);
@@ -864,6 +917,7 @@ static Suite *sim_state_suite(void)
 	tcase_add_test(tc, test_sim_state_compaction_then_restart);
 	tcase_add_test(tc, test_sim_state_journal_skips_compacted_lines);
 	tcase_add_test(tc, test_sim_state_close_writes_snapshot);
+	tcase_add_test(tc, test_sim_state_journal_removed_recreated);
 	suite_add_tcase(s, tc);
 	tcase_add_unchecked_fixture(tcc, setup, teardown);
 	tcase_add_test(tcc, test_sim_certs_id_is_sha256_of_der);
