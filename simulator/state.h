@@ -48,8 +48,8 @@ typedef struct sim_state_config {
 	const char *path;    /* state file; NULL keeps the store in memory only */
 	const char *region;  /* for ARNs, default "us-east-1" */
 	const char *account; /* for ARNs, default "123456789012" */
-	/* Journal size in bytes that triggers a compaction; 0 is the default: the
-	 * state file's size, at least SIM_JOURNAL_MIN_BYTES. */
+	/* Journal size in bytes that triggers a compaction. 0 selects the
+	 * default, the state file's size but at least SIM_JOURNAL_MIN_BYTES. */
 	size_t journal_max_bytes;
 } sim_state_config;
 
@@ -145,9 +145,9 @@ typedef struct sim_thing_group {
 pl_err sim_state_create(sim_state **out, const sim_state_config *cfg, pl_errmsg *e);
 
 /*
- * Frees the store. When it has saved since its load and the journal is not
- * empty, it first writes a snapshot, so that after a clean stop the state
- * file alone holds everything; a failure there is logged and the journal
+ * Frees the store. A store that saved since its load and has a non-empty
+ * journal first writes a snapshot, so after a clean stop the state file
+ * alone contains everything. A failure there is logged, and the journal
  * keeps the changes. Call it without the lock, with no other user left.
  */
 void sim_state_free(sim_state *s);
@@ -183,9 +183,9 @@ pl_err sim_state_save(sim_state *s, pl_errmsg *e);
 
 /*
  * Writes the whole store as a new snapshot atomically, then empties the
- * journal. A crash between the two steps is harmless: every journal line
- * carries its generation, and a load skips lines the snapshot already
- * holds. PL_ERR_IO or PL_ERR_NOMEM when the snapshot was not written. Lock
+ * journal. A crash between the two steps is harmless, because every
+ * journal line carries its generation and a load skips lines the snapshot
+ * already contains. PL_ERR_IO or PL_ERR_NOMEM when the snapshot was not written. Lock
  * held.
  */
 pl_err sim_state_compact(sim_state *s, pl_errmsg *e);

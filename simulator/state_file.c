@@ -119,7 +119,7 @@ pl_err sim_state_snapshot_write(sim_state *s, size_t *bytes, pl_errmsg *e)
 
 /* ---- load -------------------------------------------------------------- */
 
-/* A load error; where names the file and the record ("state file X: things[2]"). */
+/* Sets a load error. where names the file and the record ("state file X: things[2]"). */
 static pl_err bad(pl_errmsg *e, const char *where, const char *why)
 {
 	return pl_errmsg_set(e, PL_ERR_PARSE, "%s: %s", where, why);

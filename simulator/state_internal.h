@@ -51,10 +51,10 @@ struct sim_state {
 	/* Changes since the last save, one entry per record. */
 	sim_change *changes;
 	size_t change_count;
-	int changes_overflow;    /* too many to list: the next save writes a snapshot */
-	int loading;             /* a load is inserting records: nothing to record */
+	int changes_overflow;    /* too many to list, so the next save writes a snapshot */
+	int loading;             /* set while a load inserts records, which need no journal line */
 
-	int journal_fd;          /* open for appends after the first snapshot; -1 before */
+	int journal_fd;          /* open for appends after the first snapshot, -1 before */
 	size_t journal_bytes;    /* journal size after the last append or snapshot */
 	size_t journal_max_bytes; /* configured bound, 0 for the default */
 	size_t snapshot_bytes;   /* state file size at the last load or snapshot */
@@ -92,12 +92,12 @@ char *sim_make_arn(const sim_state *s, const char *kind, const char *name);
 const char *sim_rec_array_name(sim_rec_kind kind);  /* "policies", "certificates", ... */
 const char *sim_rec_key_member(sim_rec_kind kind);  /* "name", or "id" for certificates */
 json_t *sim_rec_json(sim_rec_kind kind, const void *record);
-/* Inserts the record j describes; where prefixes error messages ("state file X: things[2]"). */
+/* Inserts the record j describes. where prefixes error messages ("state file X: things[2]"). */
 pl_err sim_rec_load(sim_state *s, sim_rec_kind kind, json_t *j, const char *where,
 		    pl_errmsg *e);
-/* Writes the whole store to the state file atomically; *bytes gets its size. */
+/* Writes the whole store to the state file atomically and sets *bytes to its size. */
 pl_err sim_state_snapshot_write(sim_state *s, size_t *bytes, pl_errmsg *e);
-/* Loads the state file into an empty store; a missing file is an empty store. */
+/* Loads the state file into an empty store. A missing file is an empty store. */
 pl_err sim_state_snapshot_read(sim_state *s, pl_errmsg *e);
 
 /* state_journal.c */
