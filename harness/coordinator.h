@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "harness/connrate.h"
 #include "harness/progress.h"
 #include "harness/rundir.h"
 #include "profiles/profile.h"
@@ -182,6 +183,12 @@ typedef struct coordinator {
 	uint64_t truth_rows;      /* rows that got ground truth */
 	int64_t truth_error_sum;  /* of |truth_error_ns| over those rows */
 	int64_t truth_error_max;
+
+	/* adaptive connect pacing (coordinator_rate.c) */
+	connrate rate;
+	int rate_on;               /* the controller runs: adaptive pacing, connect phase begun */
+	int64_t t_rate_log_ns;     /* the last INFO line about a rate change */
+	uint32_t rate_unlogged;    /* changes since that line */
 } coordinator;
 
 /*
@@ -213,6 +220,9 @@ pl_err coord_http_prober_start(coordinator *c, pl_errmsg *e);
 
 /* Stops and joins the prober thread; a no-op when it is not running. */
 void coord_http_prober_stop(coordinator *c);
+
+/* Sends m to every live worker. */
+void coord_broadcast(coordinator *c, const wp_msg *m);
 
 /* Sends a PHASE message to every live worker. */
 void coord_send_phase(coordinator *c, wp_phase phase);
@@ -270,6 +280,27 @@ void coord_set_phase(coordinator *c, coord_phase phase);
 
 /* Rewrites run.json from the coordinator's state; status is "running", ... */
 pl_err coord_write_run_json(coordinator *c, const char *status, int exit_code, pl_errmsg *e);
+
+/*
+ * Starts adaptive connect pacing at fleet.connect_rate when the profile
+ * enables it; a no-op otherwise. Call once, before PHASE connect.
+ */
+void coord_rate_start(coordinator *c);
+
+/* Feeds the connect outcome in a worker EVENT of device d to the pacing. */
+void coord_rate_on_event(coordinator *c, const coord_device *d, const wp_event *ev);
+
+/*
+ * Ends the pacing round when it is due. A new rate is sent to the workers
+ * (RATE), written to events.jsonl as "connect_rate" and logged.
+ */
+void coord_rate_update(coordinator *c);
+
+/* The connect rate in use, per second: the configured one when pacing is off. */
+double coord_rate_current(const coordinator *c);
+
+/* A worker's share of rate (per second) as HELLO and RATE carry it: x 1000, at least 1. */
+uint32_t coord_rate_share_milli(const coordinator *c, double rate);
 
 /* Signal state shared with the handler installed by run.c. */
 extern volatile int coord_signal_count;

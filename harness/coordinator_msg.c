@@ -161,6 +161,7 @@ static void handle_event(coordinator *c, coord_worker *w, const wp_event *ev)
 		return;
 	}
 	count_event(c, d, ev);
+	coord_rate_on_event(c, d, ev);
 	rundir_json_string(text_json, sizeof(text_json), ev->text);
 	n = snprintf(fields, sizeof(fields),
 		     "\"worker\":%d,\"attempt\":%u,\"code\":%d,\"%s\":%s", w->index,
@@ -171,6 +172,9 @@ static void handle_event(coordinator *c, coord_worker *w, const wp_event *ev)
 	else if (ev->kind == WP_EV_THROTTLED && n > 0 && (size_t)n < sizeof(fields))
 		snprintf(fields + n, sizeof(fields) - (size_t)n, ",\"op\":\"%s\"",
 			 throttle_op(ev->text));
+	else if (ev->connect_ns >= 0 && n > 0 && (size_t)n < sizeof(fields))
+		snprintf(fields + n, sizeof(fields) - (size_t)n, ",\"connect_ns\":%lld",
+			 (long long)ev->connect_ns);
 	coord_event(c, ev->t_ns, event_types[ev->kind], d->name, fields);
 }
 
@@ -553,6 +557,7 @@ void coord_show_progress(coordinator *c, int force)
 		.effective = c->counts.effective,
 		.censored = c->counts.censored,
 		.errors = c->counts.errors,
+		.connect_rate = coord_rate_current(c),
 	};
 
 	if (c->progress != NULL)

@@ -46,19 +46,22 @@ void progress_free(progress *p)
 void progress_update(progress *p, const progress_counts *c, int64_t now_ns, int force)
 {
 	char elapsed[32];
+	char rate[32] = "";
 
 	if (!force && now_ns - p->last_ns < p->interval_ns)
 		return;
+	if (c->connect_rate > 0)
+		snprintf(rate, sizeof(rate), "  rate %.4g/s", c->connect_rate);
 	p->last_ns = now_ns;
 	pl_format_duration((now_ns - p->start_ns) / PL_NS_PER_S * PL_NS_PER_S, elapsed,
 			   sizeof(elapsed));
 	fprintf(p->stream,
 		"%s%-7s connected %llu/%llu  subscribed %llu  swapped %llu  effective %llu"
-		"  censored %llu  errors %llu  elapsed %s%s",
+		"  censored %llu  errors %llu%s  elapsed %s%s",
 		p->tty ? "\r\033[K" : "", c->phase, (unsigned long long)c->connected,
 		(unsigned long long)c->devices, (unsigned long long)c->subscribed,
 		(unsigned long long)c->swapped, (unsigned long long)c->effective,
-		(unsigned long long)c->censored, (unsigned long long)c->errors, elapsed,
+		(unsigned long long)c->censored, (unsigned long long)c->errors, rate, elapsed,
 		p->tty ? "" : "\n");
 	p->line_open = p->tty;
 	fflush(p->stream);

@@ -27,6 +27,7 @@ typedef struct progress_counts {
 	uint64_t effective;
 	uint64_t censored;
 	uint64_t errors;     /* devices or calls with an error */
+	double connect_rate; /* CONNECTs per second the run paces at now; 0 = not shown */
 } progress_counts;
 
 typedef struct progress progress;

@@ -101,6 +101,21 @@ static json_t *swap_json(const coordinator *c)
 	return o;
 }
 
+/* The configured connect rate and, with adaptive pacing, the rates it used. */
+static json_t *connect_rate_json(const coordinator *c)
+{
+	const profile_fleet *f = &c->prof->fleet;
+	json_t *o = json_pack("{s:f, s:b, s:f}", "configured", f->connect_rate, "adaptive",
+			      f->connect_rate_adaptive, "floor", f->connect_rate_floor);
+
+	if (c->rate_on) {
+		json_object_set_new(o, "current", json_real(c->rate.rate));
+		json_object_set_new(o, "lowest", json_real(c->rate.lowest));
+		json_object_set_new(o, "changes", json_integer(c->rate.changes));
+	}
+	return o;
+}
+
 static json_t *build_run_json(const coordinator *c, const char *status, int exit_code)
 {
 	const profile *p = c->prof;
@@ -127,6 +142,7 @@ static json_t *build_run_json(const coordinator *c, const char *status, int exit
 	json_object_set_new(o, "first_device", json_integer(c->first_index));
 	json_object_set_new(o, "probe_interval_ns", json_integer(p->probe.interval_ns));
 	json_object_set_new(o, "observe_timeout_ns", json_integer(p->timing.observe_timeout_ns));
+	json_object_set_new(o, "connect_rate", connect_rate_json(c));
 	json_object_set_new(o, "swap", swap_json(c));
 	json_object_set_new(o, "counts", counts_json(c));
 	json_object_set_new(o, "workers", workers_json(c));

@@ -142,7 +142,9 @@ typedef struct profile_fleet {
 	profile_provisioning provisioning;
 	char *inventory;             /* absolute path of the fleet directory, "" = fleets/<name> */
 	char *client_id_prefix;      /* device i is "<prefix><i, 6 digits>" */
-	double connect_rate;         /* CONNECTs per second over the fleet */
+	double connect_rate;         /* CONNECTs per second over the fleet; the adaptive ceiling */
+	int connect_rate_adaptive;   /* lower the rate while connects fail or are throttled */
+	double connect_rate_floor;   /* the adaptive rate never goes below this, per second */
 	int64_t worker_devices;      /* devices per worker process */
 } profile_fleet;
 
@@ -349,6 +351,13 @@ int64_t profile_expected_duration(const profile *p);
  */
 int64_t profile_swap_calls(const profile *p);
 
+/*
+ * The confirmation window of a revoke: how long a probe must stay
+ * undelivered before it counts as lost. Two probe intervals, at least 1 s,
+ * so that delivery delays are not taken for the effect.
+ */
+int64_t profile_revoke_confirm_ns(const profile *p);
+
 /* The group named name, or NULL. */
 const profile_group *profile_find_group(const profile *p, const char *name);
 
@@ -393,6 +402,13 @@ size_t profile_simulator_options(const profile *p, profile_sim_option *out, size
 
 /* Formats target.simulator.propagation as the simulator parses it ("uniform:20s-40s"). */
 void profile_propagation_text(const profile_propagation *prop, char *buf, size_t len);
+
+/*
+ * Checks a name (profile, group): 1 to 64 of the characters A-Z, a-z, 0-9,
+ * '-' and '_', so that `--set` paths and expectations can name it. The
+ * message shows the name.
+ */
+pl_err profile_check_name(const char *text, pl_errmsg *e);
 
 /* Names for the enums, as written in profiles ("keep-connection", "attach-detach", ...). */
 const char *profile_strategy_name(profile_strategy s);

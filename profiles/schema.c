@@ -118,6 +118,9 @@ static const field fleet_rows[] = {
 	ROW("inventory", FIELD_PATH, profile_fleet, inventory, "", 0, 0),
 	ROW("client_id_prefix", FIELD_STRING, profile_fleet, client_id_prefix, "pl-", 0, 0),
 	ROW("connect_rate", FIELD_RATE, profile_fleet, connect_rate, "50/s", 1, 0),
+	ROW("connect_rate_adaptive", FIELD_BOOL, profile_fleet, connect_rate_adaptive, "true", 0,
+	    0),
+	ROW("connect_rate_floor", FIELD_RATE, profile_fleet, connect_rate_floor, "1/s", 1, 0),
 	ROW("worker_devices", FIELD_INT, profile_fleet, worker_devices, "250", 1, 5000),
 };
 static SECTION(schema_fleet, "fleet", fleet_rows);
@@ -441,7 +444,7 @@ static pl_err parse_propagation(const char *text, profile_propagation *out, pl_e
 	return PL_OK;
 }
 
-static pl_err parse_name(const char *text, pl_errmsg *e)
+pl_err profile_check_name(const char *text, pl_errmsg *e)
 {
 	if (text[0] == '\0')
 		return pl_errmsg_set(e, PL_ERR_INVALID, "missing name: the value is empty");
@@ -512,7 +515,7 @@ static pl_err decode_text(const field *f, const char *text, void *slot, pl_errms
 
 	switch (f->type) {
 	case FIELD_NAME:
-		rc = parse_name(text, e);
+		rc = profile_check_name(text, e);
 		return rc != PL_OK ? rc : store_string(slot, text);
 	case FIELD_STRING:
 	case FIELD_SECRET:
@@ -627,8 +630,32 @@ static void decode_null(loader *l, const field *f, const char *where, const ptre
 			l->oom = 1;
 		return;
 	}
-	loader_error(l, value, "%s: missing value (remove the key to use the default, %s)", where,
-		     f->default_text);
+	if (strcmp(where, "name") == 0)
+		loader_error(l, value,
+			     "name: missing value (remove the key to name the profile after its file)");
+	else
+		loader_error(l, value, "%s: missing value (remove the key to use the default, %s)",
+			     where, f->default_text);
+}
+
+int schema_check_override(loader *l, const field *f, const char *where, const ptree *value)
+{
+	if (!value->override_value)
+		return 1;
+	/* Other values of a section get decode's type error. */
+	if (f->type == FIELD_SECTION && (value->type == PTREE_MAP || ptree_is_null(value))) {
+		loader_error(l, value,
+			     "%s: a map cannot be set with --set; set its keys one at a time, for example --set %s.%s=VALUE",
+			     where, where, f->section->fields[0].key);
+		return 0;
+	}
+	if (f->type == FIELD_CUSTOM && ptree_is_null(value)) {
+		loader_error(l, value,
+			     "%s: missing value (remove this --set to keep the profile's value; '[]' is an empty list)",
+			     where);
+		return 0;
+	}
+	return 1;
 }
 
 void schema_decode(loader *l, const section *s, const char *path, const ptree *map, void *base)
@@ -650,9 +677,11 @@ void schema_decode(loader *l, const section *s, const char *path, const ptree *m
 		const field *f = schema_find(s, map->keys[i]->value);
 		char where[160];
 
-		if (f == NULL || f->type == FIELD_CUSTOM)
+		if (f == NULL)
 			continue;
 		join_path(where, sizeof(where), path, f->key);
+		if (!schema_check_override(l, f, where, map->items[i]) || f->type == FIELD_CUSTOM)
+			continue;
 		if (f->type == FIELD_SECTION)
 			schema_decode(l, f->section, where, map->items[i], (char *)base + f->offset);
 		else if (!ptree_is_null(map->items[i]))

@@ -14,43 +14,11 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include "simulator/options.h"
 #include "simulator/policy.h"
 #include "simulator/propagation.h"
 #include "simulator/quota.h"
 #include "simulator/state.h"
-
-/* Reactions to a denial where AWS's behaviour is a choice (docs/simulator.md). */
-typedef enum plugin_sub_deny {
-	SUB_DENY_DISCONNECT,     /* close the connection (AWS staff, 2017-2018) */
-	SUB_DENY_SUBACK_FAILURE, /* SUBACK 0x80 for the filter */
-} plugin_sub_deny;
-
-typedef enum plugin_qos0_deny {
-	QOS0_DENY_DROP,       /* drop silently, keep the connection */
-	QOS0_DENY_DISCONNECT, /* close the connection */
-} plugin_qos0_deny;
-
-/* Every plugin option, parsed from plugin_opt_<key> lines. */
-typedef struct plugin_config {
-	char *state_dir;
-	char *region;
-	char *account;
-	sim_propagation propagation;
-	int connect_fresh_snapshot;
-	int64_t state_watch_ns;           /* 0 = off */
-	plugin_sub_deny mqtt311_subscribe_denied;
-	plugin_qos0_deny mqtt5_publish_qos0_denied;
-	double connect_rate_per_client;   /* per second, 0 = off */
-	double connect_rate_per_account;
-	double publish_rate_per_connection;
-	int64_t subscriptions_per_connection; /* 0 = off */
-	int64_t subscriptions_per_request;
-	int64_t client_id_max;
-	int64_t topic_max_bytes;
-	int64_t topic_max_slashes;        /* -1 = off */
-	uint64_t payload_max;             /* 0 = off */
-	uint64_t seed;
-} plugin_config;
 
 /*
  * A remembered Allow for one action and resource name. Decisions depend only
@@ -126,9 +94,7 @@ typedef struct plugin {
 } plugin;
 
 /* plugin_options.c */
-void plugin_config_defaults(plugin_config *c);
 pl_err plugin_config_option(plugin *p, const char *key, const char *value, pl_errmsg *e);
-void plugin_config_free(plugin_config *c);
 
 /* plugin_conn.c */
 plugin_conn *plugin_conn_find(plugin *p, const struct mosquitto *client);

@@ -320,6 +320,106 @@ START_TEST(test_report_counts_unmeasured_rows)
 }
 END_TEST
 
+/* Appends one line to DIR/samples.csv. */
+static void append_row(const char *dir, const char *row)
+{
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/samples.csv", dir);
+	f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs(row, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_report_rejects_repeated_row)
+{
+	char dir[512];
+	char *out;
+
+	/* Lines 2 to 7 are the six devices, and line 8 repeats d-fast-2's row for swap 0. */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-fast-2,client-2,fast,reconnect-per-attempt,grant,0,cert-2,2,0,2000000,"
+			"2002000000,2000000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: device 'd-fast-2' has a second row for "
+				  "swap_index 0 (the first is on line 3)") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_accepts_device_per_swap)
+{
+	char dir[512];
+
+	/* The same device in a second swap is a new row, not a repeat. */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-fast-2,client-2,fast,reconnect-per-attempt,revoke,1,cert-2,2,0,2000000,"
+			"2002000000,2000000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.n == 4"), 0);
+}
+END_TEST
+
+START_TEST(test_report_accepts_negative_latency)
+{
+	char dir[512];
+
+	/*
+	 * The effect can arrive before the swap's last call returns (t_swap), so a
+	 * latency of -3 ms is a measurement, not a broken row.
+	 */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-early,client-early,fast,reconnect-per-attempt,grant,0,cert-early,0,0,"
+			"2000000,-1000000,-3000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.n == 4"), 0);
+}
+END_TEST
+
+START_TEST(test_report_rejects_group_with_space)
+{
+	char dir[512];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-extra,client-9,fast lane,reconnect-per-attempt,grant,0,cert-9,0,0,"
+			"2000000,2002000000,2000000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: field group: invalid name 'fast lane'") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_rejects_reserved_group)
+{
+	char dir[512];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-extra,client-9,all,reconnect-per-attempt,grant,0,cert-9,0,0,"
+			"2000000,2002000000,2000000000,0,1,1,0,0,0,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: field group: the name 'all' is reserved") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
 START_TEST(test_report_missing_run_json)
 {
 	char dir[512], path[600];
@@ -428,6 +528,66 @@ START_TEST(test_report_merge_shards)
 	json_decref(root);
 	/* A second merge into the same directory would overwrite a run. */
 	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 3);
+}
+END_TEST
+
+START_TEST(test_report_merge_events_time_order)
+{
+	/* Shard 2's anchor is 1 s after shard 1's, so its times move by +1 s. Shard
+	 * files need not be in time order, and equal times go in shard order
+	 * whatever the order on the command line. */
+	static const struct {
+		long long t_ns;
+		int shard;
+		const char *type;
+	} expected[] = {
+		{ 0, 1, "swap" },	     { 500000000, 2, "connect" },
+		{ 1000000000, 1, "error" },  { 1000000000, 2, "swap" },
+		{ 1500000000, 1, "connect" }, { 3000000000, 2, "error" },
+		{ 4000000000, 1, "throttle" },
+	};
+	char s1[512], s2[512], out[512], path[600];
+	char *text, *line;
+	size_t n = 0;
+
+	make_run("s1", "h1", "1/2", 1000000000, "x", 3, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 2000000000, "y", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+	snprintf(path, sizeof(path), "%s/events.jsonl", s1);
+	write_text(path, "{\"t_ns\": 4000000000, \"type\": \"throttle\", \"op\": \"connect\"}\n"
+			 "{\"t_ns\": 0, \"type\": \"swap\", \"swap_index\": 0}\n"
+			 "\n"
+			 "{\"t_ns\": 1500000000, \"type\": \"connect\", \"device\": \"x-fast-1\"}\n"
+			 "{\"t_ns\": 1000000000, \"type\": \"error\", \"message\": \"m\"}\n");
+	snprintf(path, sizeof(path), "%s/events.jsonl", s2);
+	write_text(path, "{\"t_ns\": 0, \"type\": \"swap\", \"swap_index\": 0}\n"
+			 "{\"t_ns\": -500000000, \"type\": \"connect\", \"device\": \"y-fast-1\"}\n"
+			 "{\"t_ns\": 2000000000, \"type\": \"error\", \"message\": \"m\"}\n");
+
+	ck_assert_int_eq(policylag("merge", s2, s1, "--out", out), 0);
+	snprintf(path, sizeof(path), "%s/events.jsonl", out);
+	text = read_text(path);
+	for (line = text; *line != '\0'; n++) {
+		char *end = strchr(line, '\n');
+		json_error_t jerr;
+		json_t *obj;
+
+		ck_assert_msg(end != NULL, "line %zu has no line break", n + 1);
+		*end = '\0';
+		obj = json_loads(line, 0, &jerr);
+
+		ck_assert_msg(obj != NULL, "line %zu: %s", n + 1, jerr.text);
+		ck_assert_uint_lt(n, sizeof(expected) / sizeof(expected[0]));
+		ck_assert_int_eq(json_integer_value(json_object_get(obj, "t_ns")), expected[n].t_ns);
+		ck_assert_int_eq(json_integer_value(json_object_get(obj, "shard")), expected[n].shard);
+		ck_assert_str_eq(json_string_value(json_object_get(obj, "type")), expected[n].type);
+		json_decref(obj);
+		line = end + 1;
+	}
+	ck_assert_uint_eq(n, sizeof(expected) / sizeof(expected[0]));
+	free(text);
 }
 END_TEST
 
@@ -576,11 +736,17 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_bad_event_names_line);
 	tcase_add_test(tc, test_report_events_span_600s);
 	tcase_add_test(tc, test_report_counts_unmeasured_rows);
+	tcase_add_test(tc, test_report_rejects_repeated_row);
+	tcase_add_test(tc, test_report_accepts_device_per_swap);
+	tcase_add_test(tc, test_report_accepts_negative_latency);
+	tcase_add_test(tc, test_report_rejects_group_with_space);
+	tcase_add_test(tc, test_report_rejects_reserved_group);
 	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
 	tcase_add_test(tc, test_report_compare_missing_groups_cross);
 	tcase_add_test(tc, test_report_merge_shards);
+	tcase_add_test(tc, test_report_merge_events_time_order);
 	tcase_add_test(tc, test_report_merge_rejects_profiles);
 	tcase_add_test(tc, test_report_merge_rejects_overlap);
 	suite_add_tcase(s, tc);
