@@ -258,7 +258,9 @@ pl_err sim_state_save(sim_state *s, pl_errmsg *e)
 	rc = journal_append(s, e);
 	if (rc != PL_OK || s->journal_bytes <= journal_bound(s))
 		return rc;
-	/* The change is durable in the journal whatever the compaction does. */
+	/* The change is durable in the journal whatever the compaction does.
+	 * NOTE: the compaction runs under the store's lock, so this call and
+	 * the broker thread's snapshots wait for a whole-store write. */
 	pl_errmsg_clear(&compact_error);
 	if (sim_state_compact(s, &compact_error) != PL_OK)
 		PL_WARN("state", "compaction failed, the journal keeps the changes: %s",
