@@ -132,6 +132,23 @@ static const struct unit *find_unit(const struct unit *units, size_t count, cons
 	return NULL;
 }
 
+/* Rejects a duration written with an exponent, suggesting the same value in decimal. */
+static pl_err reject_exponent(const char *text, double v, const char *unit, pl_errmsg *e)
+{
+	char decimal[64];
+	size_t len;
+
+	snprintf(decimal, sizeof(decimal), "%.9f", v);
+	len = strlen(decimal);
+	while (len > 0 && decimal[len - 1] == '0')
+		decimal[--len] = '\0';
+	if (len > 0 && decimal[len - 1] == '.')
+		decimal[--len] = '\0';
+	return pl_errmsg_set(e, PL_ERR_INVALID,
+			     "invalid duration '%s': exponents are not accepted; write '%s%s'", text,
+			     decimal, unit);
+}
+
 pl_err pl_parse_duration(const char *text, int64_t min_ns, int64_t max_ns, int64_t *out_ns,
 			 pl_errmsg *e)
 {
@@ -145,6 +162,10 @@ pl_err pl_parse_duration(const char *text, int64_t min_ns, int64_t max_ns, int64
 
 	if (rc != PL_OK)
 		return rc;
+	/* strtod reads "1e3"; a duration is a decimal number with a unit. */
+	if (memchr(text, 'e', (size_t)(end - text)) != NULL ||
+	    memchr(text, 'E', (size_t)(end - text)) != NULL)
+		return reject_exponent(text, v, end, e);
 	if (*end == '\0') {
 		if (v != 0.0)
 			return pl_errmsg_set(e, PL_ERR_INVALID,

@@ -27,6 +27,7 @@ pl_err pl_parse_double(const char *text, double min, double max, double *out, pl
 /*
  * Duration with a unit: ns, us, ms, s, m, h (for example "250ms", "10s",
  * "8m", "1.5h"). A plain "0" is accepted; any other number needs a unit.
+ * The number is decimal without an exponent ("1e3s" is invalid).
  * The result is in nanoseconds and must lie in [min_ns, max_ns].
  */
 pl_err pl_parse_duration(const char *text, int64_t min_ns, int64_t max_ns, int64_t *out_ns,

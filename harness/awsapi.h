@@ -288,8 +288,11 @@ typedef struct awsapi_request {
 	const void *payload;        /* Publish */
 	size_t payload_len;
 	const char *client_id;      /* DeleteConnection */
+	const char *endpoint_type;  /* DescribeEndpoint */
+	const char *marker;         /* List*: nextMarker of the previous page, or NULL */
 	int qos;                    /* Publish */
 	int flag; /* setAsDefault, setAsActive, forceDelete, retain or cleanSession */
+	int prevent_will_message;   /* DeleteConnection */
 } awsapi_request;
 
 typedef struct awsapi_result {

@@ -39,26 +39,34 @@ static pl_err fill_certificate(json_t *response, awsapi_certificate *out, awsapi
 	return err;
 }
 
+/* Runs a CreateCertificate* or DescribeCertificate request and fills *out from desc_key. */
+static pl_err certificate_call(awsapi_client *c, const awsapi_request *r, const char *desc_key,
+			       awsapi_certificate *out, json_t **response, awsapi_call *call,
+			       pl_errmsg *e)
+{
+	json_t *desc;
+	pl_err err = awsapi_run(c, r, response, call, e);
+
+	if (err != PL_OK || out == NULL)
+		return err;
+	desc = desc_key != NULL ? json_object_get(*response, desc_key) : *response;
+	err = fill_certificate(desc, out, r->op, e);
+	if (err == PL_OK && desc_key != NULL)
+		err = awsapi_json_copy(desc, "status", out->status, sizeof(out->status), r->op, e);
+	return err;
+}
+
 pl_err awsapi_create_certificate_from_csr(awsapi_client *c, const char *csr_pem,
 					  int set_as_active, awsapi_certificate *out,
 					  awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_CREATE_CERTIFICATE_FROM_CSR;
-	awsapi_http req;
+	const awsapi_request r = { .op = AWSAPI_CREATE_CERTIFICATE_FROM_CSR, .csr_pem = csr_pem,
+				   .flag = set_as_active };
 	json_t *response = NULL;
-	pl_err err;
+	pl_err err = certificate_call(c, &r, NULL, out, &response, call, e);
 
-	if (csr_pem == NULL || csr_pem[0] == '\0')
-		return pl_errmsg_set(e, PL_ERR_INVALID, "%s: CSR missing", awsapi_op_name(op));
-	err = awsapi_http_init(&req, op, "POST", e, "/certificates");
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "setAsActive", awsapi_bool_text(set_as_active), e);
-	if (err != PL_OK)
-		return err;
-	err = awsapi_execute_json(c, &req, json_pack("{s:s}", "certificateSigningRequest", csr_pem),
-				  &response, call, e);
-	if (err == PL_OK && out != NULL)
-		err = fill_certificate(response, out, op, e);
+	if (err != PL_OK && out != NULL)
+		awsapi_certificate_clear(out);
 	json_decref(response);
 	return err;
 }
@@ -78,23 +86,15 @@ pl_err awsapi_create_keys_and_certificate(awsapi_client *c, int set_as_active,
 					  awsapi_certificate *out, awsapi_call *call,
 					  pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_CREATE_KEYS_AND_CERTIFICATE;
-	awsapi_http req;
+	const awsapi_request r = { .op = AWSAPI_CREATE_KEYS_AND_CERTIFICATE,
+				   .flag = set_as_active };
 	json_t *response = NULL;
-	pl_err err = awsapi_http_init(&req, op, "POST", e, "/keys-and-certificate");
+	pl_err err = certificate_call(c, &r, NULL, out, &response, call, e);
 
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "setAsActive", awsapi_bool_text(set_as_active), e);
-	if (err != PL_OK)
-		return err;
-	err = awsapi_execute(c, &req, &response, call, e);
-	if (err == PL_OK && out != NULL) {
-		err = fill_certificate(response, out, op, e);
-		if (err == PL_OK)
-			err = fill_key_pair(response, out, e);
-		if (err != PL_OK)
-			awsapi_certificate_clear(out);
-	}
+	if (err == PL_OK && out != NULL)
+		err = fill_key_pair(response, out, e);
+	if (err != PL_OK && out != NULL)
+		awsapi_certificate_clear(out);
 	awsapi_client_wipe_response(c);
 	/* NOTE: jansson frees its copy of the private key without zeroing it, and
 	 * libcurl's receive buffers are not wiped either. */
@@ -105,26 +105,13 @@ pl_err awsapi_create_keys_and_certificate(awsapi_client *c, int set_as_active,
 pl_err awsapi_describe_certificate(awsapi_client *c, const char *certificate_id,
 				   awsapi_certificate *out, awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_DESCRIBE_CERTIFICATE;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	json_t *response = NULL, *desc;
-	pl_err err = awsapi_encode_segment(op, "certificate id", certificate_id, seg, sizeof(seg), e);
+	const awsapi_request r = { .op = AWSAPI_DESCRIBE_CERTIFICATE,
+				   .certificate_id = certificate_id };
+	json_t *response = NULL;
+	pl_err err = certificate_call(c, &r, "certificateDescription", out, &response, call, e);
 
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "GET", e, "/certificates/%s", seg);
-	if (err != PL_OK)
-		return err;
-	req.subject = certificate_id;
-	err = awsapi_execute(c, &req, &response, call, e);
-	desc = json_object_get(response, "certificateDescription");
-	if (err == PL_OK && out != NULL) {
-		err = fill_certificate(desc, out, op, e);
-		if (err == PL_OK)
-			err = awsapi_json_copy(desc, "status", out->status, sizeof(out->status), op, e);
-		if (err != PL_OK)
-			awsapi_certificate_clear(out);
-	}
+	if (err != PL_OK && out != NULL)
+		awsapi_certificate_clear(out);
 	json_decref(response);
 	return err;
 }
@@ -132,57 +119,31 @@ pl_err awsapi_describe_certificate(awsapi_client *c, const char *certificate_id,
 pl_err awsapi_update_certificate(awsapi_client *c, const char *certificate_id,
 				 const char *new_status, awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_UPDATE_CERTIFICATE;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	pl_err err = awsapi_encode_segment(op, "certificate id", certificate_id, seg, sizeof(seg), e);
+	const awsapi_request r = { .op = AWSAPI_UPDATE_CERTIFICATE,
+				   .certificate_id = certificate_id, .status = new_status };
 
-	if (err == PL_OK && (new_status == NULL || new_status[0] == '\0'))
-		err = pl_errmsg_set(e, PL_ERR_INVALID, "%s: new status missing", awsapi_op_name(op));
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "PUT", e, "/certificates/%s", seg);
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "newStatus", new_status, e);
-	if (err != PL_OK)
-		return err;
-	req.subject = certificate_id;
-	return awsapi_execute(c, &req, NULL, call, e);
+	return awsapi_run(c, &r, NULL, call, e);
 }
 
 pl_err awsapi_delete_certificate(awsapi_client *c, const char *certificate_id, int force,
 				 awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_DELETE_CERTIFICATE;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	pl_err err = awsapi_encode_segment(op, "certificate id", certificate_id, seg, sizeof(seg), e);
+	const awsapi_request r = { .op = AWSAPI_DELETE_CERTIFICATE,
+				   .certificate_id = certificate_id, .flag = force };
 
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "DELETE", e, "/certificates/%s", seg);
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "forceDelete", awsapi_bool_text(force), e);
-	if (err != PL_OK)
-		return err;
-	req.subject = certificate_id;
-	return awsapi_execute(c, &req, NULL, call, e);
+	return awsapi_run(c, &r, NULL, call, e);
 }
 
 pl_err awsapi_describe_endpoint(awsapi_client *c, const char *endpoint_type, char *address,
 				size_t address_len, awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_DESCRIBE_ENDPOINT;
-	awsapi_http req;
+	const awsapi_request r = { .op = AWSAPI_DESCRIBE_ENDPOINT,
+				   .endpoint_type = endpoint_type ? endpoint_type : "iot:Data-ATS" };
 	json_t *response = NULL;
-	pl_err err = awsapi_http_init(&req, op, "GET", e, "/endpoint");
+	pl_err err = awsapi_run(c, &r, &response, call, e);
 
 	if (err == PL_OK)
-		err = awsapi_http_query(&req, "endpointType",
-					endpoint_type ? endpoint_type : "iot:Data-ATS", e);
-	if (err != PL_OK)
-		return err;
-	err = awsapi_execute(c, &req, &response, call, e);
-	if (err == PL_OK)
-		err = awsapi_json_copy(response, "endpointAddress", address, address_len, op, e);
+		err = awsapi_json_copy(response, "endpointAddress", address, address_len, r.op, e);
 	json_decref(response);
 	return err;
 }
@@ -192,49 +153,18 @@ pl_err awsapi_describe_endpoint(awsapi_client *c, const char *endpoint_type, cha
 pl_err awsapi_publish(awsapi_client *c, const char *topic, const void *payload, size_t len,
 		      int qos, int retain, awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_PUBLISH;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	pl_err err = awsapi_encode_segment(op, "topic", topic, seg, sizeof(seg), e);
+	const awsapi_request r = { .op = AWSAPI_PUBLISH, .topic = topic, .payload = payload,
+				   .payload_len = len, .qos = qos, .flag = retain };
 
-	if (err == PL_OK && qos != 0 && qos != 1)
-		err = pl_errmsg_set(e, PL_ERR_INVALID, "%s: QoS %d is not 0 or 1", awsapi_op_name(op),
-				    qos);
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "POST", e, "/topics/%s", seg);
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "qos", qos ? "1" : "0", e);
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "retain", awsapi_bool_text(retain), e);
-	if (err != PL_OK)
-		return err;
-	req.subject = topic;
-	req.body = payload ? (const char *)payload : "";
-	req.body_len = payload ? len : 0;
-	req.content_type = "application/octet-stream";
-	return awsapi_execute(c, &req, NULL, call, e);
+	return awsapi_run(c, &r, NULL, call, e);
 }
 
 pl_err awsapi_delete_connection(awsapi_client *c, const char *client_id, int clean_session,
 				int prevent_will_message, awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_DELETE_CONNECTION;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	pl_err err = awsapi_encode_segment(op, "client id", client_id, seg, sizeof(seg), e);
+	const awsapi_request r = { .op = AWSAPI_DELETE_CONNECTION, .client_id = client_id,
+				   .flag = clean_session,
+				   .prevent_will_message = prevent_will_message };
 
-	if (err == PL_OK && client_id[0] == '$')
-		err = pl_errmsg_set(e, PL_ERR_INVALID, "%s: client id %s starts with '$'",
-				    awsapi_op_name(op), client_id);
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "DELETE", e, "/connections/%s", seg);
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "cleanSession", awsapi_bool_text(clean_session), e);
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "preventWillMessage",
-					awsapi_bool_text(prevent_will_message), e);
-	if (err != PL_OK)
-		return err;
-	req.subject = client_id;
-	return awsapi_execute(c, &req, NULL, call, e);
+	return awsapi_run(c, &r, NULL, call, e);
 }

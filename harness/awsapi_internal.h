@@ -79,6 +79,16 @@ typedef struct awsapi_sigv4_input {
 
 pl_err awsapi_sigv4_authorization(const awsapi_sigv4_input *in, char *out, size_t out_len);
 
+/*
+ * Builds the HTTP request of r->op from the operation table (method, path
+ * segments, query and body, from the members of r that the operation
+ * uses), checks r's arguments and runs the request as awsapi_execute does.
+ * Returns PL_ERR_INVALID, before sending anything, for a missing or invalid
+ * argument ("AttachPolicy: target missing").
+ */
+pl_err awsapi_run(awsapi_client *c, const awsapi_request *r, json_t **response,
+		  awsapi_call *call, pl_errmsg *e);
+
 /* Runs a request with the JSON object body (consumed; NULL reports out of memory). */
 pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, json_t **response,
 			   awsapi_call *call, pl_errmsg *e);

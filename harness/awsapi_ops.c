@@ -1,7 +1,12 @@
 /*
- * The AWS IoT operations: paths, query strings and bodies as in AWS's REST
- * API (the botocore "iot" and "iot-data" models), responses parsed with jansson.
+ * The AWS IoT operations: one table gives each operation's method, path,
+ * query string and body as in AWS's REST API (the botocore "iot" and
+ * "iot-data" models), and awsapi_run builds and sends any of them.
+ * Responses are parsed with jansson.
  */
+#include <assert.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +53,227 @@ pl_err awsapi_execute_json(awsapi_client *c, awsapi_http *req, json_t *body, jso
 	return err;
 }
 
+/* ---- the operation table ---- */
+
+typedef enum arg_kind {
+	ARG_NONE = 0,
+	ARG_TEXT,     /* a const char * member */
+	ARG_BOOL,     /* an int member, sent as "true" or "false" */
+	ARG_INT,      /* an int member, sent in decimal */
+	ARG_CONSTANT, /* the value in what */
+} arg_kind;
+
+/* One argument of a request and the awsapi_request member it comes from. */
+typedef struct op_arg {
+	const char *key;  /* query parameter or JSON member, NULL for a path segment */
+	arg_kind kind;
+	size_t offset;    /* of the member in awsapi_request */
+	const char *what; /* names a missing text in errors, or is the ARG_CONSTANT value */
+	int optional;     /* a NULL text is left out instead of rejected */
+} op_arg;
+
+/* The HTTP request of one operation, which awsapi_run builds. */
+typedef struct op_route {
+	const char *method;
+	const char *path[3];    /* the path before, between and after the segments */
+	op_arg segment[2];
+	op_arg query[3];        /* in ascending key order, as the canonical query needs */
+	op_arg body;            /* one JSON string member, or ARG_NONE for no JSON body */
+	int payload;            /* the body is the request's payload (Publish) */
+	pl_err (*check)(const awsapi_request *r, pl_errmsg *e); /* other checks, or NULL */
+} op_route;
+
+#define TEXT(key, member, what) { key, ARG_TEXT, offsetof(awsapi_request, member), what, 0 }
+#define OPTIONAL(key, member) { key, ARG_TEXT, offsetof(awsapi_request, member), NULL, 1 }
+#define BOOL(key, member) { key, ARG_BOOL, offsetof(awsapi_request, member), NULL, 0 }
+#define INT(key, member) { key, ARG_INT, offsetof(awsapi_request, member), NULL, 0 }
+#define CONSTANT(key, value) { key, ARG_CONSTANT, 0, value, 0 }
+#define POLICY_NAME TEXT(NULL, policy_name, "policy name")
+#define CERTIFICATE_ID TEXT(NULL, certificate_id, "certificate id")
+#define DOCUMENT TEXT("policyDocument", document, "policy document")
+
+static pl_err check_publish(const awsapi_request *r, pl_errmsg *e)
+{
+	if (r->qos != 0 && r->qos != 1)
+		return pl_errmsg_set(e, PL_ERR_INVALID, "%s: QoS %d is not 0 or 1",
+				     awsapi_op_name(r->op), r->qos);
+	return PL_OK;
+}
+
+static pl_err check_client_id(const awsapi_request *r, pl_errmsg *e)
+{
+	if (r->client_id != NULL && r->client_id[0] == '$')
+		return pl_errmsg_set(e, PL_ERR_INVALID, "%s: client id %s starts with '$'",
+				     awsapi_op_name(r->op), r->client_id);
+	return PL_OK;
+}
+
+static const op_route routes[AWSAPI_OP__COUNT] = {
+	[AWSAPI_CREATE_POLICY] = { "POST", { "/policies/" }, { POLICY_NAME }, { { 0 } }, DOCUMENT },
+	[AWSAPI_GET_POLICY] = { "GET", { "/policies/" }, { POLICY_NAME } },
+	[AWSAPI_DELETE_POLICY] = { "DELETE", { "/policies/" }, { POLICY_NAME } },
+	[AWSAPI_CREATE_POLICY_VERSION] = { "POST", { "/policies/", "/version" }, { POLICY_NAME },
+					   { BOOL("setAsDefault", flag) }, DOCUMENT },
+	[AWSAPI_SET_DEFAULT_POLICY_VERSION] = {
+		"PATCH", { "/policies/", "/version/" },
+		{ POLICY_NAME, TEXT(NULL, version_id, "policy version id") } },
+	[AWSAPI_LIST_POLICY_VERSIONS] = { "GET", { "/policies/", "/version" }, { POLICY_NAME } },
+	[AWSAPI_DELETE_POLICY_VERSION] = {
+		"DELETE", { "/policies/", "/version/" },
+		{ POLICY_NAME, TEXT(NULL, version_id, "policy version id") } },
+	[AWSAPI_ATTACH_POLICY] = { "PUT", { "/target-policies/" }, { POLICY_NAME }, { { 0 } },
+				   TEXT("target", target, "target") },
+	[AWSAPI_DETACH_POLICY] = { "POST", { "/target-policies/" }, { POLICY_NAME }, { { 0 } },
+				   TEXT("target", target, "target") },
+	[AWSAPI_LIST_ATTACHED_POLICIES] = {
+		"POST", { "/attached-policies/" }, { TEXT(NULL, target, "target") },
+		{ OPTIONAL("marker", marker), CONSTANT("pageSize", PAGE_SIZE),
+		  CONSTANT("recursive", "false") } },
+	[AWSAPI_LIST_TARGETS_FOR_POLICY] = {
+		"POST", { "/policy-targets/" }, { POLICY_NAME },
+		{ OPTIONAL("marker", marker), CONSTANT("pageSize", PAGE_SIZE) } },
+	[AWSAPI_CREATE_CERTIFICATE_FROM_CSR] = {
+		"POST", { "/certificates" }, { { 0 } }, { BOOL("setAsActive", flag) },
+		TEXT("certificateSigningRequest", csr_pem, "CSR") },
+	[AWSAPI_CREATE_KEYS_AND_CERTIFICATE] = { "POST", { "/keys-and-certificate" }, { { 0 } },
+						 { BOOL("setAsActive", flag) } },
+	[AWSAPI_DESCRIBE_CERTIFICATE] = { "GET", { "/certificates/" }, { CERTIFICATE_ID } },
+	[AWSAPI_UPDATE_CERTIFICATE] = { "PUT", { "/certificates/" }, { CERTIFICATE_ID },
+					{ TEXT("newStatus", status, "new status") } },
+	[AWSAPI_DELETE_CERTIFICATE] = { "DELETE", { "/certificates/" }, { CERTIFICATE_ID },
+					{ BOOL("forceDelete", flag) } },
+	[AWSAPI_DESCRIBE_ENDPOINT] = { "GET", { "/endpoint" }, { { 0 } },
+				       { OPTIONAL("endpointType", endpoint_type) } },
+	[AWSAPI_PUBLISH] = { "POST", { "/topics/" }, { TEXT(NULL, topic, "topic") },
+			     { INT("qos", qos), BOOL("retain", flag) }, { 0 }, 1, check_publish },
+	[AWSAPI_DELETE_CONNECTION] = {
+		"DELETE", { "/connections/" }, { TEXT(NULL, client_id, "client id") },
+		{ BOOL("cleanSession", flag), BOOL("preventWillMessage", prevent_will_message) },
+		{ 0 }, 0, check_client_id },
+};
+
+/*
+ * Returns the text of argument a of r, formatting a number into buf.
+ * Returns NULL for a NULL or empty text, which a required argument rejects.
+ */
+static const char *arg_text(const awsapi_request *r, const op_arg *a, char *buf, size_t len)
+{
+	const char *member = (const char *)r + a->offset;
+	const char *text;
+	int value;
+
+	switch (a->kind) {
+	case ARG_TEXT:
+		memcpy(&text, member, sizeof(text));
+		return text != NULL && text[0] != '\0' ? text : NULL;
+	case ARG_BOOL:
+		memcpy(&value, member, sizeof(value));
+		return awsapi_bool_text(value);
+	case ARG_INT:
+		memcpy(&value, member, sizeof(value));
+		snprintf(buf, len, "%d", value);
+		return buf;
+	case ARG_CONSTANT:
+		return a->what;
+	default:
+		return NULL;
+	}
+}
+
+static pl_err missing(const awsapi_request *r, const op_arg *a, pl_errmsg *e)
+{
+	return pl_errmsg_set(e, PL_ERR_INVALID, "%s: %s missing", awsapi_op_name(r->op), a->what);
+}
+
+/* Starts req with the route's method and path, each segment percent-encoded. */
+static pl_err build_path(const op_route *rt, const awsapi_request *r, awsapi_http *req,
+			 pl_errmsg *e)
+{
+	char seg[2][AWSAPI_SEGMENT_MAX] = { "", "" };
+	char digits[16];
+	pl_err err = PL_OK;
+
+	for (int i = 0; i < 2 && err == PL_OK && rt->segment[i].kind != ARG_NONE; i++)
+		err = awsapi_encode_segment(r->op, rt->segment[i].what,
+					    arg_text(r, &rt->segment[i], digits, sizeof(digits)),
+					    seg[i], sizeof(seg[i]), e);
+	if (err != PL_OK)
+		return err;
+	err = awsapi_http_init(req, r->op, rt->method, e, "%s%s%s%s%s", rt->path[0], seg[0],
+			       rt->path[1] ? rt->path[1] : "", seg[1],
+			       rt->path[2] ? rt->path[2] : "");
+	if (rt->segment[0].kind != ARG_NONE)
+		req->subject = arg_text(r, &rt->segment[0], digits, sizeof(digits));
+	return err;
+}
+
+static pl_err build_query(const op_route *rt, const awsapi_request *r, awsapi_http *req,
+			  pl_errmsg *e)
+{
+	pl_err err = PL_OK;
+
+	for (size_t i = 0; i < 3 && err == PL_OK && rt->query[i].key != NULL; i++) {
+		char digits[16];
+		const char *value = arg_text(r, &rt->query[i], digits, sizeof(digits));
+
+		if (value != NULL)
+			err = awsapi_http_query(req, rt->query[i].key, value, e);
+		else if (!rt->query[i].optional)
+			err = missing(r, &rt->query[i], e);
+	}
+	return err;
+}
+
+/* Builds the JSON body {"<key>": <text>}, or leaves *body NULL for a route without one. */
+static pl_err build_body(const op_route *rt, const awsapi_request *r, json_t **body,
+			 pl_errmsg *e)
+{
+	char digits[16];
+	const char *value;
+
+	*body = NULL;
+	if (rt->body.kind == ARG_NONE)
+		return PL_OK;
+	value = arg_text(r, &rt->body, digits, sizeof(digits));
+	if (value == NULL)
+		return missing(r, &rt->body, e);
+	*body = json_pack("{s:s}", rt->body.key, value);
+	if (*body == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "%s: out of memory", awsapi_op_name(r->op));
+	return PL_OK;
+}
+
+pl_err awsapi_run(awsapi_client *c, const awsapi_request *r, json_t **response,
+		  awsapi_call *call, pl_errmsg *e)
+{
+	const op_route *rt;
+	awsapi_http req;
+	json_t *body = NULL;
+	pl_err err;
+
+	assert((unsigned)r->op < AWSAPI_OP__COUNT);
+	rt = &routes[r->op];
+	err = rt->check != NULL ? rt->check(r, e) : PL_OK;
+	if (err == PL_OK)
+		err = build_body(rt, r, &body, e);
+	if (err == PL_OK)
+		err = build_path(rt, r, &req, e);
+	if (err == PL_OK)
+		err = build_query(rt, r, &req, e);
+	if (err != PL_OK) {
+		json_decref(body);
+		return err;
+	}
+	if (body != NULL)
+		return awsapi_execute_json(c, &req, body, response, call, e);
+	if (rt->payload) {
+		req.body = r->payload ? (const char *)r->payload : "";
+		req.body_len = r->payload ? r->payload_len : 0;
+		req.content_type = "application/octet-stream";
+	}
+	return awsapi_execute(c, &req, response, call, e);
+}
+
 /* ---- policies ---- */
 
 void awsapi_policy_clear(awsapi_policy *p)
@@ -75,125 +301,76 @@ static pl_err fill_policy(json_t *response, const char *version_key, awsapi_poli
 	return err;
 }
 
+/* Runs CreatePolicy or GetPolicy and fills *out (when not NULL) from the response. */
+static pl_err policy_call(awsapi_client *c, const awsapi_request *r, const char *version_key,
+			  awsapi_policy *out, awsapi_call *call, pl_errmsg *e)
+{
+	json_t *response = NULL;
+	pl_err err = awsapi_run(c, r, &response, call, e);
+
+	if (err == PL_OK && out != NULL)
+		err = fill_policy(response, version_key, out, r->op, e);
+	json_decref(response);
+	return err;
+}
+
 pl_err awsapi_create_policy(awsapi_client *c, const char *name, const char *document,
 			    awsapi_policy *out, awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_CREATE_POLICY;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	json_t *response = NULL;
-	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
+	const awsapi_request r = { .op = AWSAPI_CREATE_POLICY, .policy_name = name,
+				   .document = document };
 
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "POST", e, "/policies/%s", seg);
-	if (err != PL_OK)
-		return err;
-	req.subject = name;
-	err = awsapi_execute_json(c, &req, json_pack("{s:s}", "policyDocument", document ? document : ""),
-			   &response, call, e);
-	if (err == PL_OK && out != NULL)
-		err = fill_policy(response, "policyVersionId", out, op, e);
-	json_decref(response);
-	return err;
+	return policy_call(c, &r, "policyVersionId", out, call, e);
 }
 
 pl_err awsapi_get_policy(awsapi_client *c, const char *name, awsapi_policy *out,
 			 awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_GET_POLICY;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	json_t *response = NULL;
-	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
+	const awsapi_request r = { .op = AWSAPI_GET_POLICY, .policy_name = name };
 
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "GET", e, "/policies/%s", seg);
-	if (err != PL_OK)
-		return err;
-	req.subject = name;
-	err = awsapi_execute(c, &req, &response, call, e);
-	if (err == PL_OK && out != NULL)
-		err = fill_policy(response, "defaultVersionId", out, op, e);
-	json_decref(response);
-	return err;
-}
-
-/* A request with no body and no response: op, method, path "/prefix/<name>[/suffix]". */
-static pl_err simple_call(awsapi_client *c, awsapi_http *req, awsapi_call *call, pl_errmsg *e)
-{
-	return awsapi_execute(c, req, NULL, call, e);
+	return policy_call(c, &r, "defaultVersionId", out, call, e);
 }
 
 pl_err awsapi_delete_policy(awsapi_client *c, const char *name, awsapi_call *call,
 			    pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_DELETE_POLICY;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
+	const awsapi_request r = { .op = AWSAPI_DELETE_POLICY, .policy_name = name };
 
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "DELETE", e, "/policies/%s", seg);
-	if (err != PL_OK)
-		return err;
-	req.subject = name;
-	return simple_call(c, &req, call, e);
+	return awsapi_run(c, &r, NULL, call, e);
 }
 
 pl_err awsapi_create_policy_version(awsapi_client *c, const char *name, const char *document,
 				    int set_as_default, char *version_id, size_t version_id_len,
 				    awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_CREATE_POLICY_VERSION;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
+	const awsapi_request r = { .op = AWSAPI_CREATE_POLICY_VERSION, .policy_name = name,
+				   .document = document, .flag = set_as_default };
 	json_t *response = NULL;
-	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
+	pl_err err = awsapi_run(c, &r, &response, call, e);
 
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "POST", e, "/policies/%s/version", seg);
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "setAsDefault", awsapi_bool_text(set_as_default), e);
-	if (err != PL_OK)
-		return err;
-	req.subject = name;
-	err = awsapi_execute_json(c, &req, json_pack("{s:s}", "policyDocument", document ? document : ""),
-			   &response, call, e);
 	if (err == PL_OK && version_id != NULL)
-		err = awsapi_json_copy(response, "policyVersionId", version_id, version_id_len, op, e);
+		err = awsapi_json_copy(response, "policyVersionId", version_id, version_id_len,
+				       r.op, e);
 	json_decref(response);
 	return err;
-}
-
-/* PATCH or DELETE /policies/{name}/version/{versionId}. */
-static pl_err version_call(awsapi_client *c, awsapi_op op, const char *method, const char *name,
-			   const char *version_id, awsapi_call *call, pl_errmsg *e)
-{
-	char seg[AWSAPI_SEGMENT_MAX], ver[64];
-	awsapi_http req;
-	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
-
-	if (err == PL_OK)
-		err = awsapi_encode_segment(op, "policy version id", version_id, ver, sizeof(ver), e);
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, method, e, "/policies/%s/version/%s", seg, ver);
-	if (err != PL_OK)
-		return err;
-	req.subject = name;
-	return simple_call(c, &req, call, e);
 }
 
 pl_err awsapi_set_default_policy_version(awsapi_client *c, const char *name,
 					 const char *version_id, awsapi_call *call, pl_errmsg *e)
 {
-	return version_call(c, AWSAPI_SET_DEFAULT_POLICY_VERSION, "PATCH", name, version_id, call,
-			    e);
+	const awsapi_request r = { .op = AWSAPI_SET_DEFAULT_POLICY_VERSION, .policy_name = name,
+				   .version_id = version_id };
+
+	return awsapi_run(c, &r, NULL, call, e);
 }
 
 pl_err awsapi_delete_policy_version(awsapi_client *c, const char *name, const char *version_id,
 				    awsapi_call *call, pl_errmsg *e)
 {
-	return version_call(c, AWSAPI_DELETE_POLICY_VERSION, "DELETE", name, version_id, call, e);
+	const awsapi_request r = { .op = AWSAPI_DELETE_POLICY_VERSION, .policy_name = name,
+				   .version_id = version_id };
+
+	return awsapi_run(c, &r, NULL, call, e);
 }
 
 static pl_err parse_versions(json_t *response, awsapi_policy_version **out, size_t *count,
@@ -231,20 +408,13 @@ pl_err awsapi_list_policy_versions(awsapi_client *c, const char *name,
 				   awsapi_policy_version **out, size_t *count,
 				   awsapi_call *call, pl_errmsg *e)
 {
-	const awsapi_op op = AWSAPI_LIST_POLICY_VERSIONS;
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
+	const awsapi_request r = { .op = AWSAPI_LIST_POLICY_VERSIONS, .policy_name = name };
 	json_t *response = NULL;
-	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
+	pl_err err;
 
 	*out = NULL;
 	*count = 0;
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, "GET", e, "/policies/%s/version", seg);
-	if (err != PL_OK)
-		return err;
-	req.subject = name;
-	err = awsapi_execute(c, &req, &response, call, e);
+	err = awsapi_run(c, &r, &response, call, e);
 	if (err == PL_OK)
 		err = parse_versions(response, out, count, e);
 	json_decref(response);
@@ -253,34 +423,22 @@ pl_err awsapi_list_policy_versions(awsapi_client *c, const char *name,
 
 /* ---- attachments ---- */
 
-/* PUT (attach) or POST (detach) /target-policies/{name} with {"target": ...}. */
-static pl_err target_call(awsapi_client *c, awsapi_op op, const char *method, const char *name,
-			  const char *target, awsapi_call *call, pl_errmsg *e)
-{
-	char seg[AWSAPI_SEGMENT_MAX];
-	awsapi_http req;
-	pl_err err = awsapi_encode_segment(op, "policy name", name, seg, sizeof(seg), e);
-
-	if (err == PL_OK && (target == NULL || target[0] == '\0'))
-		err = pl_errmsg_set(e, PL_ERR_INVALID, "%s: target missing", awsapi_op_name(op));
-	if (err == PL_OK)
-		err = awsapi_http_init(&req, op, method, e, "/target-policies/%s", seg);
-	if (err != PL_OK)
-		return err;
-	req.subject = name;
-	return awsapi_execute_json(c, &req, json_pack("{s:s}", "target", target), NULL, call, e);
-}
-
 pl_err awsapi_attach_policy(awsapi_client *c, const char *name, const char *target,
 			    awsapi_call *call, pl_errmsg *e)
 {
-	return target_call(c, AWSAPI_ATTACH_POLICY, "PUT", name, target, call, e);
+	const awsapi_request r = { .op = AWSAPI_ATTACH_POLICY, .policy_name = name,
+				   .target = target };
+
+	return awsapi_run(c, &r, NULL, call, e);
 }
 
 pl_err awsapi_detach_policy(awsapi_client *c, const char *name, const char *target,
 			    awsapi_call *call, pl_errmsg *e)
 {
-	return target_call(c, AWSAPI_DETACH_POLICY, "POST", name, target, call, e);
+	const awsapi_request r = { .op = AWSAPI_DETACH_POLICY, .policy_name = name,
+				   .target = target };
+
+	return awsapi_run(c, &r, NULL, call, e);
 }
 
 void awsapi_strlist_clear(awsapi_strlist *l)
@@ -332,39 +490,18 @@ static pl_err collect_page(json_t *response, const char *array_key, const char *
 	return PL_OK;
 }
 
-/* Describes one paginated list operation. */
+/* The response array of a paginated list operation. */
 typedef struct list_spec {
-	awsapi_op op;
-	const char *path_prefix; /* "/attached-policies/" */
 	const char *array_key;
 	const char *member_key;  /* NULL: the array contains strings */
-	int recursive_param;     /* sends recursive=false */
 } list_spec;
 
-static pl_err list_page(awsapi_client *c, const list_spec *spec, const char *seg,
-			const char *subject, const char *marker, json_t **response,
-			awsapi_call *call, pl_errmsg *e)
-{
-	awsapi_http req;
-	pl_err err = awsapi_http_init(&req, spec->op, "POST", e, "%s%s", spec->path_prefix, seg);
-
-	if (err == PL_OK && marker != NULL)
-		err = awsapi_http_query(&req, "marker", marker, e);
-	if (err == PL_OK)
-		err = awsapi_http_query(&req, "pageSize", PAGE_SIZE, e);
-	if (err == PL_OK && spec->recursive_param)
-		err = awsapi_http_query(&req, "recursive", "false", e);
-	if (err != PL_OK)
-		return err;
-	req.subject = subject;
-	return awsapi_execute(c, &req, response, call, e);
-}
-
-static pl_err list_all(awsapi_client *c, const list_spec *spec, const char *subject,
+/* Runs the list request r page by page, marker by marker, collecting every page. */
+static pl_err list_all(awsapi_client *c, awsapi_request *r, const list_spec *spec,
 		       awsapi_strlist *out, awsapi_call *call, pl_errmsg *e)
 {
-	char seg[AWSAPI_SEGMENT_MAX], *marker = NULL;
-	pl_err err = awsapi_encode_segment(spec->op, "name", subject, seg, sizeof(seg), e);
+	char *marker = NULL;
+	pl_err err = PL_OK;
 
 	out->items = NULL;
 	out->count = 0;
@@ -374,12 +511,13 @@ static pl_err list_all(awsapi_client *c, const list_spec *spec, const char *subj
 
 		if (page == PAGES_MAX) {
 			err = pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: more than %d pages",
-					    awsapi_op_name(spec->op), PAGES_MAX);
+					    awsapi_op_name(r->op), PAGES_MAX);
 			break;
 		}
-		err = list_page(c, spec, seg, subject, marker, &response, call, e);
+		r->marker = marker;
+		err = awsapi_run(c, r, &response, call, e);
 		if (err == PL_OK)
-			err = collect_page(response, spec->array_key, spec->member_key, out, spec->op, e);
+			err = collect_page(response, spec->array_key, spec->member_key, out, r->op, e);
 		next = json_string_value(json_object_get(response, "nextMarker"));
 		free(marker);
 		marker = next && next[0] ? strdup(next) : NULL;
@@ -396,17 +534,17 @@ static pl_err list_all(awsapi_client *c, const list_spec *spec, const char *subj
 pl_err awsapi_list_attached_policies(awsapi_client *c, const char *target, awsapi_strlist *out,
 				     awsapi_call *call, pl_errmsg *e)
 {
-	static const list_spec spec = { AWSAPI_LIST_ATTACHED_POLICIES, "/attached-policies/",
-					"policies", "policyName", 1 };
+	static const list_spec spec = { "policies", "policyName" };
+	awsapi_request r = { .op = AWSAPI_LIST_ATTACHED_POLICIES, .target = target };
 
-	return list_all(c, &spec, target, out, call, e);
+	return list_all(c, &r, &spec, out, call, e);
 }
 
 pl_err awsapi_list_targets_for_policy(awsapi_client *c, const char *name, awsapi_strlist *out,
 				      awsapi_call *call, pl_errmsg *e)
 {
-	static const list_spec spec = { AWSAPI_LIST_TARGETS_FOR_POLICY, "/policy-targets/",
-					"targets", NULL, 0 };
+	static const list_spec spec = { "targets", NULL };
+	awsapi_request r = { .op = AWSAPI_LIST_TARGETS_FOR_POLICY, .policy_name = name };
 
-	return list_all(c, &spec, name, out, call, e);
+	return list_all(c, &r, &spec, out, call, e);
 }

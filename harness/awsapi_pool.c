@@ -5,11 +5,13 @@
  * Lock order: the pool's lock only; callbacks and API calls run without it.
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "harness/awsapi.h"
+#include "harness/awsapi_internal.h"
 
 #define LOG_TAG "awsapi"
 #define POOL_THREADS_MAX 256
@@ -65,47 +67,45 @@ static int op_runs_in_pool(awsapi_op op)
 
 /* ---- copying a request ---- */
 
-static size_t str_size(const char *s)
-{
-	return s ? strlen(s) + 1 : 0;
-}
+/* The strings of an awsapi_request, which submit copies. */
+static const size_t string_members[] = {
+	offsetof(awsapi_request, policy_name),    offsetof(awsapi_request, document),
+	offsetof(awsapi_request, target),         offsetof(awsapi_request, version_id),
+	offsetof(awsapi_request, certificate_id), offsetof(awsapi_request, status),
+	offsetof(awsapi_request, csr_pem),        offsetof(awsapi_request, topic),
+	offsetof(awsapi_request, client_id),      offsetof(awsapi_request, endpoint_type),
+	offsetof(awsapi_request, marker),
+};
 
-/* Copies s (when not NULL) to *cursor and returns the copy. */
-static const char *take_string(char **cursor, const char *s)
+static const char **string_member(awsapi_request *r, size_t i)
 {
-	char *copy;
-
-	if (s == NULL)
-		return NULL;
-	copy = *cursor;
-	memcpy(copy, s, strlen(s) + 1);
-	*cursor += strlen(s) + 1;
-	return copy;
+	return (const char **)(void *)((char *)r + string_members[i]);
 }
 
 static pl_err copy_request(job *j, const awsapi_request *req)
 {
-	size_t total = str_size(req->policy_name) + str_size(req->document) +
-		       str_size(req->target) + str_size(req->version_id) +
-		       str_size(req->certificate_id) + str_size(req->status) +
-		       str_size(req->csr_pem) + str_size(req->topic) + str_size(req->client_id) +
-		       req->payload_len + 1;
+	size_t total = req->payload_len + 1;
 	char *cursor;
 
+	j->req = *req;
+	for (size_t i = 0; i < sizeof(string_members) / sizeof(string_members[0]); i++) {
+		const char *s = *string_member(&j->req, i);
+
+		total += s != NULL ? strlen(s) + 1 : 0;
+	}
 	j->strings = malloc(total);
 	if (j->strings == NULL)
 		return PL_ERR_NOMEM;
 	cursor = j->strings;
-	j->req = *req;
-	j->req.policy_name = take_string(&cursor, req->policy_name);
-	j->req.document = take_string(&cursor, req->document);
-	j->req.target = take_string(&cursor, req->target);
-	j->req.version_id = take_string(&cursor, req->version_id);
-	j->req.certificate_id = take_string(&cursor, req->certificate_id);
-	j->req.status = take_string(&cursor, req->status);
-	j->req.csr_pem = take_string(&cursor, req->csr_pem);
-	j->req.topic = take_string(&cursor, req->topic);
-	j->req.client_id = take_string(&cursor, req->client_id);
+	for (size_t i = 0; i < sizeof(string_members) / sizeof(string_members[0]); i++) {
+		const char **s = string_member(&j->req, i);
+
+		if (*s == NULL)
+			continue;
+		memcpy(cursor, *s, strlen(*s) + 1);
+		*s = cursor;
+		cursor += strlen(cursor) + 1;
+	}
 	if (req->payload != NULL && req->payload_len > 0)
 		memcpy(cursor, req->payload, req->payload_len);
 	j->req.payload = req->payload ? cursor : NULL;
@@ -114,71 +114,33 @@ static pl_err copy_request(job *j, const awsapi_request *req)
 
 /* ---- running a request ---- */
 
-static pl_err run_certificate_request(awsapi_client *c, const awsapi_request *r,
-				      awsapi_result *res)
+/* Copies what a result carries from the response: the new version or certificate. */
+static pl_err fill_result(awsapi_op op, json_t *response, awsapi_result *res)
 {
-	awsapi_certificate cert;
-	pl_err err = awsapi_create_certificate_from_csr(c, r->csr_pem, r->flag, &cert, &res->call,
-							&res->msg);
+	pl_err err = PL_OK;
 
-	if (err == PL_OK) {
-		memcpy(res->certificate_id, cert.id, sizeof(res->certificate_id));
-		memcpy(res->certificate_arn, cert.arn, sizeof(res->certificate_arn));
-		awsapi_certificate_clear(&cert);
-	}
-	return err;
-}
-
-static pl_err run_create_policy(awsapi_client *c, const awsapi_request *r, awsapi_result *res)
-{
-	awsapi_policy policy;
-	pl_err err = awsapi_create_policy(c, r->policy_name, r->document, &policy, &res->call,
-					  &res->msg);
-
-	if (err == PL_OK) {
-		memcpy(res->version_id, policy.version_id, sizeof(res->version_id));
-		awsapi_policy_clear(&policy);
+	if (op == AWSAPI_CREATE_POLICY || op == AWSAPI_CREATE_POLICY_VERSION)
+		err = awsapi_json_copy(response, "policyVersionId", res->version_id,
+				       sizeof(res->version_id), op, &res->msg);
+	if (op == AWSAPI_CREATE_CERTIFICATE_FROM_CSR) {
+		err = awsapi_json_copy(response, "certificateId", res->certificate_id,
+				       sizeof(res->certificate_id), op, &res->msg);
+		if (err == PL_OK)
+			err = awsapi_json_copy(response, "certificateArn", res->certificate_arn,
+					       sizeof(res->certificate_arn), op, &res->msg);
 	}
 	return err;
 }
 
 static pl_err run_request(awsapi_client *c, const awsapi_request *r, awsapi_result *res)
 {
-	awsapi_call *call = &res->call;
-	pl_errmsg *e = &res->msg;
+	json_t *response = NULL;
+	pl_err err = awsapi_run(c, r, &response, &res->call, &res->msg);
 
-	switch (r->op) {
-	case AWSAPI_CREATE_POLICY:
-		return run_create_policy(c, r, res);
-	case AWSAPI_DELETE_POLICY:
-		return awsapi_delete_policy(c, r->policy_name, call, e);
-	case AWSAPI_CREATE_POLICY_VERSION:
-		return awsapi_create_policy_version(c, r->policy_name, r->document, r->flag,
-						    res->version_id, sizeof(res->version_id),
-						    call, e);
-	case AWSAPI_SET_DEFAULT_POLICY_VERSION:
-		return awsapi_set_default_policy_version(c, r->policy_name, r->version_id, call, e);
-	case AWSAPI_DELETE_POLICY_VERSION:
-		return awsapi_delete_policy_version(c, r->policy_name, r->version_id, call, e);
-	case AWSAPI_ATTACH_POLICY:
-		return awsapi_attach_policy(c, r->policy_name, r->target, call, e);
-	case AWSAPI_DETACH_POLICY:
-		return awsapi_detach_policy(c, r->policy_name, r->target, call, e);
-	case AWSAPI_CREATE_CERTIFICATE_FROM_CSR:
-		return run_certificate_request(c, r, res);
-	case AWSAPI_UPDATE_CERTIFICATE:
-		return awsapi_update_certificate(c, r->certificate_id, r->status, call, e);
-	case AWSAPI_DELETE_CERTIFICATE:
-		return awsapi_delete_certificate(c, r->certificate_id, r->flag, call, e);
-	case AWSAPI_PUBLISH:
-		return awsapi_publish(c, r->topic, r->payload, r->payload_len, r->qos, r->flag,
-				      call, e);
-	case AWSAPI_DELETE_CONNECTION:
-		return awsapi_delete_connection(c, r->client_id, r->flag, 0, call, e);
-	default:
-		return pl_errmsg_set(e, PL_ERR_INTERNAL, "pool: operation %s is not run here",
-				     awsapi_op_name(r->op));
-	}
+	if (err == PL_OK)
+		err = fill_result(r->op, response, res);
+	json_decref(response);
+	return err;
 }
 
 /* Runs one job; client is NULL when the pool was cancelled before the job started. */

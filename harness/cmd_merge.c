@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness/commands.h"
 #include "results/results_cli.h"
@@ -156,8 +157,87 @@ static pl_err samples_merge(const shard *sh, size_t n, const char *out_dir, pl_e
 	return err;
 }
 
-/* Copies one shard's events.jsonl lines with t_ns shifted and a "shard" field added. */
-static pl_err events_copy(const shard *sh, FILE *out, pl_errmsg *e)
+/*
+ * events.jsonl of a merged run is in t_ns order. A shard's file is not: its
+ * lines are written as events reach the coordinator, and workers report
+ * their own times. So each shard's lines are sorted on their own into an
+ * unlinked temporary file, and those files are merged by a k-way merge.
+ * Only one shard's lines are in memory at a time.
+ */
+
+/* One event line of a shard, already shifted and tagged with its shard. */
+typedef struct event_line {
+	int64_t t_ns;
+	size_t seq; /* position in the shard's file, so equal times keep their order */
+	char *json;
+} event_line;
+
+typedef struct event_lines {
+	event_line *items;
+	size_t count, cap;
+} event_lines;
+
+static void event_lines_free(event_lines *lines)
+{
+	for (size_t i = 0; i < lines->count; i++)
+		free(lines->items[i].json);
+	free(lines->items);
+	memset(lines, 0, sizeof(*lines));
+}
+
+static pl_err event_lines_add(event_lines *lines, int64_t t_ns, char *json, pl_errmsg *e)
+{
+	if (lines->count == lines->cap) {
+		size_t cap = lines->cap ? lines->cap * 2 : 1024;
+		event_line *grown = realloc(lines->items, cap * sizeof(*grown));
+
+		if (grown == NULL) {
+			free(json);
+			return pl_errmsg_set(e, PL_ERR_NOMEM, "merge: out of memory for %zu events", cap);
+		}
+		lines->items = grown;
+		lines->cap = cap;
+	}
+	lines->items[lines->count] = (event_line){ t_ns, lines->count, json };
+	lines->count++;
+	return PL_OK;
+}
+
+static int event_line_order(const void *a, const void *b)
+{
+	const event_line *x = a, *y = b;
+
+	if (x->t_ns != y->t_ns)
+		return x->t_ns < y->t_ns ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Parses one line, shifts its t_ns and adds the "shard" field. */
+static pl_err event_convert(const shard *sh, const char *path, long line_no, const char *line,
+			    event_lines *lines, pl_errmsg *e)
+{
+	json_error_t jerr;
+	json_t *obj = json_loads(line, 0, &jerr);
+	json_int_t t;
+	char *json;
+
+	if (!json_is_integer(json_object_get(obj, "t_ns"))) {
+		json_decref(obj);
+		return pl_errmsg_set(e, PL_ERR_PARSE,
+				     "%s:%ld: expected an object with integer \"t_ns\"", path, line_no);
+	}
+	t = json_integer_value(json_object_get(obj, "t_ns")) + sh->shift_ns;
+	json_object_set_new(obj, "t_ns", json_integer(t));
+	json_object_set_new(obj, "shard", json_integer(sh->info->shard_index));
+	json = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (json == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "merge: out of memory for an event");
+	return event_lines_add(lines, t, json, e);
+}
+
+/* Reads one shard's events.jsonl; a shard without the file has no events. */
+static pl_err shard_events_read(const shard *sh, event_lines *lines, pl_errmsg *e)
 {
 	char path[4096], *line = NULL;
 	size_t cap = 0;
@@ -173,46 +253,155 @@ static pl_err events_copy(const shard *sh, FILE *out, pl_errmsg *e)
 				       : pl_errmsg_set(e, PL_ERR_IO, "cannot open %s: %s", path,
 						       strerror(errno));
 	while (err == PL_OK && getline(&line, &cap, in) >= 0) {
-		json_error_t jerr;
-		json_t *obj;
-
 		line_no++;
-		if (strspn(line, " \t\r\n") == strlen(line))
-			continue;
-		obj = json_loads(line, 0, &jerr);
-		if (!json_is_integer(json_object_get(obj, "t_ns"))) {
-			err = pl_errmsg_set(e, PL_ERR_PARSE, "%s:%ld: expected an object with integer "
-							     "\"t_ns\"", path, line_no);
-		} else {
-			json_int_t t = json_integer_value(json_object_get(obj, "t_ns"));
-			json_object_set_new(obj, "t_ns", json_integer(t + sh->shift_ns));
-			json_object_set_new(obj, "shard", json_integer(sh->info->shard_index));
-			if (json_dumpf(obj, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF)
-				err = pl_errmsg_set(e, PL_ERR_IO, "writing merged events failed");
-		}
-		json_decref(obj);
+		if (strspn(line, " \t\r\n") != strlen(line))
+			err = event_convert(sh, path, line_no, line, lines, e);
 	}
+	if (err == PL_OK && ferror(in))
+		err = pl_errmsg_set(e, PL_ERR_IO, "reading %s failed", path);
 	free(line);
 	fclose(in);
 	return err;
 }
 
-static pl_err events_merge(const shard *sh, size_t n, const char *out_dir, pl_errmsg *e)
+/* Creates an unlinked temporary file in dir, so the system removes it when it is closed. */
+static pl_err temp_file_open(const char *dir, FILE **out, pl_errmsg *e)
 {
 	char path[4096];
-	pl_err err = run_path(path, sizeof(path), out_dir, "events.jsonl", e);
-	FILE *out;
+	int fd;
 
-	if (err != PL_OK)
-		return err;
-	out = fopen(path, "w");
-	if (out == NULL)
-		return pl_errmsg_set(e, PL_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-	/* NOTE: lines stay in shard order, not sorted by t_ns; the report does not need it. */
-	for (size_t i = 0; i < n && err == PL_OK; i++)
-		err = events_copy(&sh[i], out, e);
-	if ((fclose(out) != 0) && err == PL_OK)
+	if (snprintf(path, sizeof(path), "%s/.events-merge.XXXXXX", dir) >= (int)sizeof(path))
+		return pl_errmsg_set(e, PL_ERR_RANGE, "path too long: %s", dir);
+	fd = mkstemp(path);
+	if (fd < 0)
+		return pl_errmsg_set(e, PL_ERR_IO, "cannot create a temporary file in %s: %s", dir,
+				     strerror(errno));
+	unlink(path);
+	*out = fdopen(fd, "w+");
+	if (*out == NULL) {
+		close(fd);
+		return pl_errmsg_set(e, PL_ERR_IO, "cannot open a temporary file in %s: %s", dir,
+				     strerror(errno));
+	}
+	return PL_OK;
+}
+
+/* Sorts one shard's events into a temporary file of "T_NS JSON" lines, rewound for reading. */
+static pl_err shard_events_sort(const shard *sh, const char *out_dir, FILE **out, pl_errmsg *e)
+{
+	event_lines lines = { NULL, 0, 0 };
+	pl_err err = shard_events_read(sh, &lines, e);
+
+	*out = NULL;
+	if (err == PL_OK)
+		err = temp_file_open(out_dir, out, e);
+	if (err == PL_OK) {
+		qsort(lines.items, lines.count, sizeof(*lines.items), event_line_order);
+		for (size_t i = 0; i < lines.count; i++)
+			fprintf(*out, "%" PRId64 " %s\n", lines.items[i].t_ns, lines.items[i].json);
+		if (fflush(*out) != 0 || ferror(*out) || fseek(*out, 0, SEEK_SET) != 0)
+			err = pl_errmsg_set(e, PL_ERR_IO, "writing a temporary file in %s failed: %s",
+					    out_dir, strerror(errno));
+	}
+	event_lines_free(&lines);
+	return err;
+}
+
+/* The next line of one shard's sorted temporary file. */
+typedef struct merge_source {
+	FILE *f;
+	char *line;
+	size_t cap;
+	int64_t t_ns;
+	const char *json; /* within line */
+	int64_t shard;    /* shard index of run.json, the tie-break */
+} merge_source;
+
+/* Reads the source's next line; returns 0 at the end of its file. */
+static int source_next(merge_source *src)
+{
+	char *space;
+
+	if (getline(&src->line, &src->cap, src->f) < 0)
+		return 0;
+	src->t_ns = strtoll(src->line, &space, 10);
+	src->json = space + 1;
+	return 1;
+}
+
+static int source_before(const merge_source *a, const merge_source *b)
+{
+	return a->t_ns < b->t_ns || (a->t_ns == b->t_ns && a->shard < b->shard);
+}
+
+/* Restores the min-heap order of heap[0..n) below index i. */
+static void heap_sift_down(merge_source **heap, size_t n, size_t i)
+{
+	for (;;) {
+		size_t least = i, left = 2 * i + 1, right = 2 * i + 2;
+		merge_source *swap;
+
+		if (left < n && source_before(heap[left], heap[least]))
+			least = left;
+		if (right < n && source_before(heap[right], heap[least]))
+			least = right;
+		if (least == i)
+			return;
+		swap = heap[i];
+		heap[i] = heap[least];
+		heap[least] = swap;
+		i = least;
+	}
+}
+
+/* Writes the sources' lines to out in (t_ns, shard) order. */
+static pl_err sources_merge(merge_source *src, size_t n, FILE *out, pl_errmsg *e)
+{
+	merge_source *heap[MERGE_SHARDS_MAX];
+	size_t live = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (source_next(&src[i]))
+			heap[live++] = &src[i];
+	for (size_t i = live; i-- > 0;)
+		heap_sift_down(heap, live, i);
+	while (live > 0) {
+		if (fputs(heap[0]->json, out) == EOF)
+			return pl_errmsg_set(e, PL_ERR_IO, "writing merged events failed: %s",
+					     strerror(errno));
+		if (!source_next(heap[0]))
+			heap[0] = heap[--live];
+		heap_sift_down(heap, live, 0);
+	}
+	return PL_OK;
+}
+
+static pl_err events_merge(const shard *sh, size_t n, const char *out_dir, pl_errmsg *e)
+{
+	merge_source src[MERGE_SHARDS_MAX];
+	char path[4096];
+	pl_err err = run_path(path, sizeof(path), out_dir, "events.jsonl", e);
+	FILE *out = NULL;
+
+	memset(src, 0, sizeof(src));
+	for (size_t i = 0; i < n && err == PL_OK; i++) {
+		src[i].shard = sh[i].info->shard_index;
+		err = shard_events_sort(&sh[i], out_dir, &src[i].f, e);
+	}
+	if (err == PL_OK) {
+		out = fopen(path, "w");
+		if (out == NULL)
+			err = pl_errmsg_set(e, PL_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+	}
+	if (err == PL_OK)
+		err = sources_merge(src, n, out, e);
+	if (out != NULL && fclose(out) != 0 && err == PL_OK)
 		err = pl_errmsg_set(e, PL_ERR_IO, "writing %s failed: %s", path, strerror(errno));
+	for (size_t i = 0; i < n; i++) {
+		if (src[i].f != NULL)
+			fclose(src[i].f);
+		free(src[i].line);
+	}
 	return err;
 }
 
@@ -349,8 +538,8 @@ const cli_command cmd_merge = {
 	.description =
 		"Checks that every RUN_DIR is a shard of the same profile (profile_hash), that no "
 		"shard index repeats and that no device appears in two shards, then writes the "
-		"combined run.json, samples.csv and events.jsonl into DIR, moves all times onto the "
-		"earliest shard's clock anchor using the wall-clock anchors, and writes "
+		"combined run.json, samples.csv and events.jsonl (sorted by time) into DIR, moves all "
+		"times onto the earliest shard's clock anchor using the wall-clock anchors, and writes "
 		"summary.json, report.html and junit.xml. Exit status 1 when an expectation "
 		"fails, 2 when the shards cannot be merged, 3 on a file error.",
 	.options = merge_options,

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "harness/commands.h"
+#include "simulator/options.h"
 #include "simulator/sim.h"
 
 enum {
@@ -192,8 +193,6 @@ static int serve(const sim_options *o)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	/* NOTE: invalid plugin options (--propagation, -o) are found by the plugin
-	 * when mosquitto starts, so they exit with 3, not the usage code 2. */
 	if (sim_start(&s, o, &e) != PL_OK) {
 		fprintf(stderr, "policylag sim: %s\n", e.msg);
 		return PL_EXIT_RUNTIME;
@@ -230,6 +229,10 @@ static int run_sim(const cli_command *self, int argc, char **argv)
 	}
 	if (first < argc) {
 		status = cli_usage_error(self, "unexpected argument");
+		goto out;
+	}
+	if (plugin_options_check(&c.opts, &e) != PL_OK) {
+		status = cli_usage_error(self, e.msg);
 		goto out;
 	}
 	status = serve(&c.opts);

@@ -198,8 +198,7 @@ static void fill_hello(const coordinator *c, const coord_worker *w, wp_hello *h)
 	h->port = (uint16_t)c->mqtt_port;
 	snprintf(h->ca_path, sizeof(h->ca_path), "%s", c->ca_path);
 	if (p->fleet.connect_rate > 0)
-		h->connect_rate_milli =
-			(uint32_t)(p->fleet.connect_rate * 1000.0 / c->nworkers + 0.5);
+		h->connect_rate_milli = coord_rate_share_milli(c, p->fleet.connect_rate);
 	h->keepalive_s = (uint16_t)(keep_alive > 0 ? keep_alive : 30);
 	h->connect_timeout_s = (uint16_t)(connect_timeout > 0 ? connect_timeout : 10);
 	if (c->have_prober) {
@@ -212,14 +211,6 @@ static void fill_hello(const coordinator *c, const coord_worker *w, wp_hello *h)
 		snprintf(h->prober_topic, sizeof(h->prober_topic), "%s", p->probe.topic);
 	h->prober_rate_max = prober_rate(p);
 	h->max_devices = w->count;
-}
-
-/* How long a revoke probe must stay undelivered before it counts as lost. */
-static int64_t confirm_window(const profile *p)
-{
-	int64_t confirm = 2 * p->probe.interval_ns;
-
-	return confirm > PL_NS_PER_S ? confirm : PL_NS_PER_S;
 }
 
 static void fill_group(const coordinator *c, size_t i, wp_group *g)
@@ -244,7 +235,7 @@ static void fill_group(const coordinator *c, size_t i, wp_group *g)
 	g->attempt_window_ns = pg->attempt_window_ns;
 	g->attempt_interval_ns = pg->attempt_interval_ns;
 	g->observe_timeout_ns = p->timing.observe_timeout_ns;
-	g->confirm_ns = confirm_window(p);
+	g->confirm_ns = profile_revoke_confirm_ns(p);
 }
 
 static void fill_device(const coord_device *d, wp_device *out)
@@ -346,6 +337,12 @@ static void send_to_worker(coordinator *c, coord_worker *w, const wp_msg *m)
 			wp_type_name(m->type), e.msg);
 		coord_worker_died(c, w, "its socket failed");
 	}
+}
+
+void coord_broadcast(coordinator *c, const wp_msg *m)
+{
+	for (int i = 0; i < c->nworkers; i++)
+		send_to_worker(c, &c->workers[i], m);
 }
 
 void coord_send_phase(coordinator *c, wp_phase phase)
@@ -462,6 +459,7 @@ void coord_pump(coordinator *c, int64_t timeout_ns)
 	reap_children(c);
 	drain_notes(c);
 	coord_flush_pending(c, 0);
+	coord_rate_update(c);
 	if (coord_signal_count > 0 && !c->interrupted) {
 		char reason[64];
 

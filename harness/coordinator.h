@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "harness/connrate.h"
 #include "harness/progress.h"
 #include "harness/rundir.h"
 #include "profiles/profile.h"
@@ -46,6 +47,16 @@ typedef struct coord_identity {
 	char cert_arn[256];
 } coord_identity;
 
+/* Cap on the confounding disconnects kept per device. Later ones replace the oldest. */
+#define COORD_CONFOUNDERS_MAX 4
+
+/* A lifecycle disconnect whose reason is not about authorization. */
+typedef struct coord_confounder {
+	int64_t t_ns;             /* the event's timestamp as CLOCK_MONOTONIC */
+	int64_t version;          /* versionNumber, or -1 */
+	char reason[32];          /* disconnectReason */
+} coord_confounder;
+
 /* One device of this shard. */
 typedef struct coord_device {
 	uint32_t index;      /* fleet-wide device index */
@@ -64,6 +75,10 @@ typedef struct coord_device {
 	unsigned recorded : 1;    /* its samples.csv row is written */
 	unsigned failed : 1;      /* connect or subscribe failed and the worker gave up */
 	unsigned censored : 1;    /* its row is censored */
+	unsigned excluded : 1;    /* its row is excluded from the statistics */
+	uint8_t nconfounders;     /* entries of confounders in use */
+	uint8_t confounder_next;  /* the entry the next confounder replaces once full */
+	coord_confounder confounders[COORD_CONFOUNDERS_MAX];
 	uint32_t errors;
 	int64_t t_connect_ns;
 	int64_t t_swap_start_ns;
@@ -128,6 +143,16 @@ typedef struct coordinator {
 	int delete_identities;      /* delete c->identities' certificates at the end */
 	int delete_prober;          /* delete the prober's certificate at the end */
 
+	/* the lifecycle-event observer (harness/coordinator_observer.c) */
+	struct observer *observer;  /* NULL when off or not started */
+	coord_identity observer_id; /* its certificate when the run created it */
+	int have_observer_id;
+	int delete_observer;        /* delete observer_id's certificate at the end */
+	const char *observer_status; /* "off", "ready", "not ready" */
+	uint64_t observer_events;   /* disconnected events received */
+	uint64_t observer_dropped;  /* events lost to a full queue */
+	uint64_t excluded;          /* rows written with an exclusion */
+
 	/* probe.via http: probes published through the data-plane Publish API */
 	pthread_t http_prober;
 	int http_prober_running;
@@ -182,6 +207,12 @@ typedef struct coordinator {
 	uint64_t truth_rows;      /* rows that got ground truth */
 	int64_t truth_error_sum;  /* of |truth_error_ns| over those rows */
 	int64_t truth_error_max;
+
+	/* adaptive connect pacing (coordinator_rate.c) */
+	connrate rate;
+	int rate_on;               /* the controller runs: adaptive pacing, connect phase begun */
+	int64_t t_rate_log_ns;     /* the last INFO line about a rate change */
+	uint32_t rate_unlogged;    /* changes since that line */
 } coordinator;
 
 /*
@@ -213,6 +244,9 @@ pl_err coord_http_prober_start(coordinator *c, pl_errmsg *e);
 
 /* Stops and joins the prober thread; a no-op when it is not running. */
 void coord_http_prober_stop(coordinator *c);
+
+/* Sends m to every live worker. */
+void coord_broadcast(coordinator *c, const wp_msg *m);
 
 /* Sends a PHASE message to every live worker. */
 void coord_send_phase(coordinator *c, wp_phase phase);
@@ -252,6 +286,27 @@ void coord_write_record(coordinator *c, const wp_record *r);
 /* Writes pending rows whose truth arrived or that waited long enough; all when force. */
 void coord_flush_pending(coordinator *c, int force);
 
+/*
+ * Starts the lifecycle-event observer when the profile enables it and waits
+ * up to 15 s for its subscription. A failure to connect or subscribe is
+ * logged and the run goes on while the observer keeps retrying. Only
+ * invalid settings return an error.
+ */
+pl_err coord_observer_start(coordinator *c, pl_errmsg *e);
+
+/* Handles the observer's queued events: writes them and keeps the confounding disconnects. */
+void coord_observer_poll(coordinator *c);
+
+/* Disconnects and frees the observer. A no-op when it is not running. */
+void coord_observer_stop(coordinator *c);
+
+/*
+ * The reason of the first disconnect not about authorization that device d
+ * had between from and to (CLOCK_MONOTONIC, inclusive), or NULL.
+ */
+const char *coord_observer_confounder(const coordinator *c, const coord_device *d, int64_t from,
+				      int64_t to);
+
 /* Appends an event line; fields_json may be NULL. Errors are logged once. */
 void coord_event(coordinator *c, int64_t t_ns, const char *type, const char *device,
 		 const char *fields_json);
@@ -270,6 +325,27 @@ void coord_set_phase(coordinator *c, coord_phase phase);
 
 /* Rewrites run.json from the coordinator's state; status is "running", ... */
 pl_err coord_write_run_json(coordinator *c, const char *status, int exit_code, pl_errmsg *e);
+
+/*
+ * Starts adaptive connect pacing at fleet.connect_rate when the profile
+ * enables it; a no-op otherwise. Call once, before PHASE connect.
+ */
+void coord_rate_start(coordinator *c);
+
+/* Feeds the connect outcome in a worker EVENT of device d to the pacing. */
+void coord_rate_on_event(coordinator *c, const coord_device *d, const wp_event *ev);
+
+/*
+ * Ends the pacing round when it is due. A new rate is sent to the workers
+ * (RATE), written to events.jsonl as "connect_rate" and logged.
+ */
+void coord_rate_update(coordinator *c);
+
+/* The connect rate in use, per second: the configured one when pacing is off. */
+double coord_rate_current(const coordinator *c);
+
+/* A worker's share of rate (per second) as HELLO and RATE carry it: x 1000, at least 1. */
+uint32_t coord_rate_share_milli(const coordinator *c, double rate);
 
 /* Signal state shared with the handler installed by run.c. */
 extern volatile int coord_signal_count;

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "harness/observer.h"
 #include "harness/truth.h"
 
 #define COMPONENT "coordinator"
@@ -161,6 +162,7 @@ static void handle_event(coordinator *c, coord_worker *w, const wp_event *ev)
 		return;
 	}
 	count_event(c, d, ev);
+	coord_rate_on_event(c, d, ev);
 	rundir_json_string(text_json, sizeof(text_json), ev->text);
 	n = snprintf(fields, sizeof(fields),
 		     "\"worker\":%d,\"attempt\":%u,\"code\":%d,\"%s\":%s", w->index,
@@ -171,6 +173,9 @@ static void handle_event(coordinator *c, coord_worker *w, const wp_event *ev)
 	else if (ev->kind == WP_EV_THROTTLED && n > 0 && (size_t)n < sizeof(fields))
 		snprintf(fields + n, sizeof(fields) - (size_t)n, ",\"op\":\"%s\"",
 			 throttle_op(ev->text));
+	else if (ev->connect_ns >= 0 && n > 0 && (size_t)n < sizeof(fields))
+		snprintf(fields + n, sizeof(fields) - (size_t)n, ",\"connect_ns\":%lld",
+			 (long long)ev->connect_ns);
 	coord_event(c, ev->t_ns, event_types[ev->kind], d->name, fields);
 }
 
@@ -271,6 +276,9 @@ static void write_row(coordinator *c, coord_device *d, rundir_sample *s)
 	if (s->censored)
 		s->t_censor_ns = s->t_effect_ns;
 
+	/* The measurement window ends at the effect or at the censoring. */
+	if (s->latency_ns != RUNDIR_TIME_UNKNOWN)
+		s->excluded = coord_observer_confounder(c, d, s->t_swap_start_ns, s->t_effect_ns);
 	add_truth(c, d, s);
 	if (rundir_append_sample(c->rd, s, &e) != PL_OK) {
 		COORD_LOG(c, PL_LOG_ERROR, "%s", e.msg);
@@ -281,6 +289,8 @@ static void write_row(coordinator *c, coord_device *d, rundir_sample *s)
 	d->recorded = 1;
 	d->censored = s->censored ? 1 : 0;
 	d->latency_ns = s->latency_ns;
+	d->excluded = s->excluded != NULL;
+	c->excluded += s->excluded != NULL;
 	c->samples_written++;
 	if (s->censored)
 		c->counts.censored++;
@@ -356,6 +366,12 @@ static void record_sample(coordinator *c, const coord_device *d, const wp_record
 
 /* How long a row waits for its ground-truth line before it is written without. */
 #define TRUTH_WAIT_NS (3 * PL_NS_PER_S)
+/*
+ * How long every row waits while the observer runs, so that a lifecycle
+ * event published before the effect but delivered after it still excludes
+ * the row. NOTE: an estimate of the delivery delay; AWS documents none.
+ */
+#define OBSERVER_WAIT_NS (2 * PL_NS_PER_S)
 #define TRUTH_READ_INTERVAL_NS (200 * PL_NS_PER_MS)
 
 static void read_truth(coordinator *c, int force)
@@ -423,7 +439,7 @@ void coord_write_record(coordinator *c, const wp_record *r)
 		d->t_effect_ns = r->t_effect_ns;
 		c->counts.effective++;
 	}
-	if (wants_truth(c, d, r)) {
+	if (wants_truth(c, d, r) || c->observer != NULL) {
 		push_pending(c, d, r);
 		return;
 	}
@@ -431,24 +447,35 @@ void coord_write_record(coordinator *c, const wp_record *r)
 	write_row(c, d, &s);
 }
 
+/* Whether a pending row, waiting for waited_ns so far, should wait longer. */
+static int row_waits(coordinator *c, const coord_device *d, const wp_record *r,
+		     int64_t waited_ns)
+{
+	int64_t from = d->t_change_ns != RUNDIR_TIME_UNKNOWN ? d->t_change_ns : r->t_swap_start_ns;
+
+	if (c->observer != NULL && waited_ns < OBSERVER_WAIT_NS)
+		return 1;
+	return waited_ns < TRUTH_WAIT_NS && c->truth != NULL && !r->censored &&
+	       device_truth(c, d, from) == RUNDIR_TIME_UNKNOWN;
+}
+
 void coord_flush_pending(coordinator *c, int force)
 {
-	int64_t now = pl_mono_ns();
+	int64_t now;
 	size_t kept = 0;
 
+	coord_observer_poll(c);
 	if (c->npending == 0)
 		return;
+	now = pl_mono_ns();
 	read_truth(c, force);
 	for (size_t i = 0; i < c->npending; i++) {
 		const wp_record *r = &c->pending[i];
 		coord_device *d = find_device(c, r->device); /* not NULL: checked on arrival */
-		int64_t from;
 		rundir_sample s;
 
 		assert(d != NULL);
-		from = d->t_change_ns != RUNDIR_TIME_UNKNOWN ? d->t_change_ns : r->t_swap_start_ns;
-		if (!force && now - c->pending_since[i] < TRUTH_WAIT_NS &&
-		    device_truth(c, d, from) == RUNDIR_TIME_UNKNOWN) {
+		if (!force && row_waits(c, d, r, now - c->pending_since[i])) {
 			c->pending[kept] = *r;
 			c->pending_since[kept++] = c->pending_since[i];
 			continue;
@@ -553,6 +580,7 @@ void coord_show_progress(coordinator *c, int force)
 		.effective = c->counts.effective,
 		.censored = c->counts.censored,
 		.errors = c->counts.errors,
+		.connect_rate = coord_rate_current(c),
 	};
 
 	if (c->progress != NULL)

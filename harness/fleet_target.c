@@ -46,11 +46,12 @@ static pl_err make_dirs(const char *path, pl_errmsg *e)
 	return PL_OK;
 }
 
-static pl_err open_simulator(fleet_target *ft, const profile *p, const char *fleet_dir,
-			     pl_errmsg *e)
+/* Starts the simulator on <fleet dir>/sim. */
+static pl_err start_simulator(fleet_target *ft, const profile *p, const char *fleet_dir,
+			      pl_errmsg *e)
 {
 	const profile_simulator *ps = &p->target.simulator;
-	char state_dir[PATH_MAX], real[PATH_MAX];
+	char state_dir[PATH_MAX];
 	profile_sim_option options[PROFILE_SIM_OPTIONS_MAX];
 	size_t count = profile_simulator_options(p, options, PROFILE_SIM_OPTIONS_MAX);
 	sim_options o;
@@ -68,47 +69,7 @@ static pl_err open_simulator(fleet_target *ft, const profile *p, const char *fle
 		err = sim_options_add(&o, options[i].key, options[i].value, e);
 	if (err == PL_OK)
 		err = sim_start(&ft->sim, &o, e);
-	if (err != PL_OK)
-		return err;
-	if (realpath(sim_state_dir(ft->sim), real) == NULL)
-		snprintf(real, sizeof(real), "%s", sim_state_dir(ft->sim));
-	err = target_from_simulator(&ft->target, real, sim_api_port(ft->sim), ps->region,
-				    sim_mqtt_port(ft->sim), sim_ca_path(ft->sim), e);
 	return err;
-}
-
-static pl_err open_aws(fleet_target *ft, const profile *p, pl_errmsg *e)
-{
-	const profile_aws *a = &p->target.aws;
-	target_aws_settings s = {
-		.region = a->region,
-		.control_endpoint = a->control_endpoint,
-		.mqtt_endpoint = a->mqtt_endpoint,
-		.credentials_profile = a->credentials_profile,
-		.access_key_id = a->access_key_id,
-		.secret_access_key = a->secret_access_key,
-		.session_token = a->session_token,
-		.root_ca = a->root_ca,
-		.port = a->port,
-	};
-
-	return target_from_aws(&ft->target, &s, e);
-}
-
-/* Client rates: the simulator's configured quotas, or AWS's defaults, kept 5% below. */
-static void set_rates(const profile *p, awsapi_config *cfg)
-{
-	const profile_quotas *q = &p->target.simulator.quotas;
-
-	cfg->tps_scale = 0.95;
-	if (p->target.kind != PROFILE_TARGET_SIMULATOR)
-		return;
-	cfg->tps[AWSAPI_ATTACH_POLICY] = q->attach_detach_policy > 0 ? q->attach_detach_policy : -1;
-	cfg->tps[AWSAPI_DETACH_POLICY] = cfg->tps[AWSAPI_ATTACH_POLICY];
-	cfg->tps[AWSAPI_CREATE_CERTIFICATE_FROM_CSR] =
-		q->create_certificate_from_csr > 0 ? q->create_certificate_from_csr : -1;
-	cfg->tps[AWSAPI_CREATE_KEYS_AND_CERTIFICATE] =
-		q->create_keys_and_certificate > 0 ? q->create_keys_and_certificate : -1;
 }
 
 pl_err fleet_target_open(fleet_target *ft, const profile *p, const char *fleet_dir,
@@ -121,9 +82,9 @@ pl_err fleet_target_open(fleet_target *ft, const profile *p, const char *fleet_d
 	memset(ft, 0, sizeof(*ft));
 	err = make_dirs(fleet_dir, e);
 	if (err == PL_OK && p->target.kind == PROFILE_TARGET_SIMULATOR)
-		err = open_simulator(ft, p, fleet_dir, e);
-	else if (err == PL_OK)
-		err = open_aws(ft, p, e);
+		err = start_simulator(ft, p, fleet_dir, e);
+	if (err == PL_OK)
+		err = target_from_profile(&ft->target, p, ft->sim, e);
 	if (err != PL_OK) {
 		fleet_target_close(ft);
 		return err;
@@ -132,7 +93,7 @@ pl_err fleet_target_open(fleet_target *ft, const profile *p, const char *fleet_d
 	PL_INFO(LOG_TAG, "%s", line);
 	awsapi_config_init(&cfg);
 	target_api_config(&ft->target, &cfg);
-	set_rates(p, &cfg);
+	target_api_rates(p, &cfg);
 	err = awsapi_ctx_create(&ft->api, &cfg, e);
 	if (err != PL_OK)
 		fleet_target_close(ft);

@@ -46,19 +46,22 @@ void progress_free(progress *p)
 void progress_update(progress *p, const progress_counts *c, int64_t now_ns, int force)
 {
 	char elapsed[32];
+	char rate[32] = "";
 
 	if (!force && now_ns - p->last_ns < p->interval_ns)
 		return;
+	if (c->connect_rate > 0)
+		snprintf(rate, sizeof(rate), "  rate %.4g/s", c->connect_rate);
 	p->last_ns = now_ns;
 	pl_format_duration((now_ns - p->start_ns) / PL_NS_PER_S * PL_NS_PER_S, elapsed,
 			   sizeof(elapsed));
 	fprintf(p->stream,
 		"%s%-7s connected %llu/%llu  subscribed %llu  swapped %llu  effective %llu"
-		"  censored %llu  errors %llu  elapsed %s%s",
+		"  censored %llu  errors %llu%s  elapsed %s%s",
 		p->tty ? "\r\033[K" : "", c->phase, (unsigned long long)c->connected,
 		(unsigned long long)c->devices, (unsigned long long)c->subscribed,
 		(unsigned long long)c->swapped, (unsigned long long)c->effective,
-		(unsigned long long)c->censored, (unsigned long long)c->errors, elapsed,
+		(unsigned long long)c->censored, (unsigned long long)c->errors, rate, elapsed,
 		p->tty ? "" : "\n");
 	p->line_open = p->tty;
 	fflush(p->stream);
@@ -122,8 +125,8 @@ void progress_print_table(FILE *stream, progress_row *rows, size_t nrows)
 	for (size_t i = 0; i < nrows; i++)
 		if (strlen(rows[i].group) > width)
 			width = strlen(rows[i].group);
-	fprintf(stream, "%-*s %8s %9s %8s %10s %10s %10s %10s\n", (int)width, "group", "devices",
-		"effective", "censored", "p50", "p90", "p99", "max");
+	fprintf(stream, "%-*s %8s %9s %8s %8s %10s %10s %10s %10s\n", (int)width, "group",
+		"devices", "effective", "censored", "excluded", "p50", "p90", "p99", "max");
 	for (size_t i = 0; i < nrows; i++) {
 		progress_row *r = &rows[i];
 		char cells[4][32];
@@ -132,8 +135,8 @@ void progress_print_table(FILE *stream, progress_row *rows, size_t nrows)
 		for (size_t q = 0; q < 3; q++)
 			format_cell(cells[q], sizeof(cells[q]), r, levels[q]);
 		format_cell(cells[3], sizeof(cells[3]), r, 1.0);
-		fprintf(stream, "%-*s %8zu %9zu %8zu %10s %10s %10s %10s\n", (int)width, r->group,
-			r->devices, r->effective, r->censored, cells[0], cells[1], cells[2],
-			cells[3]);
+		fprintf(stream, "%-*s %8zu %9zu %8zu %8zu %10s %10s %10s %10s\n", (int)width,
+			r->group, r->devices, r->effective, r->censored, r->excluded, cells[0],
+			cells[1], cells[2], cells[3]);
 	}
 }

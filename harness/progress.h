@@ -4,7 +4,7 @@
  * On a TTY, one progress line is rewritten in place (at most 4 times a
  * second); otherwise one log line is printed every few seconds, so CI logs
  * stay short. After the run, a table per group gives devices, effective,
- * censored and the latency quantiles.
+ * censored, excluded and the latency quantiles.
  *
  * Not thread-safe: the coordinator thread owns the progress handle.
  */
@@ -27,6 +27,7 @@ typedef struct progress_counts {
 	uint64_t effective;
 	uint64_t censored;
 	uint64_t errors;     /* devices or calls with an error */
+	double connect_rate; /* CONNECTs per second the run paces at now; 0 = not shown */
 } progress_counts;
 
 typedef struct progress progress;
@@ -52,6 +53,7 @@ typedef struct progress_row {
 	size_t devices;
 	size_t effective;
 	size_t censored;
+	size_t excluded;    /* left out of devices: a disconnect not about authorization */
 	int64_t *latencies; /* the effective devices' latencies; sorted in place */
 	int64_t censor_ns;  /* shortest censoring latency of the row, for the ">" entries */
 } progress_row;

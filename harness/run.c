@@ -222,27 +222,6 @@ static void remove_tree(const char *dir)
 		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Sets the endpoint for the AWS target: the profile's, or DescribeEndpoint's. */
-static pl_err aws_endpoint(coordinator *c, pl_errmsg *e)
-{
-	const profile_aws *a = &c->prof->target.aws;
-	awsapi_client *client = NULL;
-	pl_err err = PL_OK;
-
-	c->mqtt_port = a->port;
-	snprintf(c->ca_path, sizeof(c->ca_path), "%s", a->root_ca);
-	if (a->mqtt_endpoint[0] != '\0') {
-		snprintf(c->mqtt_host, sizeof(c->mqtt_host), "%s", a->mqtt_endpoint);
-		return PL_OK;
-	}
-	err = awsapi_client_create(&client, c->api, e);
-	if (err == PL_OK)
-		err = awsapi_describe_endpoint(client, "iot:Data-ATS", c->mqtt_host,
-					       sizeof(c->mqtt_host), NULL, e);
-	awsapi_client_free(client);
-	return err;
-}
-
 /* The target id fleet.inventory must name: as `policylag fleet` writes it (harness/target.c). */
 static void inventory_target_id(const profile *p, const char *sim_dir, char *buf, size_t len)
 {
@@ -309,6 +288,7 @@ static void plan_cleanup(coordinator *c, int persistent_sim)
 
 	c->delete_identities = aws && !c->fleet_reused;
 	c->delete_prober = aws || persistent_sim;
+	c->delete_observer = aws || persistent_sim;
 }
 
 /* Everything between loading the profile and the phases. */
@@ -343,14 +323,14 @@ static pl_err prepare(coordinator *c, const run_options *o, char *work_dir, sim 
 	if (err == PL_OK)
 		err = run_api_create(c, *s, e);
 	signal_api = c->api;
-	if (err == PL_OK && c->prof->target.kind == PROFILE_TARGET_AWS)
-		err = aws_endpoint(c, e);
 	cancel_on_first_signal = 1;
 	if (err == PL_OK && coord_signal_count == 0)
 		err = run_fleet_prepare(c, fleet_dir, inv, e);
 	plan_cleanup(c, inv != NULL && c->prof->target.kind == PROFILE_TARGET_SIMULATOR);
 	fleet_inventory_free(inv);
 	cancel_on_first_signal = 0;
+	if (err == PL_OK && coord_signal_count == 0)
+		err = coord_observer_start(c, e);
 	if (err == PL_OK)
 		err = coord_write_run_json(c, "running", -1, e);
 	if (err == PL_OK)
@@ -363,6 +343,7 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 	pl_errmsg e = { "" };
 
 	coord_kill_workers(c, PL_NS_PER_S);
+	coord_observer_stop(c);
 	if (c->api != NULL)
 		run_fleet_cleanup(c);
 	signal_api = NULL;

@@ -5,12 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "common/clock.h"
 #include "common/log.h"
 #include "harness/awsapi.h"
 #include "simulator/certs.h"
 
 #define COMPONENT "fleet"
+
+/* AWS IoT keeps at most this many versions of a policy. */
+#define POLICY_VERSIONS_MAX 5
+
+/* Pool threads for deleting certificates, as many as the run's pool has. The
+ * context's rate limiters, not the thread count, keep the calls within AWS's quotas. */
+#define CLEANUP_THREADS 8
 
 /* One certificate to create; filled by a pool thread. */
 typedef struct fleet_job {
@@ -29,7 +38,91 @@ static int needs_after_policies(const profile *p)
 	return p->swap.kind != PROFILE_SWAP_POLICY_VERSION;
 }
 
-static pl_err create_policy(awsapi_client *client, const profile_policy *pol, pl_errmsg *e)
+/* Whether two policy documents are equal as JSON, whatever their spacing and member order. */
+static int same_document(const char *a, const char *b)
+{
+	json_t *ja = json_loads(a, 0, NULL);
+	json_t *jb = json_loads(b, 0, NULL);
+	int same = ja != NULL && jb != NULL && json_equal(ja, jb);
+
+	json_decref(ja);
+	json_decref(jb);
+	return same;
+}
+
+/* Whether version a was created before version b (AWS numbers versions upwards). */
+static int older(const awsapi_policy_version *a, const awsapi_policy_version *b)
+{
+	if (a->create_date != b->create_date)
+		return a->create_date < b->create_date;
+	return strtol(a->version_id, NULL, 10) < strtol(b->version_id, NULL, 10);
+}
+
+/* Deletes the oldest non-default versions of a policy until room more versions fit. */
+static pl_err make_room(awsapi_client *client, const char *name, size_t room, pl_errmsg *e)
+{
+	awsapi_policy_version *versions = NULL;
+	size_t count = 0;
+	pl_err err = awsapi_list_policy_versions(client, name, &versions, &count, NULL, e);
+
+	while (err == PL_OK && count + room > POLICY_VERSIONS_MAX) {
+		size_t oldest = count;
+
+		for (size_t i = 0; i < count; i++)
+			if (!versions[i].is_default &&
+			    (oldest == count || older(&versions[i], &versions[oldest])))
+				oldest = i;
+		if (oldest == count)
+			break; /* only the default version is left */
+		err = awsapi_delete_policy_version(client, name, versions[oldest].version_id, NULL,
+						   e);
+		if (err != PL_OK)
+			break;
+		PL_WARN(COMPONENT, "policy %s: deleted its oldest version %s, because AWS IoT keeps at most %d versions",
+			name, versions[oldest].version_id, POLICY_VERSIONS_MAX);
+		versions[oldest] = versions[--count];
+	}
+	free(versions);
+	return err;
+}
+
+/*
+ * Makes an existing policy's default version the profile's document: when
+ * GetPolicy returns another document, the profile's becomes a new default
+ * version. A nonzero swap_versions leaves room for the version the swap adds.
+ */
+static pl_err reuse_policy(awsapi_client *client, const profile_policy *pol, int swap_versions,
+			   pl_errmsg *e)
+{
+	awsapi_policy current;
+	char version[16];
+	int same;
+	pl_err err;
+
+	memset(&current, 0, sizeof(current));
+	err = awsapi_get_policy(client, pol->name, &current, NULL, e);
+	if (err != PL_OK)
+		return err;
+	same = current.document != NULL && same_document(current.document, pol->document);
+	if (!same || swap_versions)
+		err = make_room(client, pol->name, (size_t)(!same + swap_versions), e);
+	if (err == PL_OK && !same)
+		err = awsapi_create_policy_version(client, pol->name, pol->document, 1, version,
+						   sizeof(version), NULL, e);
+	if (err == PL_OK && !same)
+		PL_WARN(COMPONENT, "policy %s already existed with another document in its default version %s; "
+			"the profile's document is now its default version %s",
+			pol->name, current.version_id, version);
+	else if (err == PL_OK)
+		PL_INFO(COMPONENT, "policy %s already exists with the profile's document; using it",
+			pol->name);
+	awsapi_policy_clear(&current);
+	return err;
+}
+
+/* Creates a policy, or makes an existing one's default document the profile's. */
+static pl_err create_policy(awsapi_client *client, const profile_policy *pol, int swap_versions,
+			    pl_errmsg *e)
 {
 	awsapi_policy out;
 	pl_err err;
@@ -38,10 +131,8 @@ static pl_err create_policy(awsapi_client *client, const profile_policy *pol, pl
 	err = awsapi_create_policy(client, pol->name, pol->document, &out, NULL, e);
 	awsapi_policy_clear(&out);
 	if (err == PL_ERR_EXISTS) {
-		/* NOTE: an existing policy is used as it is; its document is not compared. */
-		PL_WARN(COMPONENT, "policy %s already exists; using it", pol->name);
 		pl_errmsg_clear(e);
-		return PL_OK;
+		err = reuse_policy(client, pol, swap_versions, e);
 	}
 	return err;
 }
@@ -49,13 +140,15 @@ static pl_err create_policy(awsapi_client *client, const profile_policy *pol, pl
 static pl_err create_policies(coordinator *c, pl_errmsg *e)
 {
 	const profile *p = c->prof;
+	int version_swap = p->swap.kind == PROFILE_SWAP_POLICY_VERSION;
 	awsapi_client *client = NULL;
 	pl_err err = awsapi_client_create(&client, c->api, e);
 
+	/* A policy-version swap adds a version to the first "before" policy. */
 	for (size_t i = 0; err == PL_OK && i < p->before_count; i++)
-		err = create_policy(client, &p->before[i], e);
+		err = create_policy(client, &p->before[i], version_swap && i == 0, e);
 	for (size_t i = 0; err == PL_OK && needs_after_policies(p) && i < p->after_count; i++)
-		err = create_policy(client, &p->after[i], e);
+		err = create_policy(client, &p->after[i], 0, e);
 	awsapi_client_free(client);
 	return err;
 }
@@ -155,6 +248,19 @@ static void identity_job(awsapi_client *client, void *arg)
 		pl_errmsg_prefix(&j->msg, "device %s", j->name);
 }
 
+/* Fills pol from a document that snprintf wrote into doc (n bytes of doc_len). */
+static pl_err fill_policy(profile_policy *pol, char *name, char *doc, int n,
+			  size_t doc_len, const char *what, pl_errmsg *e)
+{
+	if (n < 0 || (size_t)n >= doc_len)
+		return pl_errmsg_set(e, PL_ERR_RANGE, "%s policy too long", what);
+	memset(pol, 0, sizeof(*pol));
+	pol->name = name;
+	pol->document = doc;
+	pol->document_len = (size_t)n;
+	return PL_OK;
+}
+
 /*
  * The prober's policy: connect as "<prefix>prober-<worker>" and publish to
  * every device's probe topic (template variables become the '*' wildcard).
@@ -175,13 +281,35 @@ static pl_err prober_policy(const profile *p, profile_policy *pol, char *name, s
 		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Publish\","
 		     "\"Resource\":\"arn:aws:iot:*:*:topic/%s\"}]}",
 		     p->fleet.client_id_prefix, topic);
-	if (n < 0 || (size_t)n >= doc_len)
-		return pl_errmsg_set(e, PL_ERR_RANGE, "prober policy too long");
-	memset(pol, 0, sizeof(*pol));
-	pol->name = name;
-	pol->document = doc;
-	pol->document_len = (size_t)n;
-	return PL_OK;
+	return fill_policy(pol, name, doc, n, doc_len, "prober", e);
+}
+
+/*
+ * Creates policy pol, a certificate with its files in dir, and attaches
+ * the policy: the identity of a helper connection (prober, observer).
+ */
+static pl_err create_helper_identity(coordinator *c, const char *dir, const profile_policy *pol,
+				     coord_identity *identity, const char *what, pl_errmsg *e)
+{
+	fleet_job job;
+	awsapi_client *client = NULL;
+	pl_err err = awsapi_client_create(&client, c->api, e);
+
+	if (err == PL_OK)
+		err = create_policy(client, pol, 0, e);
+	memset(&job, 0, sizeof(job));
+	job.c = c;
+	job.identity = identity;
+	job.dir = dir;
+	snprintf(job.name, sizeof(job.name), "%s", pol->name);
+	if (err == PL_OK)
+		err = create_certificate(client, &job, e);
+	if (err == PL_OK)
+		err = awsapi_attach_policy(client, pol->name, identity->cert_arn, NULL, e);
+	awsapi_client_free(client);
+	if (err != PL_OK)
+		pl_errmsg_prefix(e, "%s identity", what);
+	return err;
 }
 
 /* Creates the prober's policy and certificate when the probe kind needs them. */
@@ -191,33 +319,57 @@ static pl_err prepare_prober(coordinator *c, const char *dir, pl_errmsg *e)
 	char name[WP_ID_MAX];
 	char doc[1024];
 	profile_policy pol;
-	fleet_job job;
-	awsapi_client *client = NULL;
 	pl_err err;
 
 	if (p->probe.kind != PROFILE_PROBE_PROBER || p->probe.via != PROFILE_PROBE_VIA_MQTT)
 		return PL_OK;
 	err = prober_policy(p, &pol, name, sizeof(name), doc, sizeof(doc), e);
 	if (err == PL_OK)
-		err = awsapi_client_create(&client, c->api, e);
+		err = create_helper_identity(c, dir, &pol, &c->prober, "prober", e);
 	if (err == PL_OK)
-		err = create_policy(client, &pol, e);
-	memset(&job, 0, sizeof(job));
-	job.c = c;
-	job.identity = &c->prober;
-	job.dir = dir;
-	snprintf(job.name, sizeof(job.name), "%s", name);
+		c->have_prober = 1;
+	return err;
+}
+
+/*
+ * The observer's policy: connect as "<prefix>observer-<shard>", subscribe
+ * to and receive the lifecycle disconnected events of every client.
+ */
+static pl_err observer_policy(const profile *p, profile_policy *pol, char *name,
+			      size_t name_len, char *doc, size_t doc_len, pl_errmsg *e)
+{
+	int n;
+
+	snprintf(name, name_len, "%sobserver", p->fleet.client_id_prefix);
+	n = snprintf(doc, doc_len,
+		     "{\"Version\":\"2012-10-17\",\"Statement\":["
+		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Connect\","
+		     "\"Resource\":\"arn:aws:iot:*:*:client/%sobserver-*\"},"
+		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Subscribe\","
+		     "\"Resource\":\"arn:aws:iot:*:*:topicfilter/$aws/events/presence/disconnected/*\"},"
+		     "{\"Effect\":\"Allow\",\"Action\":\"iot:Receive\","
+		     "\"Resource\":\"arn:aws:iot:*:*:topic/$aws/events/presence/disconnected/*\"}]}",
+		     p->fleet.client_id_prefix);
+	return fill_policy(pol, name, doc, n, doc_len, "observer", e);
+}
+
+/* Creates the observer's policy and certificate unless the profile names its own. */
+static pl_err prepare_observer(coordinator *c, const char *dir, pl_errmsg *e)
+{
+	const profile *p = c->prof;
+	char name[WP_ID_MAX];
+	char doc[1024];
+	profile_policy pol;
+	pl_err err;
+
+	if (!p->observer.enabled || p->observer.certificate[0] != '\0')
+		return PL_OK;
+	err = observer_policy(p, &pol, name, sizeof(name), doc, sizeof(doc), e);
 	if (err == PL_OK)
-		err = create_certificate(client, &job, e);
+		err = create_helper_identity(c, dir, &pol, &c->observer_id, "observer", e);
 	if (err == PL_OK)
-		err = awsapi_attach_policy(client, name, c->prober.cert_arn, NULL, e);
-	awsapi_client_free(client);
-	if (err != PL_OK) {
-		pl_errmsg_prefix(e, "prober identity");
-		return err;
-	}
-	c->have_prober = 1;
-	return PL_OK;
+		c->have_observer_id = 1;
+	return err;
 }
 
 static pl_err run_jobs(coordinator *c, fleet_job *jobs, size_t n, pl_errmsg *e)
@@ -303,6 +455,8 @@ pl_err run_fleet_prepare(coordinator *c, const char *dir, const fleet_inventory 
 
 	if (err == PL_OK)
 		err = prepare_prober(c, dir, e);
+	if (err == PL_OK)
+		err = prepare_observer(c, dir, e);
 	if (err != PL_OK)
 		return err;
 	c->identities = calloc(n, sizeof(*c->identities));
@@ -331,51 +485,92 @@ pl_err run_fleet_prepare(coordinator *c, const char *dir, const fleet_inventory 
 	return PL_OK;
 }
 
-/* Deletes one certificate, counting it in *done or, when it stays, in *left. */
-static void delete_identity(awsapi_client *client, const coord_identity *id, size_t *done,
-			    size_t *left)
-{
-	fleet_device d;
-	pl_errmsg e = { "" };
+/* One certificate to delete at the end of the run; filled by a pool thread. */
+typedef struct delete_job {
+	const coord_identity *identity;
+	pl_err err;
+	pl_errmsg msg;
+} delete_job;
 
-	if (id->cert_id[0] == '\0')
-		return; /* never created */
-	memset(&d, 0, sizeof(d));
-	snprintf(d.certificate_id, sizeof(d.certificate_id), "%s", id->cert_id);
-	snprintf(d.certificate_arn, sizeof(d.certificate_arn), "%s", id->cert_arn);
-	if (fleet_delete_certificate(client, &d, &e) == PL_OK) {
-		(*done)++;
+static void delete_job_run(awsapi_client *client, void *arg)
+{
+	delete_job *j = arg;
+	fleet_device d;
+
+	if (client == NULL) {
+		j->err = pl_errmsg_set(&j->msg, PL_ERR_INTERRUPTED, "cancelled before it started");
 		return;
 	}
-	PL_WARN(COMPONENT, "certificate %s was not deleted: %s", id->cert_id, e.msg);
-	(*left)++;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.certificate_id, sizeof(d.certificate_id), "%s", j->identity->cert_id);
+	snprintf(d.certificate_arn, sizeof(d.certificate_arn), "%s", j->identity->cert_arn);
+	j->err = fleet_delete_certificate(client, &d, &j->msg);
+}
+
+/* The certificates to delete: those the run created and must not leave behind. */
+static size_t plan_deletes(const coordinator *c, delete_job *jobs)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; c->delete_identities && i < c->nidentities; i++)
+		if (c->identities[i].cert_id[0] != '\0')
+			jobs[n++].identity = &c->identities[i];
+	if (c->delete_prober && c->have_prober && c->prober.cert_id[0] != '\0')
+		jobs[n++].identity = &c->prober;
+	if (c->delete_observer && c->have_observer_id && c->observer_id.cert_id[0] != '\0')
+		jobs[n++].identity = &c->observer_id;
+	return n;
 }
 
 /*
- * NOTE: the deletes run one after another on one connection, three or four
- * calls per certificate, so a fleet of thousands takes minutes (an estimate).
+ * Runs the deletes on a pool of their own (the run's pool is cancelled at
+ * the drain), so that they overlap within the control-plane rate limits.
  */
-void run_fleet_cleanup(coordinator *c)
+static void run_deletes(coordinator *c, delete_job *jobs, size_t n)
 {
-	awsapi_client *client = NULL;
+	awsapi_pool *pool = NULL;
 	pl_errmsg e = { "" };
-	size_t left = 0, done = 0;
+	size_t submitted = 0;
+	unsigned threads = n < CLEANUP_THREADS ? (unsigned)n : CLEANUP_THREADS;
 
-	if ((!c->delete_identities || c->nidentities == 0) && !(c->delete_prober && c->have_prober))
-		return;
-	if (awsapi_client_create(&client, c->api, &e) != PL_OK) {
-		PL_WARN(COMPONENT, "cannot delete the run's certificates: %s", e.msg);
+	if (awsapi_pool_create(&pool, c->api, threads, n, &e) != PL_OK) {
+		for (size_t i = 0; i < n; i++)
+			jobs[i].err = pl_errmsg_set(&jobs[i].msg, PL_ERR_NOMEM, "%s", e.msg);
 		return;
 	}
-	for (size_t i = 0; c->delete_identities && i < c->nidentities; i++)
-		delete_identity(client, &c->identities[i], &done, &left);
-	if (c->delete_prober && c->have_prober)
-		delete_identity(client, &c->prober, &done, &left);
-	awsapi_client_free(client);
+	for (; submitted < n; submitted++)
+		if (awsapi_pool_submit_fn(pool, delete_job_run, &jobs[submitted], &e) != PL_OK)
+			break;
+	for (size_t i = submitted; i < n; i++)
+		jobs[i].err = pl_errmsg_set(&jobs[i].msg, PL_ERR_INTERRUPTED, "%s", e.msg);
+	awsapi_pool_wait(pool);
+	awsapi_pool_free(pool);
+}
+
+void run_fleet_cleanup(coordinator *c)
+{
+	delete_job *jobs = calloc(c->nidentities + 2, sizeof(*jobs)); /* + prober, observer */
+	size_t n, left = 0;
+
+	if (jobs == NULL) {
+		PL_WARN(COMPONENT, "cannot delete the run's certificates: out of memory");
+		return;
+	}
+	n = plan_deletes(c, jobs);
+	if (n > 0)
+		run_deletes(c, jobs, n);
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].err == PL_OK)
+			continue;
+		PL_WARN(COMPONENT, "certificate %s was not deleted: %s", jobs[i].identity->cert_id,
+			jobs[i].msg.msg);
+		left++;
+	}
+	free(jobs);
 	if (left > 0)
 		PL_WARN(COMPONENT, "%zu certificate%s of this run could not be deleted; see the messages above",
 			left, left == 1 ? "" : "s");
-	else
-		PL_INFO(COMPONENT, "deleted the %zu certificate%s this run created", done,
-			done == 1 ? "" : "s");
+	else if (n > 0)
+		PL_INFO(COMPONENT, "deleted the %zu certificate%s this run created", n,
+			n == 1 ? "" : "s");
 }

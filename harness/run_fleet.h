@@ -1,7 +1,9 @@
 /*
  * Fleet preparation for a run: the "before" (and "after") policies, one
  * certificate per device or one shared certificate, key files for the
- * workers, and the "before" policies attached to every certificate.
+ * workers, and the "before" policies attached to every certificate. An
+ * existing policy whose default document differs from the profile's (as
+ * JSON) gets the profile's document as a new default version.
  *
  * Certificates are created from a CSR (the private key never leaves this
  * host) or with CreateKeysAndCertificate, as fleet.provisioning selects. Keys are
@@ -30,8 +32,9 @@ pl_err run_fleet_prepare(coordinator *c, const char *dir, const fleet_inventory 
 
 /*
  * Deletes the certificates the run created and must not leave behind
- * (c->delete_identities, c->delete_prober): detach, INACTIVE, delete. Logs
- * what could not be deleted.
+ * (c->delete_identities, c->delete_prober): detach, INACTIVE, delete, on a
+ * pool of its own so that the certificates overlap within c->api's rate
+ * limits. Logs what could not be deleted.
  */
 void run_fleet_cleanup(coordinator *c);
 

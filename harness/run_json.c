@@ -101,6 +101,30 @@ static json_t *swap_json(const coordinator *c)
 	return o;
 }
 
+/* The configured connect rate and, with adaptive pacing, the rates it used. */
+static json_t *connect_rate_json(const coordinator *c)
+{
+	const profile_fleet *f = &c->prof->fleet;
+	json_t *o = json_pack("{s:f, s:b, s:f}", "configured", f->connect_rate, "adaptive",
+			      f->connect_rate_adaptive, "floor", f->connect_rate_floor);
+
+	if (c->rate_on) {
+		json_object_set_new(o, "current", json_real(c->rate.rate));
+		json_object_set_new(o, "lowest", json_real(c->rate.lowest));
+		json_object_set_new(o, "changes", json_integer(c->rate.changes));
+	}
+	return o;
+}
+
+/* The lifecycle-event observer: its state, the events it received and the rows they excluded. */
+static json_t *observer_json(const coordinator *c)
+{
+	return json_pack("{s:s, s:I, s:I, s:I}", "status",
+			 c->observer_status != NULL ? c->observer_status : "off", "events",
+			 (json_int_t)c->observer_events, "dropped", (json_int_t)c->observer_dropped,
+			 "excluded", (json_int_t)c->excluded);
+}
+
 static json_t *build_run_json(const coordinator *c, const char *status, int exit_code)
 {
 	const profile *p = c->prof;
@@ -127,10 +151,12 @@ static json_t *build_run_json(const coordinator *c, const char *status, int exit
 	json_object_set_new(o, "first_device", json_integer(c->first_index));
 	json_object_set_new(o, "probe_interval_ns", json_integer(p->probe.interval_ns));
 	json_object_set_new(o, "observe_timeout_ns", json_integer(p->timing.observe_timeout_ns));
+	json_object_set_new(o, "connect_rate", connect_rate_json(c));
 	json_object_set_new(o, "swap", swap_json(c));
 	json_object_set_new(o, "counts", counts_json(c));
 	json_object_set_new(o, "workers", workers_json(c));
 	json_object_set_new(o, "simulator", simulator_json(c));
+	json_object_set_new(o, "observer", observer_json(c));
 	json_object_set_new(o, "expectations", expectations_json(p));
 	return o;
 }

@@ -83,18 +83,64 @@ static int64_t connect_phase_length(const coordinator *c)
 	return pacing + p->timing.connect_timeout_ns + CONNECT_GRACE_NS;
 }
 
-static int phase_connect(coordinator *c)
+/* Keep-connection devices of live workers still to connect and subscribe. */
+static uint64_t devices_waiting(const coordinator *c)
 {
 	uint64_t waiting = 0;
 
-	coord_set_phase(c, COORD_PHASE_CONNECT);
-	coord_send_phase(c, WP_PHASE_CONNECT);
-	if (!pump_until(c, all_connected, pl_mono_ns() + connect_phase_length(c)))
-		return 0;
 	for (uint32_t i = 0; i < c->ndevices; i++)
 		waiting += c->prof->groups[c->devices[i].group].strategy ==
 				   PROFILE_STRATEGY_KEEP_CONNECTION &&
 			   !c->devices[i].subscribed && !c->workers[c->devices[i].worker].dead;
+	return waiting;
+}
+
+/*
+ * A later end for the connect phase when adaptive pacing has lowered the
+ * rate and devices subscribed since the last end was set: the waiting
+ * devices at the current rate, plus the connect timeout and grace. Returns
+ * deadline unchanged otherwise, so a phase without progress still ends.
+ */
+static int64_t extend_connect_phase(const coordinator *c, int64_t deadline,
+				    uint64_t *subscribed_before)
+{
+	uint64_t waiting = devices_waiting(c);
+	double rate = coord_rate_current(c);
+	int64_t later;
+
+	if (!c->rate_on || c->rate.lowest >= c->rate.ceiling || waiting == 0 ||
+	    c->counts.subscribed <= *subscribed_before)
+		return deadline;
+	*subscribed_before = c->counts.subscribed;
+	later = pl_mono_ns() + (int64_t)((double)waiting / rate * (double)PL_NS_PER_S) +
+		c->prof->timing.connect_timeout_ns + CONNECT_GRACE_NS;
+	return later > deadline ? later : deadline;
+}
+
+static int phase_connect(coordinator *c)
+{
+	int64_t deadline;
+	uint64_t waiting, subscribed_before = 0;
+
+	coord_set_phase(c, COORD_PHASE_CONNECT);
+	coord_rate_start(c);
+	coord_send_phase(c, WP_PHASE_CONNECT);
+	deadline = pl_mono_ns() + connect_phase_length(c);
+	for (;;) {
+		int64_t later;
+
+		if (!pump_until(c, all_connected, deadline))
+			return 0;
+		later = all_connected(c) ? deadline
+					 : extend_connect_phase(c, deadline, &subscribed_before);
+		if (later == deadline)
+			break;
+		COORD_LOG(c, PL_LOG_INFO, "the connect phase is extended by %.0f s: the adaptive "
+			  "pacing slowed connects to %.1f/s and devices are still connecting",
+			  (double)(later - deadline) / (double)PL_NS_PER_S, coord_rate_current(c));
+		deadline = later;
+	}
+	waiting = devices_waiting(c);
 	if (waiting > 0)
 		COORD_LOG(c, PL_LOG_WARN, "%llu devices are not connected and subscribed after the connect "
 			"phase; they stay in the run and are probably censored",
@@ -102,6 +148,10 @@ static int phase_connect(coordinator *c)
 	COORD_LOG(c, PL_LOG_INFO, "connected %llu of %u devices in %.1f s",
 		(unsigned long long)c->counts.connected, c->ndevices,
 		(double)(pl_mono_ns() - c->t_phase_ns) / (double)PL_NS_PER_S);
+	if (c->rate_on)
+		COORD_LOG(c, PL_LOG_INFO, "connect rate: configured %.1f/s, now %.1f/s, lowest "
+			  "%.1f/s after %u changes", c->rate.ceiling, c->rate.rate, c->rate.lowest,
+			  c->rate.changes);
 	return 1;
 }
 

@@ -40,6 +40,10 @@ static void fill_row(const coordinator *c, int g, progress_row *row, int64_t *la
 			continue;
 		if (!d->recorded || d->latency_ns == RUNDIR_TIME_UNKNOWN)
 			continue; /* never measured: no row, or a row without a latency */
+		if (d->excluded) {
+			row->excluded++; /* counted, but left out of devices and quantiles */
+			continue;
+		}
 		row->devices++;
 		if (!d->censored) {
 			latencies[row->effective++] = d->latency_ns;

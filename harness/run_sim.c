@@ -6,7 +6,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "harness/awsapi.h"
-#include "harness/credentials.h"
+#include "harness/target.h"
 #include "simulator/sim.h"
 
 #define COMPONENT "run"
@@ -112,102 +112,55 @@ pl_err run_sim_start(coordinator *c, const char *state_dir, sim **out, pl_errmsg
 	c->sim_pid = sim_pid(*out);
 	c->sim_mqtt_port = sim_mqtt_port(*out);
 	c->sim_api_port = sim_api_port(*out);
-	snprintf(c->mqtt_host, sizeof(c->mqtt_host), "%s", sim_mqtt_host(*out));
-	c->mqtt_port = c->sim_mqtt_port;
-	snprintf(c->ca_path, sizeof(c->ca_path), "%s", sim_ca_path(*out));
 	PL_INFO(COMPONENT, "simulator running: mqtts://%s:%d, control plane http://127.0.0.1:%d, "
-		"propagation %s", c->mqtt_host, c->mqtt_port, c->sim_api_port, c->propagation);
+		"propagation %s", sim_mqtt_host(*out), c->sim_mqtt_port, c->sim_api_port,
+		c->propagation);
 	return PL_OK;
 }
 
-/* Client-side rates for the simulator: its quotas, and no client-side limit for a 0/s quota. */
-static void sim_rates(const profile_quotas *q, awsapi_config *cfg)
+/* Points the workers at the target's MQTT endpoint. */
+static void set_mqtt_endpoint(coordinator *c, const target_info *t)
 {
-	const struct {
-		awsapi_op op;
-		double rate;
-	} rates[] = {
-		{ AWSAPI_ATTACH_POLICY, q->attach_detach_policy },
-		{ AWSAPI_DETACH_POLICY, q->attach_detach_policy },
-		{ AWSAPI_CREATE_POLICY_VERSION, q->policy_write },
-		{ AWSAPI_SET_DEFAULT_POLICY_VERSION, q->policy_write },
-		{ AWSAPI_CREATE_POLICY, q->policy_write },
-		{ AWSAPI_CREATE_CERTIFICATE_FROM_CSR, q->create_certificate_from_csr },
-		{ AWSAPI_CREATE_KEYS_AND_CERTIFICATE, q->create_keys_and_certificate },
-	};
-
-	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
-		cfg->tps[rates[i].op] = rates[i].rate > 0 ? rates[i].rate : -1;
-	/* Keep just below the simulator's buckets so pacing, not throttling, sets the rate. */
-	cfg->tps_scale = 0.95;
+	snprintf(c->mqtt_host, sizeof(c->mqtt_host), "%s", t->mqtt_host);
+	c->mqtt_port = t->mqtt_port;
+	snprintf(c->ca_path, sizeof(c->ca_path), "%s", t->ca_file);
 }
 
-static pl_err sim_api_config(coordinator *c, const sim *s, aws_credentials *creds,
-			     char *endpoint, size_t len, awsapi_config *cfg, pl_errmsg *e)
+/* Creates c->api for the resolved target t and completes t's endpoints. */
+static pl_err create_context(coordinator *c, target_info *t, pl_errmsg *e)
 {
-	char path[WP_PATH_MAX];
+	awsapi_config cfg;
+	char line[1024];
 	pl_err err;
 
-	snprintf(path, sizeof(path), "%s/credentials", sim_state_dir(s));
-	err = credentials_read_file(creds, path, "policylag-sim", 0, e);
-	if (err != PL_OK) {
-		pl_errmsg_prefix(e, "simulator credentials");
-		return err;
-	}
-	snprintf(endpoint, len, "http://127.0.0.1:%d", sim_api_port(s));
-	cfg->control_endpoint = endpoint;
-	cfg->data_endpoint = endpoint;
-	cfg->region = "us-east-1";
-	sim_rates(&c->prof->target.simulator.quotas, cfg);
-	return PL_OK;
-}
-
-static pl_err aws_api_config(coordinator *c, aws_credentials *creds, char *endpoint,
-			     size_t len, awsapi_config *cfg, pl_errmsg *e)
-{
-	const profile_aws *a = &c->prof->target.aws;
-	pl_err err = PL_OK;
-
-	if (a->access_key_id[0] != '\0') {
-		snprintf(creds->access_key_id, sizeof(creds->access_key_id), "%s", a->access_key_id);
-		snprintf(creds->secret_access_key, sizeof(creds->secret_access_key), "%s",
-			 a->secret_access_key);
-		snprintf(creds->session_token, sizeof(creds->session_token), "%s", a->session_token);
-	} else {
-		err = credentials_resolve(creds, a->credentials_profile, e);
-	}
+	awsapi_config_init(&cfg);
+	target_api_config(t, &cfg);
+	target_api_rates(c->prof, &cfg);
+	cfg.max_attempts = c->prof->swap.max_retries + 1;
+	err = awsapi_ctx_create(&c->api, &cfg, e);
+	/* NOTE: run.c learns c->api for its signal handler only after this
+	 * returns, so Ctrl-C does not cancel a DescribeEndpoint in flight. */
+	if (err == PL_OK)
+		err = target_discover(t, c->api, e);
 	if (err != PL_OK)
 		return err;
-	if (a->control_endpoint[0] != '\0')
-		snprintf(endpoint, len, "%s", a->control_endpoint);
-	else
-		snprintf(endpoint, len, "https://iot.%s.amazonaws.com", a->region);
-	cfg->control_endpoint = endpoint;
-	/* NOTE: no data-plane endpoint yet, so probe.via http fails against AWS. */
-	cfg->region = a->region;
-	cfg->ca_file = a->root_ca[0] != '\0' ? a->root_ca : NULL;
-	cfg->tps_scale = 0.9;
+	target_describe(t, line, sizeof(line));
+	PL_INFO(COMPONENT, "%s", line);
 	return PL_OK;
 }
 
 pl_err run_api_create(coordinator *c, const sim *s, pl_errmsg *e)
 {
-	aws_credentials creds;
-	char endpoint[512];
-	awsapi_config cfg;
+	target_info t;
 	pl_err err;
 
-	memset(&creds, 0, sizeof(creds));
-	awsapi_config_init(&cfg);
-	cfg.credentials = &creds;
-	cfg.max_attempts = c->prof->swap.max_retries + 1;
-	if (s != NULL)
-		err = sim_api_config(c, s, &creds, endpoint, sizeof(endpoint), &cfg, e);
-	else
-		err = aws_api_config(c, &creds, endpoint, sizeof(endpoint), &cfg, e);
+	err = target_from_profile(&t, c->prof, s, e);
+	if (err != PL_OK)
+		return err;
+	err = create_context(c, &t, e);
 	if (err == PL_OK)
-		err = awsapi_ctx_create(&c->api, &cfg, e);
-	credentials_clear(&creds);
+		set_mqtt_endpoint(c, &t);
+	target_clear(&t);
 	if (err == PL_OK)
 		err = awsapi_pool_create(&c->pool, c->api, API_THREADS, API_QUEUE, e);
 	return err;

@@ -13,14 +13,15 @@ struct sim;
 /*
  * Starts the simulator with the profile's propagation model, quotas and (for
  * trigger-topic swaps) the rule, with its state in state_dir. Fills the
- * coordinator's endpoint and simulator fields.
+ * coordinator's simulator fields; run_api_create sets the MQTT endpoint.
  */
 pl_err run_sim_start(coordinator *c, const char *state_dir, struct sim **out, pl_errmsg *e);
 
 /*
- * Creates c->api and c->pool for the target: the simulator's loopback API
- * with its generated credentials, or AWS IoT with the profile's endpoints
- * and the resolved AWS credentials.
+ * Creates c->api and c->pool for the profile's target as harness/target.h
+ * resolves it: the simulator s, or AWS IoT with the profile's settings.
+ * Calls DescribeEndpoint when the aws target names no MQTT endpoint, and
+ * points the coordinator's MQTT endpoint and trust store at the target.
  */
 pl_err run_api_create(coordinator *c, const struct sim *s, pl_errmsg *e);
 

@@ -18,7 +18,7 @@ static const char samples_header[] =
 	"device,client_id,group,strategy,direction,swap_index,cert_id,worker,"
 	"t_swap_start_ns,t_swap_ns,t_effect_ns,latency_ns,censored,"
 	"attempts,connects,connect_failures,throttled,errors,"
-	"truth_effect_ns,truth_error_ns,swap,t_connect_ns,t_censor_ns,censor_reason\n";
+	"truth_effect_ns,truth_error_ns,swap,t_connect_ns,t_censor_ns,censor_reason,excluded\n";
 
 struct rundir {
 	char path[RUNDIR_PATH_MAX];
@@ -216,6 +216,8 @@ static void write_sample_row(const rundir *rd, FILE *f, const rundir_sample *s)
 	put_csv_time(f, s->censored ? rundir_relative(rd, s->t_censor_ns) : RUNDIR_TIME_UNKNOWN);
 	fputc(',', f);
 	put_csv_text(f, s->censored ? s->censor_reason : NULL);
+	fputc(',', f);
+	put_csv_text(f, s->excluded);
 	fputc('\n', f);
 }
 

@@ -48,6 +48,7 @@ typedef struct rundir_sample {
 	int64_t t_censor_ns;    /* when observation ended, for censored rows */
 	int censored;
 	const char *censor_reason; /* "timeout", "interrupted", "worker-died", ... or NULL */
+	const char *excluded;   /* lifecycle reason of a confounding disconnect, or NULL */
 	uint32_t attempts;      /* connection attempts since the one in use at the swap */
 	uint32_t connects;      /* successful CONNACKs */
 	uint32_t connect_failures;

@@ -1,8 +1,11 @@
 #include "harness/target.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "simulator/sim.h"
 
 static int given(const char *s)
 {
@@ -60,28 +63,42 @@ static pl_err aws_region_of(target_info *t, const target_aws_settings *s, pl_err
 	return copy_field(t->region, sizeof(t->region), region, "region", e);
 }
 
+/* Copies a base URL setting, which must start with http:// or https://. */
+static pl_err copy_url(char *dst, size_t len, const char *url, const char *what, pl_errmsg *e)
+{
+	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+		return pl_errmsg_set(e, PL_ERR_INVALID, "target: %s '%s' is not a URL", what, url);
+	return copy_field(dst, len, url, what, e);
+}
+
+/* Sets the MQTT host, the SNI and, unless the settings gave one, the data plane. */
+static pl_err set_mqtt_host(target_info *t, const char *host, pl_errmsg *e)
+{
+	pl_err err = copy_field(t->mqtt_host, sizeof(t->mqtt_host), host, "MQTT endpoint", e);
+
+	if (err != PL_OK)
+		return err;
+	snprintf(t->sni, sizeof(t->sni), "%s", t->mqtt_host);
+	if (t->data_endpoint[0] == '\0')
+		snprintf(t->data_endpoint, sizeof(t->data_endpoint), "https://%s", t->mqtt_host);
+	return PL_OK;
+}
+
 static pl_err aws_endpoints_of(target_info *t, const target_aws_settings *s, pl_errmsg *e)
 {
 	pl_err err = PL_OK;
 
-	if (given(s->control_endpoint)) {
-		if (strncmp(s->control_endpoint, "https://", 8) != 0 &&
-		    strncmp(s->control_endpoint, "http://", 7) != 0)
-			return pl_errmsg_set(e, PL_ERR_INVALID,
-					     "target: control endpoint '%s' is not a URL",
-					     s->control_endpoint);
-		err = copy_field(t->control_endpoint, sizeof(t->control_endpoint),
-				 s->control_endpoint, "control endpoint", e);
-	} else {
+	if (given(s->control_endpoint))
+		err = copy_url(t->control_endpoint, sizeof(t->control_endpoint),
+			       s->control_endpoint, "control endpoint", e);
+	else
 		snprintf(t->control_endpoint, sizeof(t->control_endpoint),
 			 "https://iot.%s.amazonaws.com", t->region);
-	}
-	if (err == PL_OK && given(s->mqtt_endpoint)) {
-		err = copy_field(t->mqtt_host, sizeof(t->mqtt_host), s->mqtt_endpoint,
-				 "MQTT endpoint", e);
-		snprintf(t->sni, sizeof(t->sni), "%s", t->mqtt_host);
-		snprintf(t->data_endpoint, sizeof(t->data_endpoint), "https://%s", t->mqtt_host);
-	}
+	if (err == PL_OK && given(s->data_endpoint))
+		err = copy_url(t->data_endpoint, sizeof(t->data_endpoint), s->data_endpoint,
+			       "data endpoint", e);
+	if (err == PL_OK && given(s->mqtt_endpoint))
+		err = set_mqtt_host(t, s->mqtt_endpoint, e);
 	return err;
 }
 
@@ -146,6 +163,32 @@ pl_err target_from_simulator(target_info *t, const char *state_dir, int api_port
 	return PL_OK;
 }
 
+pl_err target_from_profile(target_info *t, const profile *p, const struct sim *s,
+			   pl_errmsg *e)
+{
+	const profile_aws *a = &p->target.aws;
+	target_aws_settings settings = {
+		.region = a->region,
+		.control_endpoint = a->control_endpoint,
+		.mqtt_endpoint = a->mqtt_endpoint,
+		.data_endpoint = a->data_endpoint,
+		.credentials_profile = a->credentials_profile,
+		.access_key_id = a->access_key_id,
+		.secret_access_key = a->secret_access_key,
+		.session_token = a->session_token,
+		.root_ca = a->root_ca,
+		.port = a->port,
+	};
+	char real[PATH_MAX];
+
+	if (p->target.kind != PROFILE_TARGET_SIMULATOR)
+		return target_from_aws(t, &settings, e);
+	if (realpath(sim_state_dir(s), real) == NULL)
+		snprintf(real, sizeof(real), "%s", sim_state_dir(s));
+	return target_from_simulator(t, real, sim_api_port(s), p->target.simulator.region,
+				     sim_mqtt_port(s), sim_ca_path(s), e);
+}
+
 void target_api_config(const target_info *t, awsapi_config *cfg)
 {
 	cfg->control_endpoint = t->control_endpoint;
@@ -157,21 +200,49 @@ void target_api_config(const target_info *t, awsapi_config *cfg)
 	cfg->ca_file = !t->simulator && t->ca_file[0] ? t->ca_file : NULL;
 }
 
-pl_err target_discover(target_info *t, awsapi_client *client, pl_errmsg *e)
+void target_api_rates(const profile *p, awsapi_config *cfg)
 {
+	const profile_quotas *q = &p->target.simulator.quotas;
+	const struct {
+		awsapi_op op;
+		double rate;
+	} quotas[] = {
+		{ AWSAPI_ATTACH_POLICY, q->attach_detach_policy },
+		{ AWSAPI_DETACH_POLICY, q->attach_detach_policy },
+		{ AWSAPI_CREATE_POLICY_VERSION, q->policy_write },
+		{ AWSAPI_SET_DEFAULT_POLICY_VERSION, q->policy_write },
+		{ AWSAPI_CREATE_POLICY, q->policy_write },
+		{ AWSAPI_CREATE_CERTIFICATE_FROM_CSR, q->create_certificate_from_csr },
+		{ AWSAPI_CREATE_KEYS_AND_CERTIFICATE, q->create_keys_and_certificate },
+	};
+
+	cfg->tps_scale = 0.95;
+	if (p->target.kind != PROFILE_TARGET_SIMULATOR)
+		return;
+	for (size_t i = 0; i < sizeof(quotas) / sizeof(quotas[0]); i++)
+		cfg->tps[quotas[i].op] = quotas[i].rate > 0 ? quotas[i].rate : -1;
+}
+
+pl_err target_discover(target_info *t, awsapi_ctx *ctx, pl_errmsg *e)
+{
+	char host[TARGET_HOST_MAX];
+	int data_known = t->data_endpoint[0] != '\0';
+	awsapi_client *client = NULL;
 	pl_err err;
 
 	if (t->simulator || t->mqtt_host[0] != '\0')
 		return PL_OK;
-	err = awsapi_describe_endpoint(client, "iot:Data-ATS", t->mqtt_host, sizeof(t->mqtt_host),
-				       NULL, e);
-	if (err != PL_OK) {
+	err = awsapi_client_create(&client, ctx, e);
+	if (err == PL_OK)
+		err = awsapi_describe_endpoint(client, "iot:Data-ATS", host, sizeof(host), NULL, e);
+	awsapi_client_free(client);
+	if (err == PL_OK)
+		err = set_mqtt_host(t, host, e);
+	if (err == PL_OK && !data_known)
+		err = awsapi_ctx_set_data_endpoint(ctx, t->data_endpoint, e);
+	if (err != PL_OK)
 		pl_errmsg_prefix(e, "finding the MQTT endpoint");
-		return err;
-	}
-	snprintf(t->sni, sizeof(t->sni), "%s", t->mqtt_host);
-	snprintf(t->data_endpoint, sizeof(t->data_endpoint), "https://%s", t->mqtt_host);
-	return PL_OK;
+	return err;
 }
 
 void target_describe(const target_info *t, char *buf, size_t len)
@@ -179,8 +250,10 @@ void target_describe(const target_info *t, char *buf, size_t len)
 	char key[32];
 
 	credentials_mask(t->credentials.access_key_id, key, sizeof(key));
-	snprintf(buf, len, "%s target, region %s, control plane %s, MQTT %s:%d%s%s, key %s from %s",
+	snprintf(buf, len,
+		 "%s target, region %s, control plane %s, data plane %s, MQTT %s:%d%s%s, key %s from %s",
 		 t->simulator ? "simulator" : "aws", t->region, t->control_endpoint,
+		 t->data_endpoint[0] ? t->data_endpoint : "(DescribeEndpoint)",
 		 t->mqtt_host[0] ? t->mqtt_host : "(DescribeEndpoint)", t->mqtt_port,
 		 t->alpn[0] ? " ALPN " : "", t->alpn, key, t->credentials.source);
 }

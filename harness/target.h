@@ -7,8 +7,9 @@
  * environment or the profile's "region"; control plane
  * https://iot.<region>.amazonaws.com unless given; MQTT endpoint from the
  * settings, else DescribeEndpoint(iot:Data-ATS) through target_discover;
- * port 8883, or 443 with ALPN "x-amzn-mqtt-ca"; SNI is the endpoint's host
- * name (AWS refuses TLS connections without it).
+ * data plane https://<MQTT endpoint> unless given; port 8883, or 443 with
+ * ALPN "x-amzn-mqtt-ca"; SNI is the endpoint's host name (AWS rejects TLS
+ * connections without it).
  *
  * Simulator: control and data plane http://127.0.0.1:<api port>, the
  * simulator's region, credentials from the [policylag-sim] profile of the
@@ -25,6 +26,9 @@
 #include "common/error.h"
 #include "harness/awsapi.h"
 #include "harness/credentials.h"
+#include "profiles/profile.h"
+
+struct sim;
 
 #define TARGET_URL_MAX 512
 #define TARGET_HOST_MAX 256
@@ -38,7 +42,8 @@
 typedef struct target_aws_settings {
 	const char *region;
 	const char *control_endpoint;    /* base URL of the control plane */
-	const char *mqtt_endpoint;       /* host name of the data plane and MQTT */
+	const char *mqtt_endpoint;       /* host name of MQTT (and of the data plane) */
+	const char *data_endpoint;       /* base URL of the data plane, else https://<MQTT host> */
 	const char *credentials_profile; /* profile in the shared credentials file */
 	const char *access_key_id;       /* with secret_access_key: overrides the files */
 	const char *secret_access_key;
@@ -78,17 +83,37 @@ pl_err target_from_simulator(target_info *t, const char *state_dir, int api_port
 			     const char *region, int mqtt_port, const char *ca_file, pl_errmsg *e);
 
 /*
- * Fills the target's fields of cfg (endpoints, region, credentials, CA);
- * cfg points into t, so t must outlive the context created from cfg.
+ * Resolves the profile's target. The simulator target is the running
+ * simulator s (its state directory, ports, CA and credentials), and its id
+ * names the real path of the state directory, as fleet inventories record
+ * it. The aws target comes from the profile's target.aws settings through
+ * target_from_aws, and s is ignored.
+ */
+pl_err target_from_profile(target_info *t, const profile *p, const struct sim *s,
+			   pl_errmsg *e);
+
+/*
+ * Fills the target's fields of cfg (endpoints, region, credentials, CA).
+ * cfg points into t, and awsapi_ctx_create copies what it needs.
  */
 void target_api_config(const target_info *t, awsapi_config *cfg);
 
 /*
- * Finds the MQTT endpoint with DescribeEndpoint(iot:Data-ATS) when it is
- * not known, and sets the data-plane endpoint https://<host> and the SNI.
- * A no-op for the simulator and when the host is set.
+ * Sets cfg's client-side rates for the profile's target: the simulator's
+ * configured quotas (no client-side limit for a quota of 0), or AWS's
+ * default quotas, each scaled to 95% so that pacing, not throttling, sets
+ * the rate.
  */
-pl_err target_discover(target_info *t, awsapi_client *client, pl_errmsg *e);
+void target_api_rates(const profile *p, awsapi_config *cfg);
+
+/*
+ * Finds the MQTT endpoint with DescribeEndpoint(iot:Data-ATS), through a
+ * client of ctx, when it is not known. Sets the SNI and, unless the
+ * settings gave one, the data-plane endpoint https://<host> in t and in
+ * ctx. A no-op for the simulator and when the host is set. Set-up only:
+ * no data-plane call of ctx may be in flight.
+ */
+pl_err target_discover(target_info *t, awsapi_ctx *ctx, pl_errmsg *e);
 
 /* One line for logs: kind, region, endpoints and the masked access key id. */
 void target_describe(const target_info *t, char *buf, size_t len);

@@ -273,6 +273,11 @@ void groups_decode(loader *l, const ptree *groups)
 	share shares[MAX_GROUPS];
 	size_t errors_before = l->issues->errors;
 
+	if (groups != NULL && groups->override_value && ptree_is_null(groups)) {
+		/* schema_check_override reported it; leave the group names unchecked. */
+		l->groups_valid = 0;
+		return;
+	}
 	if (groups == NULL || ptree_is_null(groups)) {
 		default_group(l);
 		l->groups_valid = !l->oom;
@@ -291,6 +296,14 @@ void groups_decode(loader *l, const ptree *groups)
 	p->group_count = groups->count;
 	memset(shares, 0, sizeof(shares));
 	for (size_t i = 0; i < groups->count; i++) {
+		if (groups->items[i]->override_value && groups->items[i]->type == PTREE_MAP) {
+			schema_set_defaults(l, &schema_group, &p->groups[i]);
+			set_fallback_name(l, &p->groups[i], i);
+			loader_error(l, groups->items[i],
+				     "groups.%zu: a group cannot be replaced with --set; set its keys one at a time, for example --set groups.%zu.share=VALUE",
+				     i, i);
+			continue;
+		}
 		if (groups->items[i]->type != PTREE_MAP) {
 			schema_set_defaults(l, &schema_group, &p->groups[i]);
 			set_fallback_name(l, &p->groups[i], i);

@@ -99,6 +99,14 @@ void schema_set_defaults(loader *l, const section *s, void *base);
  */
 void schema_decode(loader *l, const section *s, const char *path, const ptree *map, void *base);
 
+/*
+ * Rejects a --set value that replaces a whole map (a section such as fleet)
+ * and an empty --set value for a key the loader decodes itself (groups,
+ * expect, shares), which would otherwise fall back to the default. Returns 0
+ * after reporting it, 1 when value may be decoded.
+ */
+int schema_check_override(loader *l, const field *f, const char *where, const ptree *value);
+
 /* Finds a field of s by key, or NULL. */
 const field *schema_find(const section *s, const char *key);
 

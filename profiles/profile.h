@@ -112,6 +112,7 @@ typedef struct profile_aws {
 	char *region;                /* e.g. "eu-west-1"; required for the aws target */
 	char *mqtt_endpoint;         /* host name; "" = DescribeEndpoint(iot:Data-ATS) */
 	char *control_endpoint;      /* base URL; "" = https://iot.<region>.amazonaws.com */
+	char *data_endpoint;         /* base URL of the data plane; "" = https://<MQTT endpoint> */
 	char *credentials_profile;   /* profile in ~/.aws/credentials; "default" */
 	char *access_key_id;         /* "" = from credentials_profile; secret */
 	char *secret_access_key;     /* "" = from credentials_profile; secret */
@@ -142,7 +143,9 @@ typedef struct profile_fleet {
 	profile_provisioning provisioning;
 	char *inventory;             /* absolute path of the fleet directory, "" = fleets/<name> */
 	char *client_id_prefix;      /* device i is "<prefix><i, 6 digits>" */
-	double connect_rate;         /* CONNECTs per second over the fleet */
+	double connect_rate;         /* CONNECTs per second over the fleet; the adaptive ceiling */
+	int connect_rate_adaptive;   /* lower the rate while connects fail or are throttled */
+	double connect_rate_floor;   /* the adaptive rate never goes below this, per second */
 	int64_t worker_devices;      /* devices per worker process */
 } profile_fleet;
 
@@ -229,6 +232,17 @@ typedef struct profile_probe {
 	int64_t payload_size;        /* bytes per probe, at least the probe header */
 } profile_probe;
 
+/*
+ * The lifecycle-event observer: one extra MQTT connection of the
+ * coordinator, subscribed to $aws/events/presence/disconnected/+, whose
+ * events tag devices disconnected for reasons other than authorization.
+ */
+typedef struct profile_observer {
+	int enabled;                 /* default on */
+	char *certificate;           /* absolute path; "" = the run creates one */
+	char *private_key;           /* absolute path; "" = the run creates one */
+} profile_observer;
+
 typedef struct profile_timing {
 	int64_t connect_timeout_ns;  /* per CONNECT until CONNACK */
 	int64_t settle_ns;           /* after the last device connected, before the swap */
@@ -258,6 +272,7 @@ typedef struct profile {
 	profile_swap swap;
 	profile_probe probe;
 	profile_timing timing;
+	profile_observer observer;
 	profile_expectation *expect;
 	size_t expect_count;
 	char hash[65];               /* profile_hash of the resolved profile */
@@ -349,6 +364,13 @@ int64_t profile_expected_duration(const profile *p);
  */
 int64_t profile_swap_calls(const profile *p);
 
+/*
+ * The confirmation window of a revoke: how long a probe must stay
+ * undelivered before it counts as lost. Two probe intervals, at least 1 s,
+ * so that delivery delays are not taken for the effect.
+ */
+int64_t profile_revoke_confirm_ns(const profile *p);
+
 /* The group named name, or NULL. */
 const profile_group *profile_find_group(const profile *p, const char *name);
 
@@ -393,6 +415,13 @@ size_t profile_simulator_options(const profile *p, profile_sim_option *out, size
 
 /* Formats target.simulator.propagation as the simulator parses it ("uniform:20s-40s"). */
 void profile_propagation_text(const profile_propagation *prop, char *buf, size_t len);
+
+/*
+ * Checks a name (profile, group): 1 to 64 of the characters A-Z, a-z, 0-9,
+ * '-' and '_', so that `--set` paths and expectations can name it. The
+ * message shows the name.
+ */
+pl_err profile_check_name(const char *text, pl_errmsg *e);
 
 /* Names for the enums, as written in profiles ("keep-connection", "attach-detach", ...). */
 const char *profile_strategy_name(profile_strategy s);

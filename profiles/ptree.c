@@ -434,12 +434,16 @@ static pl_err parse_override_value(ptree **out, const char *value, const char *o
 
 	if (value[0] == '\0') {
 		*out = scalar_new("", override);
-		return *out ? PL_OK : PL_ERR_NOMEM;
+		if (*out == NULL)
+			return PL_ERR_NOMEM;
+		(*out)->override_value = 1;
+		return PL_OK;
 	}
 	rc = ptree_parse(out, value, strlen(value), "value", &inner);
 	if (rc != PL_OK)
 		return pl_errmsg_set(e, rc, "--set %s: %s", override, inner.msg);
 	set_origin(*out, override);
+	(*out)->override_value = 1;
 	return PL_OK;
 }
 

@@ -30,6 +30,7 @@ struct ptree {
 	unsigned line;          /* 1-based; 0 for nodes made by an override */
 	unsigned column;
 	const char *origin;     /* the override text ("probe.interval=1s") or NULL for the file */
+	int override_value;     /* the value of a --set override, not a map made on its path */
 };
 
 /*

@@ -95,6 +95,7 @@ static const field aws_rows[] = {
 	ROW("region", FIELD_STRING, profile_aws, region, "", 0, 0),
 	ROW("mqtt_endpoint", FIELD_STRING, profile_aws, mqtt_endpoint, "", 0, 0),
 	ROW("control_endpoint", FIELD_STRING, profile_aws, control_endpoint, "", 0, 0),
+	ROW("data_endpoint", FIELD_STRING, profile_aws, data_endpoint, "", 0, 0),
 	ROW("credentials_profile", FIELD_STRING, profile_aws, credentials_profile, "default", 0, 0),
 	ROW("access_key_id", FIELD_SECRET, profile_aws, access_key_id, "", 0, 0),
 	ROW("secret_access_key", FIELD_SECRET, profile_aws, secret_access_key, "", 0, 0),
@@ -118,6 +119,9 @@ static const field fleet_rows[] = {
 	ROW("inventory", FIELD_PATH, profile_fleet, inventory, "", 0, 0),
 	ROW("client_id_prefix", FIELD_STRING, profile_fleet, client_id_prefix, "pl-", 0, 0),
 	ROW("connect_rate", FIELD_RATE, profile_fleet, connect_rate, "50/s", 1, 0),
+	ROW("connect_rate_adaptive", FIELD_BOOL, profile_fleet, connect_rate_adaptive, "true", 0,
+	    0),
+	ROW("connect_rate_floor", FIELD_RATE, profile_fleet, connect_rate_floor, "1/s", 1, 0),
 	ROW("worker_devices", FIELD_INT, profile_fleet, worker_devices, "250", 1, 5000),
 };
 static SECTION(schema_fleet, "fleet", fleet_rows);
@@ -187,6 +191,13 @@ static const field timing_rows[] = {
 };
 static SECTION(schema_timing, "timing", timing_rows);
 
+static const field observer_rows[] = {
+	ROW("enabled", FIELD_BOOL, profile_observer, enabled, "true", 0, 0),
+	ROW("certificate", FIELD_PATH, profile_observer, certificate, "", 0, 0),
+	ROW("private_key", FIELD_PATH, profile_observer, private_key, "", 0, 0),
+};
+static SECTION(schema_observer, "observer", observer_rows);
+
 static const field root_rows[] = {
 	ROW("name", FIELD_NAME, profile, name, "", 0, 0),
 	ROW("description", FIELD_STRING, profile, description, "", 0, 0),
@@ -197,6 +208,7 @@ static const field root_rows[] = {
 	SECTION_ROW("swap", profile, swap, schema_swap),
 	SECTION_ROW("probe", profile, probe, schema_probe),
 	SECTION_ROW("timing", profile, timing, schema_timing),
+	SECTION_ROW("observer", profile, observer, schema_observer),
 	CUSTOM_ROW("expect"),
 };
 SECTION(schema_root, "", root_rows);
@@ -441,7 +453,7 @@ static pl_err parse_propagation(const char *text, profile_propagation *out, pl_e
 	return PL_OK;
 }
 
-static pl_err parse_name(const char *text, pl_errmsg *e)
+pl_err profile_check_name(const char *text, pl_errmsg *e)
 {
 	if (text[0] == '\0')
 		return pl_errmsg_set(e, PL_ERR_INVALID, "missing name: the value is empty");
@@ -512,7 +524,7 @@ static pl_err decode_text(const field *f, const char *text, void *slot, pl_errms
 
 	switch (f->type) {
 	case FIELD_NAME:
-		rc = parse_name(text, e);
+		rc = profile_check_name(text, e);
 		return rc != PL_OK ? rc : store_string(slot, text);
 	case FIELD_STRING:
 	case FIELD_SECRET:
@@ -627,8 +639,32 @@ static void decode_null(loader *l, const field *f, const char *where, const ptre
 			l->oom = 1;
 		return;
 	}
-	loader_error(l, value, "%s: missing value (remove the key to use the default, %s)", where,
-		     f->default_text);
+	if (strcmp(where, "name") == 0)
+		loader_error(l, value,
+			     "name: missing value (remove the key to name the profile after its file)");
+	else
+		loader_error(l, value, "%s: missing value (remove the key to use the default, %s)",
+			     where, f->default_text);
+}
+
+int schema_check_override(loader *l, const field *f, const char *where, const ptree *value)
+{
+	if (!value->override_value)
+		return 1;
+	/* Other values of a section get decode's type error. */
+	if (f->type == FIELD_SECTION && (value->type == PTREE_MAP || ptree_is_null(value))) {
+		loader_error(l, value,
+			     "%s: a map cannot be set with --set; set its keys one at a time, for example --set %s.%s=VALUE",
+			     where, where, f->section->fields[0].key);
+		return 0;
+	}
+	if (f->type == FIELD_CUSTOM && ptree_is_null(value)) {
+		loader_error(l, value,
+			     "%s: missing value (remove this --set to keep the profile's value; '[]' is an empty list)",
+			     where);
+		return 0;
+	}
+	return 1;
 }
 
 void schema_decode(loader *l, const section *s, const char *path, const ptree *map, void *base)
@@ -650,9 +686,11 @@ void schema_decode(loader *l, const section *s, const char *path, const ptree *m
 		const field *f = schema_find(s, map->keys[i]->value);
 		char where[160];
 
-		if (f == NULL || f->type == FIELD_CUSTOM)
+		if (f == NULL)
 			continue;
 		join_path(where, sizeof(where), path, f->key);
+		if (!schema_check_override(l, f, where, map->items[i]) || f->type == FIELD_CUSTOM)
+			continue;
 		if (f->type == FIELD_SECTION)
 			schema_decode(l, f->section, where, map->items[i], (char *)base + f->offset);
 		else if (!ptree_is_null(map->items[i]))

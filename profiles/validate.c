@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "profiles/internal.h"
+#include "workers/detect.h"
 
 /* AWS limits (AWS IoT Core quotas page): topic size and slashes, client id size. */
 #define AWS_TOPIC_MAX_BYTES 256
@@ -100,9 +101,12 @@ static void check_groups(loader *l, const ptree *root)
 	}
 }
 
-/* Checks the ${...} placeholders of a topic template; sets *has_device_part. */
-static void check_placeholders(loader *l, const ptree *node, const char *key, const char *topic,
-			       int *has_device_part)
+/*
+ * Checks the ${...} placeholders of a topic template and sets
+ * *has_device_part. Returns whether the placeholders are valid.
+ */
+static int check_placeholders(loader *l, const ptree *node, const char *key, const char *topic,
+			      int *has_device_part)
 {
 	*has_device_part = 0;
 	for (const char *s = strstr(topic, "${"); s != NULL; s = strstr(s + 2, "${")) {
@@ -118,50 +122,72 @@ static void check_placeholders(loader *l, const ptree *node, const char *key, co
 			loader_error(l, node,
 				     "%s: unknown placeholder in '%s': expected ${client_id} or ${device}",
 				     key, topic);
-		return;
+		return 0;
 	}
+	return 1;
 }
 
-/* Topic limits after expansion with the longest client id of the fleet. */
-static void check_topic_limits(loader *l, const ptree *node, const char *key, const char *topic,
-			       int is_publish_topic)
+/* Checks topic limits after expansion with the fleet's longest client id; returns whether they hold. */
+static int check_topic_limits(loader *l, const ptree *node, const char *key, const char *topic,
+			      int is_publish_topic)
 {
 	const profile *p = &l->impl->pub;
 	char device[160];
 	char client_id[160];
 	char expanded[1024];
 	size_t slashes = 0;
+	int valid = 1;
 
 	if (topic[0] == '\0') {
 		loader_error(l, node, "%s: missing topic", key);
-		return;
+		return 0;
 	}
-	if (is_publish_topic && strpbrk(topic, "+#") != NULL)
+	if (is_publish_topic && strpbrk(topic, "+#") != NULL) {
 		loader_error(l, node, "%s: '%s' contains a wildcard (+ or #), but probes are published to it",
 			     key, topic);
+		valid = 0;
+	}
 	profile_device_name(p, p->fleet.devices - 1, device, sizeof(device));
 	snprintf(client_id, sizeof(client_id), "%s-999999", device);
 	if (profile_expand_topic(topic, device, client_id, expanded, sizeof(expanded)) != PL_OK ||
 	    strlen(expanded) > AWS_TOPIC_MAX_BYTES) {
 		loader_error(l, node, "%s: '%s' is longer than AWS IoT's %d bytes for a device's topic",
 			     key, topic, AWS_TOPIC_MAX_BYTES);
-		return;
+		return 0;
 	}
 	for (const char *s = expanded; *s != '\0'; s++)
 		slashes += *s == '/';
-	if (slashes > AWS_TOPIC_MAX_SLASHES)
+	if (slashes > AWS_TOPIC_MAX_SLASHES) {
 		loader_error(l, node, "%s: '%s' has %zu slashes; AWS IoT allows at most %d", key, topic,
 			     slashes, AWS_TOPIC_MAX_SLASHES);
+		valid = 0;
+	}
+	return valid;
 }
 
-static void check_probe_topic(loader *l, const ptree *root)
+/* Checks a topic template's placeholders and AWS's limits; returns whether it is valid. */
+static int check_topic(loader *l, const ptree *root, const char *key, const char *topic,
+		       int *per_device)
+{
+	const ptree *node = at(root, key);
+	int placeholders_valid = check_placeholders(l, node, key, topic, per_device);
+	int limits_valid = check_topic_limits(l, node, key, topic, 1);
+
+	return placeholders_valid && limits_valid;
+}
+
+/*
+ * Checks probe.topic, then its combination with probe.shared_topic. Returns
+ * whether probe.topic is valid on its own.
+ */
+static int check_probe_topic(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
 	const ptree *node = at(root, "probe.topic");
 	int per_device;
 
-	check_placeholders(l, node, "probe.topic", p->probe.topic, &per_device);
-	check_topic_limits(l, node, "probe.topic", p->probe.topic, 1);
+	if (!check_topic(l, root, "probe.topic", p->probe.topic, &per_device))
+		return 0;
 	if (!per_device && !p->probe.shared_topic)
 		loader_error(l, node,
 			     "probe.topic: '%s' is the same for every device, so each device would receive every other device's probes; add ${client_id} or ${device}, or set probe.shared_topic: true",
@@ -170,18 +196,25 @@ static void check_probe_topic(loader *l, const ptree *root)
 		loader_error(l, at(root, "probe.shared_topic"),
 			     "probe.shared_topic: true, but probe.topic '%s' differs per device; remove ${client_id} and ${device} or set shared_topic: false",
 			     p->probe.topic);
+	return 1;
 }
 
-static void check_swap_topics(loader *l, const ptree *root)
+/*
+ * Checks the trigger-topic swap's keys; returns whether swap.trigger_topic
+ * is valid or unused. The comparison with probe.topic runs only when
+ * probe.topic is valid.
+ */
+static int check_swap_topics(loader *l, const ptree *root, int probe_topic_valid)
 {
 	const profile *p = &l->impl->pub;
 	int per_device;
+	int trigger_valid;
 
 	if (p->swap.kind != PROFILE_SWAP_TRIGGER_TOPIC) {
 		if (p->swap.trigger_topic[0] != '\0')
 			loader_error(l, at(root, "swap.trigger_topic"),
 				     "swap.trigger_topic: applies only to swap.kind trigger-topic");
-		return;
+		return 1;
 	}
 	if (p->probe.kind != PROFILE_PROBE_PROBER)
 		loader_error(l, at(root, "probe.kind"),
@@ -189,16 +222,15 @@ static void check_swap_topics(loader *l, const ptree *root)
 	if (p->swap.trigger_topic[0] == '\0') {
 		loader_error(l, at(root, "swap"),
 			     "swap.trigger_topic: required for swap.kind trigger-topic: the topic each device publishes to so that the rule swaps its policies");
-		return;
+		return 1;
 	}
-	check_placeholders(l, at(root, "swap.trigger_topic"), "swap.trigger_topic",
-			   p->swap.trigger_topic, &per_device);
-	check_topic_limits(l, at(root, "swap.trigger_topic"), "swap.trigger_topic",
-			   p->swap.trigger_topic, 1);
-	if (p->swap.response_topic[0] != '\0' && strcmp(p->swap.response_topic, p->probe.topic) != 0)
+	trigger_valid = check_topic(l, root, "swap.trigger_topic", p->swap.trigger_topic, &per_device);
+	if (probe_topic_valid && p->swap.response_topic[0] != '\0' &&
+	    strcmp(p->swap.response_topic, p->probe.topic) != 0)
 		loader_error(l, at(root, "swap.response_topic"),
 			     "swap.response_topic: the rule's response is the probe, so it must equal probe.topic ('%s'); leave it empty",
 			     p->probe.topic);
+	return trigger_valid;
 }
 
 /* Publishes per second on one device connection: probes sent and received, plus triggers. */
@@ -233,6 +265,29 @@ static void check_probe_rate(loader *l, const ptree *root)
 	if (p->probe.shared_topic && p->probe.kind == PROFILE_PROBE_ECHO)
 		loader_error(l, at(root, "probe.shared_topic"),
 			     "probe.shared_topic: echo probes on one shared topic reach every device; use a per-device topic or probe.kind prober");
+}
+
+/* A revoke's detection tracks a bounded number of undelivered probes per device. */
+static void check_revoke_window(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+	int64_t confirm = profile_revoke_confirm_ns(p);
+	int64_t shortest = confirm / (DETECT_WINDOW - 1) + 1;
+	char interval[32];
+	char window[32];
+	char minimum[32];
+
+	if (p->swap.direction != PROFILE_SWAP_REVOKE ||
+	    detect_window_fits(confirm, p->probe.interval_ns))
+		return;
+	/* Round the suggestion up to a whole millisecond. */
+	shortest = (shortest + PL_NS_PER_MS - 1) / PL_NS_PER_MS * PL_NS_PER_MS;
+	schema_format_duration(p->probe.interval_ns, interval, sizeof(interval));
+	schema_format_duration(confirm, window, sizeof(window));
+	schema_format_duration(shortest, minimum, sizeof(minimum));
+	loader_error(l, at(root, "probe.interval"),
+		     "probe.interval: %s is too short for a revoke: a probe counts as lost after %s without delivery, and each device tracks at most %d undelivered probes, so the effect could be reported late; use at least %s",
+		     interval, window, DETECT_WINDOW, minimum);
 }
 
 /*
@@ -345,8 +400,10 @@ static void check_simulator_quotas(loader *l, const ptree *root)
 
 	if (q->connect_per_account > 0.0 && p->fleet.connect_rate > q->connect_per_account)
 		loader_warning(l, at(root, "fleet.connect_rate"),
-			       "fleet.connect_rate: above the simulator's connect_rate_per_account quota (%g/s), so connects will be throttled",
-			       q->connect_per_account);
+			       "fleet.connect_rate: above the simulator's connect_rate_per_account quota (%g/s), so connects will be throttled%s",
+			       q->connect_per_account,
+			       p->fleet.connect_rate_adaptive
+				       ? " until the adaptive pacing lowers the rate" : "");
 	if (swap_quota > 0.0 && p->swap.rate > swap_quota && profile_swap_calls(p) > 1)
 		loader_warning(l, at(root, "swap.rate"),
 			       "swap.rate: above the simulator's %s quota (%g/s), so swap calls will be throttled and retried",
@@ -384,38 +441,76 @@ static void check_target(loader *l, const ptree *root)
 			       observe, longest);
 }
 
-static void check_client_ids(loader *l, const ptree *root)
+/* Checks fleet.client_id_prefix; returns whether the fleet's client ids are valid. */
+static int check_client_ids(loader *l, const ptree *root)
 {
 	const profile *p = &l->impl->pub;
 	char device[256];
+	int valid = 1;
 
 	if (profile_device_name(p, p->fleet.devices - 1, device, sizeof(device)) != PL_OK ||
-	    strlen(device) + 7 > AWS_CLIENT_ID_MAX_BYTES)
+	    strlen(device) + 7 > AWS_CLIENT_ID_MAX_BYTES) {
 		loader_error(l, at(root, "fleet.client_id_prefix"),
 			     "fleet.client_id_prefix: too long: client ids would exceed AWS IoT's %d bytes",
 			     AWS_CLIENT_ID_MAX_BYTES);
+		valid = 0;
+	}
 	for (const char *c = p->fleet.client_id_prefix; *c != '\0'; c++) {
 		if (*c == '/' || *c == '+' || *c == '#' || *c <= ' ') {
 			loader_error(l, at(root, "fleet.client_id_prefix"),
 				     "fleet.client_id_prefix: '%s' contains '%c', which would break topics built from client ids",
 				     p->fleet.client_id_prefix, *c);
-			return;
+			return 0;
 		}
 	}
+	return valid;
+}
+
+static void check_connect_rate(loader *l, const ptree *root)
+{
+	const profile_fleet *f = &l->impl->pub.fleet;
+
+	if (f->connect_rate_adaptive && f->connect_rate_floor > f->connect_rate)
+		loader_error(l, at(root, "fleet.connect_rate_floor"),
+			     "fleet.connect_rate_floor: %g/s is above fleet.connect_rate (%g/s); the floor must not exceed the configured rate",
+			     f->connect_rate_floor, f->connect_rate);
+}
+
+/* A given observer identity needs both files; one alone is a typo, not a request. */
+static void check_observer(loader *l, const ptree *root)
+{
+	const profile_observer *o = &l->impl->pub.observer;
+	int has_cert = o->certificate[0] != '\0', has_key = o->private_key[0] != '\0';
+
+	if (has_cert != has_key)
+		loader_error(l, at(root, has_cert ? "observer.certificate" : "observer.private_key"),
+			     "observer.%s: given without observer.%s; set both to use an existing observer certificate, or neither to let the run create one",
+			     has_cert ? "certificate" : "private_key",
+			     has_cert ? "private_key" : "certificate");
 }
 
 void profile_validate(loader *l, const ptree *root)
 {
+	int probe_topic_valid;
+	int trigger_topic_valid;
+	int client_ids_valid;
+
+	check_connect_rate(l, root);
 	check_groups(l, root);
-	check_probe_topic(l, root);
-	check_swap_topics(l, root);
+	probe_topic_valid = check_probe_topic(l, root);
+	trigger_topic_valid = check_swap_topics(l, root, probe_topic_valid);
 	check_probe_rate(l, root);
+	check_revoke_window(l, root);
 	check_account_rates(l, root);
 	check_prober_load(l, root);
 	check_swap(l, root);
 	check_target(l, root);
-	check_client_ids(l, root);
-	policy_effect_check(l, root);
+	client_ids_valid = check_client_ids(l, root);
+	check_observer(l, root);
+	/* The policy checks evaluate the expanded topics and client ids, so with an
+	 * invalid one they would only report follow-on errors. */
+	if (probe_topic_valid && trigger_topic_valid && client_ids_valid)
+		policy_effect_check(l, root);
 }
 
 /* Control-plane calls for one principal's swap: attaches plus detaches. */
@@ -459,4 +554,11 @@ int64_t profile_expected_duration(const profile *p)
 	total_ns += (double)(p->timing.connect_timeout_ns + p->timing.settle_ns +
 			     p->timing.observe_timeout_ns + p->timing.drain_ns);
 	return (int64_t)ceil(total_ns);
+}
+
+int64_t profile_revoke_confirm_ns(const profile *p)
+{
+	int64_t confirm = 2 * p->probe.interval_ns;
+
+	return confirm > PL_NS_PER_S ? confirm : PL_NS_PER_S;
 }

@@ -33,7 +33,7 @@ typedef struct metric_def {
 
 enum {
 	M_N, M_EFFECTIVE, M_CENSORED, M_CENSORED_RATIO, M_CONNECTS, M_CONNECT_FAILURES,
-	M_THROTTLED, M_ERRORS, M_UNMEASURED, M_MIN, M_MEAN, M_MAX, M_QUANTILE /* + 3 * index + bound */
+	M_THROTTLED, M_ERRORS, M_UNMEASURED, M_EXCLUDED, M_MIN, M_MEAN, M_MAX, M_QUANTILE /* + 3 * index + bound */
 };
 enum { C_P, C_LOGRANK_P, C_MW_P, C_CLIFF, C_SHIFT, C_SHIFT_LO, C_SHIFT_HI };
 enum { T_CONNECT, T_SUBSCRIBE, T_PUBLISH, T_CONTROL, T_TOTAL };
@@ -48,6 +48,7 @@ static const metric_def group_metrics[] = {
 	{ "throttled", VALUE_COUNT, M_THROTTLED },
 	{ "errors", VALUE_COUNT, M_ERRORS },
 	{ "unmeasured", VALUE_COUNT, M_UNMEASURED },
+	{ "excluded", VALUE_COUNT, M_EXCLUDED },
 	{ "min", VALUE_TIME, M_MIN },
 	{ "mean", VALUE_TIME, M_MEAN },
 	{ "max", VALUE_TIME, M_MAX },
@@ -375,6 +376,7 @@ static double group_value(const summary_group *g, int id)
 	case M_THROTTLED: return (double)g->throttled;
 	case M_ERRORS: return (double)g->errors;
 	case M_UNMEASURED: return (double)g->n_unmeasured;
+	case M_EXCLUDED: return (double)g->n_excluded;
 	case M_MIN: return st->min;
 	case M_MEAN: return st->mean;
 	case M_MAX: return st->max;

@@ -18,9 +18,10 @@
  * run swaps in both directions).
  * METRIC: time metrics p50 p90 p95 p99 min mean max and p50_lo p50_hi (...
  * the confidence limits of each quantile); counts n effective censored
- * unmeasured connects connect_failures throttled errors; ratio
- * censored_ratio. n counts devices with a latency; unmeasured counts rows
- * without one.
+ * unmeasured excluded connects connect_failures throttled errors; ratio
+ * censored_ratio. n counts devices with a latency that are not excluded.
+ * unmeasured counts rows without a latency. excluded counts rows whose
+ * measurement a disconnect not about authorization confounded.
  * CMETRIC: p (log-rank p-value), logrank_p, mw_p, cliff_delta, and the time
  * metrics shift, shift_lo, shift_hi (Hodges-Lehmann, first group minus
  * second). Examples: "reconnect.p99 < 30s", "keep.censored == 0",

@@ -118,10 +118,10 @@ static void write_activity_row(FILE *f, const summary_group *g)
 {
 	fputs("<tr><td class=\"l\">", f);
 	report_html_escape(f, g->name);
-	fprintf(f, "</td><td>%zu</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
-		   "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%zu</td><td>",
-		g->n_unmeasured, g->attempts, g->connects, g->connect_failures, g->throttled,
-		g->errors, g->n_truth);
+	fprintf(f, "</td><td>%zu</td><td>%zu</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%"
+		   PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%zu</td><td>",
+		g->n_unmeasured, g->n_excluded, g->attempts, g->connects, g->connect_failures,
+		g->throttled, g->errors, g->n_truth);
 	put_seconds(f, g->truth_error_mean);
 	fputs("</td><td>", f);
 	put_seconds(f, g->truth_error_max);
@@ -143,11 +143,14 @@ static void write_groups(FILE *f, const summary *s)
 	for (size_t i = 0; i < s->ngroups; i++)
 		write_group_row(f, &s->groups[i]);
 	fputs("</table>\n<p class=\"note\">Device activity, summed over the devices of each group. "
-	      "Rows without latency (the device was never measured) are left out of the statistics. "
+	      "Rows without latency (the device was never measured) are left out of the statistics, "
+	      "and so are excluded rows: devices disconnected after the swap for a reason other "
+	      "than authorization (for example SERVER_INITIATED_DISCONNECT), whose new connection "
+	      "took the new policy at once. "
 	      "The truth error is the measured effect time minus the time the simulator's policy "
 	      "cache really refreshed (simulator runs only).</p>\n",
 	      f);
-	fputs("<table><tr><th class=\"l\">group</th><th>rows without latency</th>"
+	fputs("<table><tr><th class=\"l\">group</th><th>rows without latency</th><th>excluded</th>"
 	      "<th>attempts</th><th>connects</th>"
 	      "<th>connect failures</th><th>throttled</th><th>errors</th><th>rows with truth</th>"
 	      "<th>mean |truth error|</th><th>max |truth error|</th></tr>\n",

@@ -12,19 +12,23 @@
 #include <string.h>
 
 #include "common/parse.h"
+#include "profiles/profile.h"
 
 const char *const run_samples_columns[] = {
 	"device", "client_id", "group", "strategy", "direction", "swap_index", "cert_id",
 	"worker", "t_swap_start_ns", "t_swap_ns", "t_effect_ns", "latency_ns", "censored",
 	"attempts", "connects", "connect_failures", "throttled", "errors", "truth_effect_ns",
-	"truth_error_ns", NULL
+	"truth_error_ns", "excluded", NULL
 };
 
 enum {
 	COL_DEVICE, COL_CLIENT_ID, COL_GROUP, COL_STRATEGY, COL_DIRECTION, COL_SWAP_INDEX,
 	COL_CERT_ID, COL_WORKER, COL_T_SWAP_START, COL_T_SWAP, COL_T_EFFECT, COL_LATENCY,
 	COL_CENSORED, COL_ATTEMPTS, COL_CONNECTS, COL_CONNECT_FAILURES, COL_THROTTLED,
-	COL_ERRORS, COL_TRUTH_EFFECT, COL_TRUTH_ERROR, NCOLUMNS
+	COL_ERRORS, COL_TRUTH_EFFECT, COL_TRUTH_ERROR,
+	NREQUIRED,                 /* the columns before this one must be present */
+	COL_EXCLUDED = NREQUIRED,  /* optional: files written before it existed lack it */
+	NCOLUMNS
 };
 
 pl_err run_path(char *buf, size_t len, const char *dir, const char *name, pl_errmsg *e)
@@ -125,13 +129,13 @@ pl_err run_samples_append(run_samples *rs, const run_sample *row, const char *gr
 			  const char *strategy, pl_errmsg *e)
 {
 	size_t g = 0;
-	const char *text[3] = { row->device, row->client_id, row->cert_id };
-	const char *copy[3];
+	const char *text[4] = { row->device, row->client_id, row->cert_id, row->excluded };
+	const char *copy[4];
 	pl_err err = group_index(rs, group, strategy, &g, e);
 
 	if (err != PL_OK)
 		return err;
-	for (size_t f = 0; f < 3; f++) {
+	for (size_t f = 0; f < 4; f++) {
 		copy[f] = strings_add(rs, text[f] ? text[f] : "", e);
 		if (copy[f] == NULL)
 			return PL_ERR_NOMEM;
@@ -150,6 +154,7 @@ pl_err run_samples_append(run_samples *rs, const run_sample *row, const char *gr
 	dst->device = copy[0];
 	dst->client_id = copy[1];
 	dst->cert_id = copy[2];
+	dst->excluded = copy[3];
 	return PL_OK;
 }
 
@@ -313,7 +318,7 @@ static pl_err read_header(csv_reader *r, column_map *map, pl_errmsg *e)
 		for (size_t f = 0; f < r->nfields; f++)
 			if (strcmp(r->fields[f], run_samples_columns[c]) == 0)
 				map->index[c] = f;
-		if (map->index[c] == SIZE_MAX)
+		if (c < NREQUIRED && map->index[c] == SIZE_MAX)
 			return pl_errmsg_set(e, PL_ERR_PARSE, "%s:1: header has no column %s",
 					     r->name, run_samples_columns[c]);
 	}
@@ -351,7 +356,11 @@ static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, p
 	const char *cens = r->fields[map->index[COL_CENSORED]];
 
 	for (size_t i = 0; i < sizeof(int_cols) / sizeof(int_cols[0]); i++) {
-		/* Relative times and the ground-truth error may be negative. */
+		/*
+		 * Relative times and the ground-truth error may be negative, and so may
+		 * a latency: a change can reach a device before the last control-plane
+		 * call's response reaches the harness.
+		 */
 		pl_err err = field_int(r, map, int_cols[i], INT64_MIN + 1, int_dst[i], e);
 		if (err != PL_OK)
 			return err;
@@ -369,19 +378,54 @@ static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, p
 				     "%s:%ld: field censored: invalid value '%s', expected 0 or 1",
 				     r->name, r->line_no, cens);
 	row->censored = cens[0] == '1';
-	if (row->latency_ns != RUN_UNKNOWN && row->latency_ns < 0)
-		return pl_errmsg_set(e, PL_ERR_PARSE,
-				     "%s:%ld: field latency_ns: negative value %" PRId64,
-				     r->name, r->line_no, row->latency_ns);
 	row->device = r->fields[map->index[COL_DEVICE]];
 	row->client_id = r->fields[map->index[COL_CLIENT_ID]];
 	row->cert_id = r->fields[map->index[COL_CERT_ID]];
+	row->excluded = map->index[COL_EXCLUDED] != SIZE_MAX ? r->fields[map->index[COL_EXCLUDED]]
+							      : "";
 	return PL_OK;
 }
 
-static pl_err read_rows(csv_reader *r, const column_map *map, run_samples *rs, pl_errmsg *e)
+/* Group names follow the profile's rule for names, and "all" is the whole fleet in summaries. */
+static pl_err check_group(const csv_reader *r, const char *group, pl_errmsg *e)
+{
+	if (profile_check_name(group, e) != PL_OK) {
+		pl_errmsg_prefix(e, "%s:%ld: field group", r->name, r->line_no);
+		return PL_ERR_PARSE;
+	}
+	if (strcmp(group, "all") == 0)
+		return pl_errmsg_set(e, PL_ERR_PARSE,
+				     "%s:%ld: field group: the name 'all' is reserved for the whole fleet",
+				     r->name, r->line_no);
+	return PL_OK;
+}
+
+/* Record start lines of the rows read so far, for messages about a row. */
+typedef struct row_lines {
+	long *line;
+	size_t cap;
+} row_lines;
+
+static pl_err row_lines_set(row_lines *lines, size_t row, long line_no, pl_errmsg *e)
+{
+	if (row == lines->cap) {
+		size_t cap = lines->cap ? lines->cap * 2 : 1024;
+		long *grown = realloc(lines->line, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return pl_errmsg_set(e, PL_ERR_NOMEM, "samples: out of memory for %zu rows", cap);
+		lines->line = grown;
+		lines->cap = cap;
+	}
+	lines->line[row] = line_no;
+	return PL_OK;
+}
+
+static pl_err read_rows(csv_reader *r, const column_map *map, run_samples *rs, row_lines *lines,
+			pl_errmsg *e)
 {
 	for (;;) {
+		const char *group;
 		run_sample row;
 		int eof;
 		pl_err err = csv_next(r, &eof, e);
@@ -392,13 +436,76 @@ static pl_err read_rows(csv_reader *r, const column_map *map, run_samples *rs, p
 			return pl_errmsg_set(e, PL_ERR_PARSE, "%s:%ld: %zu fields, expected %zu as in the header",
 					     r->name, r->line_no, r->nfields, map->nheader);
 		memset(&row, 0, sizeof(row));
+		group = r->fields[map->index[COL_GROUP]];
 		err = parse_row(r, map, &row, e);
 		if (err == PL_OK)
-			err = run_samples_append(rs, &row, r->fields[map->index[COL_GROUP]],
-						 r->fields[map->index[COL_STRATEGY]], e);
+			err = check_group(r, group, e);
+		if (err == PL_OK)
+			err = row_lines_set(lines, rs->nrows, r->line_no, e);
+		if (err == PL_OK)
+			err = run_samples_append(rs, &row, group, r->fields[map->index[COL_STRATEGY]], e);
 		if (err != PL_OK)
 			return err;
 	}
+}
+
+/* A row's (device, swap_index) key and the line where its record starts. */
+typedef struct row_key {
+	const char *device;
+	int64_t swap_index;
+	long line_no;
+} row_key;
+
+static int row_key_order(const void *a, const void *b)
+{
+	const row_key *x = a, *y = b;
+	int c = strcmp(x->device, y->device);
+
+	if (c != 0)
+		return c;
+	if (x->swap_index != y->swap_index)
+		return x->swap_index < y->swap_index ? -1 : 1;
+	return (x->line_no > y->line_no) - (x->line_no < y->line_no);
+}
+
+/*
+ * Rejects a second row for one (device, swap_index), which would count the
+ * device twice in the statistics. The message names the first repeat in
+ * file order and the line it repeats.
+ */
+static pl_err check_unique_rows(const char *name, const run_samples *rs, const row_lines *lines,
+				pl_errmsg *e)
+{
+	row_key *keys = malloc((rs->nrows ? rs->nrows : 1) * sizeof(*keys));
+	const row_key *repeat = NULL, *first = NULL;
+	size_t start = 0;
+
+	if (keys == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "samples: out of memory for %zu rows", rs->nrows);
+	for (size_t i = 0; i < rs->nrows; i++)
+		keys[i] = (row_key){ rs->rows[i].device, rs->rows[i].swap_index, lines->line[i] };
+	qsort(keys, rs->nrows, sizeof(*keys), row_key_order);
+	for (size_t i = 1; i < rs->nrows; i++) {
+		if (strcmp(keys[i].device, keys[start].device) != 0 ||
+		    keys[i].swap_index != keys[start].swap_index) {
+			start = i;
+			continue;
+		}
+		/* Equal keys are sorted by line, so keys[start] is the key's first row. */
+		if (repeat == NULL || keys[i].line_no < repeat->line_no) {
+			repeat = &keys[i];
+			first = &keys[start];
+		}
+	}
+	if (repeat != NULL) {
+		pl_errmsg_set(e, PL_ERR_PARSE,
+			      "%s:%ld: device '%s' has a second row for swap_index %" PRId64
+			      " (the first is on line %ld); a device has one row per swap",
+			      name, repeat->line_no, repeat->device, repeat->swap_index,
+			      first->line_no);
+	}
+	free(keys);
+	return repeat != NULL ? PL_ERR_PARSE : PL_OK;
 }
 
 static const char *base_name(const char *path)
@@ -408,12 +515,11 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* NOTE: rows are not checked for a repeated (device, swap_index) pair; a
- * duplicated row counts twice in the statistics. */
 pl_err run_samples_read(run_samples **out, const char *path, pl_errmsg *e)
 {
 	csv_reader r = { .name = base_name(path), .next_line = 1 };
 	column_map map = { .nheader = 0 };
+	row_lines lines = { NULL, 0 };
 	run_samples *rs = NULL;
 	pl_err err;
 
@@ -426,13 +532,16 @@ pl_err run_samples_read(run_samples **out, const char *path, pl_errmsg *e)
 		goto close_file;
 	err = read_header(&r, &map, e);
 	if (err == PL_OK)
-		err = read_rows(&r, &map, rs, e);
+		err = read_rows(&r, &map, rs, &lines, e);
+	if (err == PL_OK)
+		err = check_unique_rows(r.name, rs, &lines, e);
 	if (err != PL_OK) {
 		run_samples_free(rs);
 		rs = NULL;
 	}
 close_file:
 	fclose(r.f);
+	free(lines.line);
 	free(r.line);
 	free(r.rec);
 	*out = rs;
@@ -491,6 +600,8 @@ static void write_row(FILE *f, const run_samples *rs, const run_sample *row)
 		fputc(',', f);
 		csv_put_int(f, tail[i]);
 	}
+	fputc(',', f);
+	csv_put(f, row->excluded != NULL ? row->excluded : "");
 	fputc('\n', f);
 }
 

@@ -27,6 +27,10 @@ typedef struct run_sample {
 	const char *device;
 	const char *client_id;
 	const char *cert_id;
+	/* Non-empty when a disconnect that is not about authorization (its
+	 * lifecycle reason, e.g. SERVER_INITIATED_DISCONNECT) confounded the
+	 * measurement. Such rows are counted and left out of the statistics. */
+	const char *excluded;
 	size_t group;          /* index into run_samples groups */
 	run_direction direction;
 	int censored;
@@ -51,10 +55,11 @@ typedef struct run_samples {
 	size_t row_cap;
 } run_samples;
 
-/* Column names of samples.csv in order, NULL-terminated. */
+/* Column names of samples.csv in order, NULL-terminated. Every column is
+ * required except the last, "excluded", which older files lack. */
 extern const char *const run_samples_columns[];
 
-/* Reads path; an empty file or a missing column is an error. */
+/* Reads path; an empty file or a missing required column is an error. */
 pl_err run_samples_read(run_samples **out, const char *path, pl_errmsg *e);
 /* Creates an empty set, for writers. */
 pl_err run_samples_create(run_samples **out, pl_errmsg *e);

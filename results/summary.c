@@ -84,6 +84,28 @@ static void add_counts(summary_group *g, const run_sample *row, double *truth_su
 	}
 }
 
+/* Counts one excluded row under its reason; the last entry collects reasons beyond the table. */
+static void count_reason(summary_group *g, const char *reason)
+{
+	summary_reason *r;
+
+	for (size_t i = 0; i < g->n_excluded_reasons; i++) {
+		if (strcmp(g->excluded_reasons[i].name, reason) == 0) {
+			g->excluded_reasons[i].count++;
+			return;
+		}
+	}
+	if (g->n_excluded_reasons < SUMMARY_REASONS_MAX - 1) {
+		r = &g->excluded_reasons[g->n_excluded_reasons++];
+		snprintf(r->name, sizeof(r->name), "%s", reason);
+	} else {
+		r = &g->excluded_reasons[SUMMARY_REASONS_MAX - 1];
+		snprintf(r->name, sizeof(r->name), "OTHER");
+		g->n_excluded_reasons = SUMMARY_REASONS_MAX;
+	}
+	r->count++;
+}
+
 static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl_errmsg *e)
 {
 	const run_samples *rs = s->samples;
@@ -105,6 +127,11 @@ static pl_err group_fill(summary *s, summary_group *g, const group_filter *f, pl
 		add_counts(g, row, &truth_sum);
 		if (row->latency_ns == RUN_UNKNOWN) {
 			g->n_unmeasured++;
+			continue;
+		}
+		if (row->excluded != NULL && row->excluded[0] != '\0') {
+			g->n_excluded++;
+			count_reason(g, row->excluded);
 			continue;
 		}
 		values[n] = (double)row->latency_ns / (double)PL_NS_PER_S;
@@ -262,12 +289,15 @@ static void headline(summary *s)
 		return;
 	}
 	const summary_group *g = &s->groups[0];
-	char p50[32], p99[32];
+	char p50[32], p99[32], excluded[64] = "";
+
+	if (g->n_excluded > 0)
+		snprintf(excluded, sizeof(excluded), " (%zu more excluded)", g->n_excluded);
 	summary_format_seconds(p50, sizeof(p50), g->stats.quantile[0].value);
 	summary_format_seconds(p99, sizeof(p99), g->stats.quantile[3].value);
 	snprintf(s->verdict, sizeof(s->verdict),
-		 "%s: median %s, p99 %s; %zu of %zu devices saw the change", g->name, p50, p99,
-		 g->stats.n_effect, g->stats.n);
+		 "%s: median %s, p99 %s; %zu of %zu devices saw the change%s", g->name, p50, p99,
+		 g->stats.n_effect, g->stats.n, excluded);
 }
 
 /* ---- expectations and events ---- */

@@ -18,6 +18,14 @@
 #include "results/stats.h"
 
 #define SUMMARY_NAME_MAX 128
+/* Distinct exclusion reasons counted per group; AWS documents 13 disconnect reasons. */
+#define SUMMARY_REASONS_MAX 16
+
+/* How many rows of a group one exclusion reason left out. */
+typedef struct summary_reason {
+	char name[48];  /* e.g. "SERVER_INITIATED_DISCONNECT"; "OTHER" once the table is full */
+	size_t count;
+} summary_reason;
 
 /* One group of devices: a device group, optionally one direction of it. */
 typedef struct summary_group {
@@ -28,6 +36,10 @@ typedef struct summary_group {
 	stats_km *km;                     /* owned */
 	uint64_t attempts, connects, connect_failures, throttled, errors;
 	size_t n_unmeasured;              /* rows without a latency, left out of stats */
+	size_t n_excluded;                /* measured rows confounded by a disconnect that
+					   * is not about authorization, left out of stats */
+	summary_reason excluded_reasons[SUMMARY_REASONS_MAX]; /* n_excluded by reason */
+	size_t n_excluded_reasons;
 	size_t n_truth;                   /* rows with simulator ground truth */
 	double truth_error_mean, truth_error_max; /* seconds; NaN without truth */
 } summary_group;

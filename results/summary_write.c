@@ -29,15 +29,21 @@ static json_t *group_json(const summary_group *g)
 	static const char *const names[STATS_NQUANTILES] = { "p50", "p90", "p95", "p99" };
 	const stats_group *st = &g->stats;
 	json_t *q = json_object();
+	json_t *reasons = json_object();
+	json_t *o;
 
 	for (size_t i = 0; i < STATS_NQUANTILES; i++)
 		json_object_set_new(q, names[i], estimate_json(&st->quantile[i]));
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I,"
-			 " s:I, s:o, s:o}",
+	for (size_t i = 0; i < g->n_excluded_reasons; i++)
+		json_object_set_new(reasons, g->excluded_reasons[i].name,
+				    json_integer((json_int_t)g->excluded_reasons[i].count));
+	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I,"
+			 " s:I, s:I, s:o, s:o}",
 			 "name", g->name, "strategy", g->strategy,
 			 "n", (json_int_t)st->n, "effective", (json_int_t)st->n_effect,
 			 "censored", (json_int_t)st->n_censored,
 			 "unmeasured", (json_int_t)g->n_unmeasured,
+			 "excluded", (json_int_t)g->n_excluded,
 			 "min_s", number(st->min), "mean_s", number(st->mean),
 			 "max_s", number(st->max), "quantiles_s", q,
 			 "attempts", (json_int_t)g->attempts, "connects", (json_int_t)g->connects,
@@ -46,6 +52,11 @@ static json_t *group_json(const summary_group *g)
 			 "truth_rows", (json_int_t)g->n_truth,
 			 "truth_error_mean_s", number(g->truth_error_mean),
 			 "truth_error_max_s", number(g->truth_error_max));
+	if (o != NULL)
+		json_object_set_new(o, "excluded_reasons", reasons);
+	else
+		json_decref(reasons);
+	return o;
 }
 
 static json_t *pair_json(const summary *s, const summary_pair *p)

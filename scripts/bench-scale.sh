@@ -12,11 +12,10 @@
 # The run is bounded: the profile's timeouts end it, and the whole script
 # stops after BENCH_TIMEOUT seconds (default 900).
 #
-# The devices share one certificate (distinct client ids). The simulator's
-# control plane rewrites its whole state file on every change, so creating
-# 10,000 certificates through it takes a time that grows with the square of
-# the fleet. BENCH_CERTIFICATES=per-device measures that path instead; the
-# provisioning quotas are off either way.
+# The devices share one certificate (distinct client ids).
+# BENCH_CERTIFICATES=per-device creates one certificate per device through
+# the simulator's control plane instead. The provisioning quotas are off
+# either way.
 set -uo pipefail
 
 src=${POLICYLAG_SOURCE_DIR:-$(pwd)}

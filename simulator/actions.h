@@ -23,7 +23,7 @@
 
 typedef enum {
 	SIM_BROKER_PUBLISH,           /* topic, payload, payload_len, qos, retain */
-	SIM_BROKER_DISCONNECT_CLIENT, /* client_id, clean_session, prevent_will */
+	SIM_BROKER_DISCONNECT_CLIENT, /* client_id, clean_session, prevent_will, disconnect_reason */
 	SIM_BROKER_DISCONNECT_CERT,   /* cert_id: drop every connection using it */
 	SIM_BROKER_SET_PROPAGATION,   /* propagation: "immediate" | "ttl:30s" | "uniform:360s-480s" */
 } sim_broker_action_kind;
@@ -46,6 +46,9 @@ typedef struct sim_broker_action {
 	char *propagation;
 	int clean_session; /* DeleteConnection cleanSession=true: discard the session */
 	int prevent_will;  /* DeleteConnection preventWillMessage=true: no will message */
+	/* AWS lifecycle disconnectReason, a static string (not freed); NULL means
+	 * API_INITIATED_DISCONNECT, the reason of DeleteConnection. */
+	const char *disconnect_reason;
 } sim_broker_action;
 
 /* Frees the strings and payload an action owns and zeroes it. NULL is a no-op. */
@@ -71,7 +74,7 @@ pl_err sim_broker_queue_push(sim_broker_queue *q, sim_broker_action *a);
  * Calls fn for each action whose delay has passed, in push order among
  * actions that are due, then frees it. fn must not push onto the same queue
  * (the lock is not held while fn runs, but the drained batch is fixed before
-XX the number of actions handed to fn. Thread-safe.
+ * fn runs). Returns the number of actions handed to fn. Thread-safe.
  */
 size_t sim_broker_queue_drain(sim_broker_queue *q,
 			      void (*fn)(void *ctx, const sim_broker_action *a), void *ctx);

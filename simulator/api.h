@@ -1,7 +1,8 @@
 /*
  * The simulator's AWS IoT REST API: control plane (policies, certificates,
  * things, thing groups, attachments), data plane (Publish, DeleteConnection)
- * and the simulator-only /_sim endpoints (ground truth, propagation model).
+ * and the simulator-only /_sim endpoints (ground truth, propagation model,
+ * simulated server-side disconnect).
  *
  * The API runs its own libmicrohttpd thread on a loopback address inside the
  * plugin. Every request is SigV4-verified (simulator/sigv4.h) with the
@@ -27,6 +28,7 @@
 typedef struct sim_state sim_state;
 typedef struct sim_api_config sim_api_config;
 typedef struct sim_api sim_api;
+typedef struct sim_presence sim_presence;
 
 /* Creates a configuration with the defaults listed at sim_api_config_option. */
 pl_err sim_api_config_create(sim_api_config **out);
@@ -61,6 +63,15 @@ void sim_api_config_free(sim_api_config *cfg);
  */
 pl_err sim_api_config_option(sim_api_config *cfg, const char *key, const char *value,
 			     pl_errmsg *e);
+
+/*
+ * Gives the API the plugin's registry of connected client ids (not owned;
+ * it must outlive the API). With it, DeleteConnection and /_sim/disconnect
+ * return 404 ResourceNotFoundException for a client id that is not
+ * connected. Without it (NULL, the default) they queue the disconnect and
+ * return 200.
+ */
+void sim_api_config_presence(sim_api_config *cfg, sim_presence *presence);
 
 /*
  * Loads or creates the credentials file and starts listening. state is the

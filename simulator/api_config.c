@@ -30,6 +30,11 @@ pl_err sim_api_config_create(sim_api_config **out)
 	return PL_OK;
 }
 
+void sim_api_config_presence(sim_api_config *cfg, sim_presence *presence)
+{
+	cfg->presence = presence;
+}
+
 void sim_api_config_free(sim_api_config *cfg)
 {
 	if (cfg == NULL)

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/parse.h"
 #include "simulator/api_internal.h"
+#include "simulator/presence.h"
 
 /* AWS's limits on a topic name in a publish (the broker's quotas apply to HTTP too). */
 #define TOPIC_MAX_BYTES 256
@@ -91,6 +92,20 @@ void api_publish(sim_api *api, const api_request *req, api_response *res)
 	api_json(res, json_pack("{s:s,s:s}", "message", "OK", "traceId", trace));
 }
 
+/*
+ * Returns 1 when client_id has an open connection, or when the API has no
+ * registry to ask; otherwise sets AWS's 404 and returns 0. The client may
+ * still disconnect before the broker thread acts, which then does nothing.
+ */
+static int client_connected(sim_api *api, api_response *res, const char *client_id)
+{
+	if (api->cfg.presence == NULL || sim_presence_connected(api->cfg.presence, client_id))
+		return 1;
+	api_error(res, 404, "ResourceNotFoundException", "No connection with client id '%.128s'",
+		  client_id);
+	return 0;
+}
+
 void api_delete_connection(sim_api *api, const api_request *req, api_response *res)
 {
 	const char *client_id = req->segments[1];
@@ -114,10 +129,66 @@ void api_delete_connection(sim_api *api, const api_request *req, api_response *r
 		api_error(res, 500, "InternalFailureException", "Out of memory");
 		return;
 	}
-	/* NOTE: only the broker thread knows who is connected, so an unknown client id
-	 * is acknowledged here instead of AWS's ResourceNotFoundException. */
+	if (!client_connected(api, res, client_id)) {
+		sim_broker_action_clear(&a);
+		return;
+	}
 	if (api_queue(api, res, &a))
 		api_json(res, NULL);
+}
+
+/* disconnectReason values of AWS lifecycle events that the server side causes. */
+static const char *const server_reasons[] = {
+	"SERVER_INITIATED_DISCONNECT", "API_INITIATED_DISCONNECT", "AUTH_ERROR",
+	"CLIENT_ERROR", "CONNECTION_LOST", "DUPLICATE_CLIENTID", "FORBIDDEN_ACCESS",
+	"MQTT_KEEP_ALIVE_TIMEOUT", "SERVER_ERROR", "THROTTLED", "WEBSOCKET_TTL_EXPIRATION",
+	"CUSTOMAUTH_TTL_EXPIRATION",
+};
+
+/* The static copy of reason from server_reasons, or NULL when it is not one. */
+static const char *server_reason(const char *reason)
+{
+	for (size_t i = 0; i < sizeof(server_reasons) / sizeof(server_reasons[0]); i++)
+		if (strcmp(server_reasons[i], reason) == 0)
+			return server_reasons[i];
+	return NULL;
+}
+
+void api_sim_disconnect(sim_api *api, const api_request *req, api_response *res)
+{
+	const char *client_id, *reason_text = NULL, *reason;
+	sim_broker_action a;
+	json_t *body;
+
+	if (!api_body_object(req, res, &body))
+		return;
+	if (!api_member_string(body, res, "clientId", 1, &client_id) ||
+	    !api_member_string(body, res, "reason", 0, &reason_text))
+		goto out;
+	reason = server_reason(reason_text ? reason_text : "SERVER_INITIATED_DISCONNECT");
+	if (client_id[0] == '\0') {
+		api_error_validation(res, "clientId", client_id, "Member must not be empty");
+		goto out;
+	}
+	if (reason == NULL) {
+		api_error(res, 400, "InvalidRequestException",
+			  "reason must be a server-side disconnectReason such as "
+			  "SERVER_INITIATED_DISCONNECT, not '%.100s'",
+			  reason_text);
+		goto out;
+	}
+	if (!client_connected(api, res, client_id))
+		goto out;
+	memset(&a, 0, sizeof(a));
+	a.kind = SIM_BROKER_DISCONNECT_CLIENT;
+	a.client_id = strdup(client_id);
+	a.disconnect_reason = reason;
+	if (a.client_id == NULL)
+		api_error(res, 500, "InternalFailureException", "Out of memory");
+	else if (api_queue(api, res, &a))
+		api_json(res, json_pack("{s:s,s:s}", "clientId", client_id, "reason", reason));
+out:
+	json_decref(body);
 }
 
 int api_propagation_valid(const char *text)

@@ -51,6 +51,7 @@ typedef enum api_op {
 	API_OP_DELETE_CONNECTION,
 	API_OP_SIM_GROUND_TRUTH,
 	API_OP_SIM_PROPAGATION,
+	API_OP_SIM_DISCONNECT,
 	API_OP__COUNT
 } api_op;
 
@@ -116,6 +117,7 @@ struct sim_api_config {
 	size_t max_body;
 	size_t queue_capacity;
 	char endpoint[256];
+	struct sim_presence *presence; /* connected client ids; not owned, NULL: unknown */
 };
 
 struct sim_ca;
@@ -238,6 +240,7 @@ void api_publish(sim_api *api, const api_request *req, api_response *res);
 void api_delete_connection(sim_api *api, const api_request *req, api_response *res);
 void api_sim_ground_truth(sim_api *api, const api_request *req, api_response *res);
 void api_sim_propagation(sim_api *api, const api_request *req, api_response *res);
+void api_sim_disconnect(sim_api *api, const api_request *req, api_response *res);
 
 /* Validates "immediate" | "ttl:<duration>" | "uniform:<duration>-<duration>". */
 int api_propagation_valid(const char *text);

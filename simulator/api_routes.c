@@ -70,6 +70,8 @@ static const api_route routes[] = {
 	 api_sim_ground_truth},
 	{"PUT", {"_sim", "propagation"}, 2, API_OP_SIM_PROPAGATION, API_SERVICE_SIM, 0,
 	 api_sim_propagation},
+	{"POST", {"_sim", "disconnect"}, 2, API_OP_SIM_DISCONNECT, API_SERVICE_SIM, 0,
+	 api_sim_disconnect},
 };
 
 static const char *const op_names[API_OP__COUNT] = {
@@ -105,6 +107,7 @@ static const char *const op_names[API_OP__COUNT] = {
 	[API_OP_DELETE_CONNECTION] = "DeleteConnection",
 	[API_OP_SIM_GROUND_TRUTH] = "SimGroundTruth",
 	[API_OP_SIM_PROPAGATION] = "SimPropagation",
+	[API_OP_SIM_DISCONNECT] = "SimDisconnect",
 };
 
 const char *api_op_name(api_op op)

@@ -70,6 +70,7 @@ static pl_err setup(plugin *p, struct mosquitto_opt *opts, int count, pl_errmsg 
 	p->anchor_mono_ns = now;
 	p->anchor_wall_ns = pl_wall_ns();
 	p->rng = p->cfg.seed ? p->cfg.seed : (uint64_t)p->anchor_wall_ns | 1;
+	p->session_rng = (uint64_t)p->anchor_wall_ns | 1;
 	p->next_scan_ns = INT64_MAX;
 	sim_quota_bucket_init(&p->account_connect_bucket, p->cfg.connect_rate_per_account, now);
 	if (p->cfg.connect_rate_per_client > 0) {
@@ -78,6 +79,8 @@ static pl_err setup(plugin *p, struct mosquitto_opt *opts, int count, pl_errmsg 
 		if (rc != PL_OK)
 			return rc;
 	}
+	if (sim_presence_create(&p->presence) != PL_OK)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "out of memory");
 	rc = open_state(p, e);
 	if (rc == PL_OK)
 		rc = plugin_logs_open(p, e);
@@ -107,6 +110,7 @@ static void plugin_free(plugin *p)
 	plugin_cache_free(p);
 	sim_quota_table_free(p->client_connect_table);
 	sim_state_free(p->state);
+	sim_presence_free(p->presence);
 	plugin_config_free(&p->cfg);
 	free(p);
 }

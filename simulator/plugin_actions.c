@@ -31,6 +31,8 @@ static void kick_cert(plugin *p, const char *cert_id)
 			/* Marked first: should mosquitto not find the client id,
 			 * the restarted scan must not pick c again. */
 			c->kicked = 1;
+			/* The certificate no longer authenticates the connection. */
+			c->close_reason = PLUGIN_AUTH_ERROR;
 			mosquitto_kick_client_by_clientid(id, true);
 			next = p->conns; /* the kick may have freed c; restart */
 		}
@@ -87,6 +89,19 @@ static void set_propagation(plugin *p, const char *text)
 	PL_INFO("sim", "propagation model set to %s", text);
 }
 
+/* Closes one client's connection for DeleteConnection or /_sim/disconnect. */
+static void disconnect_client(plugin *p, const sim_broker_action *a)
+{
+	plugin_conn *c = plugin_conn_find_client_id(p, a->client_id);
+
+	if (c)
+		c->close_reason = a->disconnect_reason ? a->disconnect_reason
+						       : PLUGIN_API_INITIATED_DISCONNECT;
+	/* NOTE: mosquitto 2.0.11 has no call to discard a session, so
+	 * clean_session is not applied. */
+	mosquitto_kick_client_by_clientid(a->client_id, !a->prevent_will);
+}
+
 /* Performs one action queued by the HTTP API. */
 static void perform_action(void *ctx, const sim_broker_action *a)
 {
@@ -99,9 +114,7 @@ static void perform_action(void *ctx, const sim_broker_action *a)
 						      a->payload, a->qos, a->retain, NULL);
 		break;
 	case SIM_BROKER_DISCONNECT_CLIENT:
-		/* NOTE: mosquitto 2.0.11 has no call to discard a session, so
-		 * clean_session is not applied. */
-		mosquitto_kick_client_by_clientid(a->client_id, !a->prevent_will);
+		disconnect_client(p, a);
 		break;
 	case SIM_BROKER_DISCONNECT_CERT:
 		/* The queue already waited for the delay the API asked for. */
@@ -178,6 +191,7 @@ pl_err plugin_api_start(plugin *p, struct mosquitto_opt *opts, int opt_count, pl
 		sim_rules_free(p->rules);
 		p->rules = NULL;
 	}
+	sim_api_config_presence(cfg, p->presence);
 	if (rc == PL_OK && api_wanted)
 		rc = sim_api_start((sim_api **)&p->api, cfg, p->state, e);
 	sim_api_config_free(cfg);

@@ -172,6 +172,7 @@ static int connect_check(plugin *p, plugin_conn *c, struct mosquitto *client)
 	}
 	if (!authorize(p, c, client, "Connect", SIM_ACTION_CONNECT, c->client_id)) {
 		p->counters.connect_denied++;
+		plugin_event_connect_failed(p, c, client);
 		return v5 ? MOSQ_ERR_AUTH : MOSQ_ERR_UNKNOWN;
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -200,6 +201,8 @@ int plugin_on_basic_auth(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_NOMEM;
 	rc = connect_check(p, c, ev->client);
 	c->authorized = rc == MOSQ_ERR_SUCCESS;
+	if (c->authorized)
+		plugin_event_connected(p, c, ev->client);
 	return rc;
 }
 
@@ -230,6 +233,7 @@ static int check_write(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_check
 	    (p->cfg.payload_max > 0 && ev->payloadlen > p->cfg.payload_max)) {
 		/* AWS closes the connection (lifecycle reason CLIENT_ERROR). */
 		p->counters.size_rejected++;
+		c->close_reason = PLUGIN_CLIENT_ERROR;
 		plugin_log_denial(p, c, ev->client, "Publish-In", SIM_ACTION_PUBLISH, ev->topic,
 				  "CLIENT_ERROR", NULL);
 		return MOSQ_ERR_AUTH;
@@ -244,6 +248,8 @@ static int check_write(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_check
 	    (ev->retain &&
 	     !authorize(p, c, ev->client, "Publish-In", SIM_ACTION_RETAIN_PUBLISH, ev->topic))) {
 		p->counters.publish_denied++;
+		if (deny_rc == MOSQ_ERR_AUTH)
+			c->close_reason = PLUGIN_AUTH_ERROR;
 		return deny_rc;
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -276,6 +282,8 @@ static int check_subscribe(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_c
 	}
 	if (!authorize(p, c, ev->client, "Subscribe", SIM_ACTION_SUBSCRIBE, ev->topic)) {
 		p->counters.subscribe_denied++;
+		if (deny_rc == MOSQ_ERR_AUTH)
+			c->close_reason = PLUGIN_AUTH_ERROR;
 		return deny_rc;
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -298,6 +306,8 @@ static int check_read(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_check 
 /* The will of a closed connection needs iot:Publish (and iot:RetainPublish). */
 static int check_will(plugin *p, plugin_conn *c, struct mosquitto_evt_acl_check *ev)
 {
+	/* mosquitto sends the will only when the client did not send DISCONNECT. */
+	c->will_checked = 1;
 	if (!authorize(p, c, ev->client, "Publish-In", SIM_ACTION_PUBLISH, ev->topic) ||
 	    (ev->retain &&
 	     !authorize(p, c, ev->client, "Publish-In", SIM_ACTION_RETAIN_PUBLISH, ev->topic))) {
@@ -344,7 +354,9 @@ int plugin_on_disconnect(int event, void *event_data, void *userdata)
 	plugin_conn *c = plugin_conn_find(p, ev->client);
 
 	(void)event;
-	if (c)
+	if (c) {
+		plugin_event_disconnect(p, c, ev->reason);
 		plugin_conn_close(p, c);
+	}
 	return MOSQ_ERR_SUCCESS;
 }

@@ -128,6 +128,7 @@ void plugin_conn_close(plugin *p, plugin_conn *c)
 		size_t cap = p->closed_cap ? p->closed_cap * 2 : 64;
 		plugin_conn **grown = realloc(p->closed, cap * sizeof(*grown));
 		if (!grown) {
+			plugin_event_closed_flush(c);
 			plugin_conn_remove(p, c);
 			return;
 		}
@@ -140,6 +141,7 @@ void plugin_conn_close(plugin *p, plugin_conn *c)
 
 void plugin_conn_discard(plugin *p, plugin_conn *c)
 {
+	plugin_event_closed_flush(c);
 	for (size_t i = 0; c->closed && i < p->closed_count; i++) {
 		if (p->closed[i] == c) {
 			p->closed[i] = p->closed[--p->closed_count];
@@ -151,8 +153,10 @@ void plugin_conn_discard(plugin *p, plugin_conn *c)
 
 void plugin_conns_sweep(plugin *p)
 {
-	for (size_t i = 0; i < p->closed_count; i++)
+	for (size_t i = 0; i < p->closed_count; i++) {
+		plugin_event_closed_flush(p->closed[i]);
 		plugin_conn_remove(p, p->closed[i]);
+	}
 	p->closed_count = 0;
 }
 

@@ -14,43 +14,12 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include "simulator/options.h"
 #include "simulator/policy.h"
+#include "simulator/presence.h"
 #include "simulator/propagation.h"
 #include "simulator/quota.h"
 #include "simulator/state.h"
-
-/* Reactions to a denial where AWS's behaviour is a choice (docs/simulator.md). */
-typedef enum plugin_sub_deny {
-	SUB_DENY_DISCONNECT,     /* close the connection (AWS staff, 2017-2018) */
-	SUB_DENY_SUBACK_FAILURE, /* SUBACK 0x80 for the filter */
-} plugin_sub_deny;
-
-typedef enum plugin_qos0_deny {
-	QOS0_DENY_DROP,       /* drop silently, keep the connection */
-	QOS0_DENY_DISCONNECT, /* close the connection */
-} plugin_qos0_deny;
-
-/* Every plugin option, parsed from plugin_opt_<key> lines. */
-typedef struct plugin_config {
-	char *state_dir;
-	char *region;
-	char *account;
-	sim_propagation propagation;
-	int connect_fresh_snapshot;
-	int64_t state_watch_ns;           /* 0 = off */
-	plugin_sub_deny mqtt311_subscribe_denied;
-	plugin_qos0_deny mqtt5_publish_qos0_denied;
-	double connect_rate_per_client;   /* per second, 0 = off */
-	double connect_rate_per_account;
-	double publish_rate_per_connection;
-	int64_t subscriptions_per_connection; /* 0 = off */
-	int64_t subscriptions_per_request;
-	int64_t client_id_max;
-	int64_t topic_max_bytes;
-	int64_t topic_max_slashes;        /* -1 = off */
-	uint64_t payload_max;             /* 0 = off */
-	uint64_t seed;
-} plugin_config;
 
 /*
  * A remembered Allow for one action and resource name. Decisions depend only
@@ -86,6 +55,14 @@ typedef struct plugin_conn {
 	int authorized;                  /* passed CONNECT */
 	int kicked;                      /* disconnected by the plugin */
 	int closed;                      /* disconnected; freed on the next tick */
+	/* Lifecycle events (plugin_events.c). */
+	char session_id[33];             /* sessionIdentifier: 128 random bits in hex */
+	int64_t version;                 /* versionNumber of this connection */
+	int present;                     /* counted in the presence registry */
+	int announced;                   /* the connected event was published */
+	int disconnect_pending;          /* closed; the disconnected event waits for the tick */
+	int will_checked;                /* mosquitto sent (checked) the will after the close */
+	const char *close_reason;        /* disconnectReason the plugin caused, or NULL */
 } plugin_conn;
 
 typedef struct plugin_cache_entry plugin_cache_entry;
@@ -103,6 +80,7 @@ typedef struct plugin {
 	sim_state *state;
 	struct sim_api *api;             /* NULL without api_* options */
 	struct sim_rules *rules;         /* NULL without a rule_topic */
+	sim_presence *presence;          /* connected client ids, shared with the API */
 	plugin_conn **table;             /* hash of connections by client pointer */
 	size_t table_size;
 	plugin_conn *conns;              /* list head */
@@ -112,7 +90,8 @@ typedef struct plugin {
 	plugin_cache_entry **cache;      /* principal cache, connect_fresh_snapshot false */
 	plugin_conn **closed;            /* closed connections to free on the next tick */
 	size_t closed_count, closed_cap;
-	uint64_t rng;
+	uint64_t rng;                    /* propagation delays; seeded by the seed option */
+	uint64_t session_rng;            /* lifecycle sessionIdentifier values */
 	sim_quota_bucket account_connect_bucket;
 	sim_quota_table *client_connect_table;
 	int64_t tick_number;
@@ -126,9 +105,7 @@ typedef struct plugin {
 } plugin;
 
 /* plugin_options.c */
-void plugin_config_defaults(plugin_config *c);
 pl_err plugin_config_option(plugin *p, const char *key, const char *value, pl_errmsg *e);
-void plugin_config_free(plugin_config *c);
 
 /* plugin_conn.c */
 plugin_conn *plugin_conn_find(plugin *p, const struct mosquitto *client);
@@ -160,6 +137,15 @@ void plugin_log_denial(plugin *p, const plugin_conn *c, const struct mosquitto *
 		       const char *event_type, sim_action action, const char *name,
 		       const char *reason, const sim_policy_explanation *why);
 void plugin_logs_flush(plugin *p);
+
+/* plugin_events.c: AWS IoT lifecycle events */
+extern const char PLUGIN_AUTH_ERROR[], PLUGIN_CLIENT_ERROR[], PLUGIN_DUPLICATE_CLIENTID[];
+extern const char PLUGIN_API_INITIATED_DISCONNECT[];
+void plugin_event_connected(plugin *p, plugin_conn *c, const struct mosquitto *client);
+void plugin_event_connect_failed(plugin *p, plugin_conn *c, const struct mosquitto *client);
+void plugin_event_disconnect(plugin *p, plugin_conn *c, int mosquitto_reason);
+void plugin_event_closed_flush(plugin_conn *c);
+plugin_conn *plugin_conn_find_client_id(plugin *p, const char *client_id);
 
 /* plugin_actions.c */
 int plugin_on_tick(int event, void *event_data, void *userdata);

@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "simulator/certs.h"
+#include "simulator/options.h"
 
 #ifndef POLICYLAG_PREFIX
 #define POLICYLAG_PREFIX "/usr/local"
@@ -408,6 +409,10 @@ pl_err sim_start(sim **out, const sim_options *o, pl_errmsg *e)
 
 	if (!s)
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "simulator: out of memory");
+	/* Invalid options would otherwise surface only as a broker that fails to start. */
+	rc = plugin_options_check(o, e);
+	if (rc != PL_OK)
+		goto fail;
 	rc = prepare(s, o, e);
 	if (rc != PL_OK)
 		goto fail;

@@ -1,6 +1,6 @@
 /*
- * The simulator's registry and its effective-policy snapshots. See state.h
- * for the locking rule. The JSON file format is in state_file.c.
+ * The simulator's registry. See state.h for the locking rule. The state
+ * file's format is in state_file.c, the journal in state_journal.c.
  */
 #include "simulator/state_internal.h"
 
@@ -107,21 +107,65 @@ int sim_coll_add(sim_coll *c, void *item)
 	return 0;
 }
 
+/* Whether k lies in the cyclic slot range (i, j]. */
+static int slot_between(size_t i, size_t k, size_t j)
+{
+	return i <= j ? (i < k && k <= j) : (i < k || k <= j);
+}
+
+/*
+ * Empties slot hole and moves later entries of its probe run back into it
+ * (backward-shift deletion), so lookups need no tombstones. An entry moves
+ * unless its home slot lies between the hole and its position.
+ */
+static void coll_slot_clear(sim_coll *c, size_t hole)
+{
+	size_t mask = c->slot_count - 1;
+
+	c->slots[hole] = 0;
+	for (size_t j = (hole + 1) & mask; c->slots[j] != 0; j = (j + 1) & mask) {
+		size_t home = hash_string(c->key(c->items[c->slots[j] - 1])) & mask;
+
+		if (slot_between(hole, home, j))
+			continue;
+		c->slots[hole] = c->slots[j];
+		c->slots[j] = 0;
+		hole = j;
+	}
+}
+
+/* The slot that refers to items[index]. */
+static size_t coll_slot_of(const sim_coll *c, size_t index)
+{
+	size_t mask = c->slot_count - 1;
+	size_t i = hash_string(c->key(c->items[index])) & mask;
+
+	while (c->slots[i] != index + 1)
+		i = (i + 1) & mask;
+	return i;
+}
+
 void sim_coll_remove(sim_coll *c, void *item)
 {
-	for (size_t i = 0; i < c->count; i++) {
-		if (c->items[i] == item) {
-			c->items[i] = c->items[--c->count];
-			break;
-		}
+	size_t mask = c->slot_count - 1;
+	size_t pos, index, last;
+
+	if (c->slot_count == 0)
+		return;
+	pos = hash_string(c->key(item)) & mask;
+	while (c->slots[pos] != 0 && c->items[c->slots[pos] - 1] != item)
+		pos = (pos + 1) & mask;
+	if (c->slots[pos] == 0)
+		return;
+	index = c->slots[pos] - 1;
+	coll_slot_clear(c, pos);
+	/* Fill the gap in items with the last item and point its slot there. */
+	last = c->count - 1;
+	if (index != last) {
+		c->slots[coll_slot_of(c, last)] = index + 1;
+		c->items[index] = c->items[last];
 	}
-	/* Deletions are rare (control-plane calls), so a rebuild is fine. If the
-	 * allocation fails the old table stays, so rebuild in place instead. */
-	if (coll_rebuild(c, c->slot_count) != 0) {
-		memset(c->slots, 0, c->slot_count * sizeof(*c->slots));
-		for (size_t i = 0; i < c->count; i++)
-			coll_index(c, i);
-	}
+	c->count--;
 }
 
 static void coll_free(sim_coll *c)
@@ -179,6 +223,16 @@ static pl_err doc_create(const char *text, sim_doc **out, pl_errmsg *e)
 
 static void state_clear(sim_state *s);
 
+static char *journal_path_for(const char *path)
+{
+	size_t len = strlen(path) + sizeof(".journal");
+	char *out = malloc(len);
+
+	if (out)
+		snprintf(out, len, "%s.journal", path);
+	return out;
+}
+
 pl_err sim_state_create(sim_state **out, const sim_state_config *cfg, pl_errmsg *e)
 {
 	sim_state *s = calloc(1, sizeof(*s));
@@ -186,13 +240,16 @@ pl_err sim_state_create(sim_state **out, const sim_state_config *cfg, pl_errmsg 
 	if (!s)
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "state: out of memory");
 	s->path = sim_strdup(cfg->path);
+	s->journal_path = cfg->path ? journal_path_for(cfg->path) : NULL;
+	s->journal_fd = -1;
+	s->journal_max_bytes = cfg->journal_max_bytes;
 	s->region = sim_strdup(cfg->region ? cfg->region : "us-east-1");
 	s->account = sim_strdup(cfg->account ? cfg->account : "123456789012");
 	s->policies.key = policy_key;
 	s->certs.key = cert_key;
 	s->things.key = thing_key;
 	s->groups.key = group_key;
-	if ((cfg->path && !s->path) || !s->region || !s->account) {
+	if ((cfg->path && (!s->path || !s->journal_path)) || !s->region || !s->account) {
 		sim_state_free(s);
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "state: out of memory");
 	}
@@ -205,9 +262,12 @@ void sim_state_free(sim_state *s)
 {
 	if (!s)
 		return;
+	sim_state_journal_close(s);
 	state_clear(s);
+	sim_state_changes_clear(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s->path);
+	free(s->journal_path);
 	free(s->region);
 	free(s->account);
 	free(s);
@@ -254,6 +314,8 @@ pl_err sim_state_reload(sim_state *s, pl_errmsg *e)
 	pthread_mutex_lock(&s->lock);
 	rc = sim_state_load(fresh, e);
 	if (rc == PL_OK) {
+		/* The reload overwrites unsaved changes along with the rest. */
+		sim_state_changes_clear(s);
 		swap_coll(&s->policies, &fresh->policies);
 		swap_coll(&s->certs, &fresh->certs);
 		swap_coll(&s->things, &fresh->things);
@@ -261,6 +323,7 @@ pl_err sim_state_reload(sim_state *s, pl_errmsg *e)
 		/* Generations only grow, so snapshots notice the change. */
 		s->generation = (fresh->generation > s->generation ? fresh->generation
 								   : s->generation) + 1;
+		s->snapshot_bytes = fresh->snapshot_bytes;
 	}
 	pthread_mutex_unlock(&s->lock);
 	sim_state_free(fresh);
@@ -281,9 +344,45 @@ uint64_t sim_state_generation_locked(sim_state *s)
 	return generation;
 }
 
-void sim_state_changed(sim_state *s)
+sim_coll *sim_state_coll(sim_state *s, sim_rec_kind kind)
 {
-	s->generation++;
+	switch (kind) {
+	case SIM_REC_POLICY:
+		return &s->policies;
+	case SIM_REC_CERT:
+		return &s->certs;
+	case SIM_REC_THING:
+		return &s->things;
+	case SIM_REC_GROUP:
+	default:
+		assert(kind == SIM_REC_GROUP);
+		return &s->groups;
+	}
+}
+
+/* Removes a record without the checks and side effects of the delete calls. */
+void sim_state_record_remove(sim_state *s, sim_rec_kind kind, const char *key)
+{
+	sim_coll *c = sim_state_coll(s, kind);
+	void *item = sim_coll_find(c, key);
+
+	if (!item)
+		return;
+	sim_coll_remove(c, item);
+	switch (kind) {
+	case SIM_REC_POLICY:
+		sim_policy_rec_free(item);
+		break;
+	case SIM_REC_CERT:
+		sim_cert_free(item);
+		break;
+	case SIM_REC_THING:
+		sim_thing_free(item);
+		break;
+	default:
+		sim_group_free(item);
+		break;
+	}
 }
 
 void sim_state_arn(const sim_state *s, const char *kind, const char *name, char *buf, size_t len)
@@ -322,7 +421,7 @@ static void policy_touch(sim_state *s, sim_policy_rec *p)
 	snprintf(p->generation_id, sizeof(p->generation_id), "%016llx%016llx%032llx",
 		 (unsigned long long)s->generation, (unsigned long long)p->modify_ms,
 		 (unsigned long long)hash_string(p->name));
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_POLICY, p->name);
 }
 
 sim_policy_rec *sim_state_policy_find(sim_state *s, const char *name) { return sim_coll_find(&s->policies, name); }
@@ -519,9 +618,10 @@ pl_err sim_state_policy_delete(sim_state *s, const char *name, pl_errmsg *e)
 				     "policy %s has non-default versions; delete them first", name);
 	if (policy_attached_anywhere(s, name))
 		return pl_errmsg_set(e, PL_ERR_STATE, "policy %s is attached to a target", name);
+	/* Record the change first, because the key may be the record's own name. */
+	sim_state_changed(s, SIM_REC_POLICY, name);
 	sim_coll_remove(&s->policies, p);
 	sim_policy_rec_free(p);
-	sim_state_changed(s);
 	return PL_OK;
 }
 
@@ -568,6 +668,17 @@ sim_attachments *sim_state_target_policies(sim_state *s, const char *target_arn)
 	return NULL;
 }
 
+/* Records a change of the certificate or thing group a target ARN names. */
+static void target_changed(sim_state *s, const char *target_arn)
+{
+	char kind[32];
+	const char *name;
+
+	if (arn_split(target_arn, kind, sizeof(kind), &name) != 0)
+		return;
+	sim_state_changed(s, strcmp(kind, "cert") == 0 ? SIM_REC_CERT : SIM_REC_GROUP, name);
+}
+
 pl_err sim_attachments_add(sim_attachments *a, const char *policy_name, pl_errmsg *e)
 {
 	if (attachments_has(a, policy_name))
@@ -605,7 +716,7 @@ pl_err sim_state_attach(sim_state *s, const char *policy_name, const char *targe
 		return PL_OK;
 	rc = sim_attachments_add(a, policy_name, e);
 	if (rc == PL_OK)
-		sim_state_changed(s);
+		target_changed(s, target_arn);
 	return rc;
 }
 
@@ -620,7 +731,7 @@ pl_err sim_state_detach(sim_state *s, const char *policy_name, const char *targe
 		if (strcmp(a->names[i], policy_name) == 0) {
 			free(a->names[i]);
 			a->names[i] = a->names[--a->count];
-			sim_state_changed(s);
+			target_changed(s, target_arn);
 			return PL_OK;
 		}
 	}
@@ -708,7 +819,7 @@ pl_err sim_state_cert_add(sim_state *s, const char *pem, sim_cert_status status,
 		sim_cert_free(c);
 		return rc;
 	}
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_CERT, c->id);
 	if (out)
 		*out = c;
 	return PL_OK;
@@ -723,7 +834,7 @@ pl_err sim_state_cert_set_status(sim_state *s, const char *cert_id, sim_cert_sta
 		return pl_errmsg_set(e, PL_ERR_NOT_FOUND, "certificate %s not found", cert_id);
 	c->status = status;
 	c->modify_ms = sim_now_ms();
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_CERT, c->id);
 	return PL_OK;
 }
 
@@ -750,9 +861,10 @@ pl_err sim_state_cert_delete(sim_state *s, const char *cert_id, pl_errmsg *e)
 		if (thing_has_principal(s->things.items[i], c->arn))
 			return pl_errmsg_set(e, PL_ERR_STATE,
 					     "certificate %s is attached to a thing", cert_id);
+	/* Record the change first, because the key may be the record's own name. */
+	sim_state_changed(s, SIM_REC_CERT, cert_id);
 	sim_coll_remove(&s->certs, c);
 	sim_cert_free(c);
-	sim_state_changed(s);
 	return PL_OK;
 }
 

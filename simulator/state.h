@@ -13,10 +13,18 @@
  * so no lock order applies. Callers must not call into the broker while
  * holding it.
  *
- * Persistence: sim_state_save writes the whole store as one JSON file,
- * atomically (temporary file, fsync, rename, fsync of the directory). The
- * API calls it after each acknowledged change. sim_state_load refuses a
- * corrupt or truncated file with a message naming the file and the problem.
+ * Persistence: the store lives in two files. The state file is a snapshot
+ * of the whole store as one JSON document, written atomically (temporary
+ * file, fsync, rename, fsync of the directory). The journal next to it
+ * ("<state file>.journal") has one JSON line per save since that snapshot,
+ * holding the records that changed. The API calls sim_state_save after each
+ * acknowledged change, and the save appends one line and fsyncs it, so its
+ * cost does not grow with the store. When the journal outgrows its bound,
+ * the save writes a new snapshot and empties the journal (compaction).
+ * sim_state_load reads the snapshot and replays the journal. It ignores an
+ * incomplete last line, the trace of a crash during an append, with a
+ * warning, and rejects any other corrupt content with a message naming the
+ * file and the line or field.
  *
  * Times are milliseconds since the Unix epoch (AWS returns dates in seconds
  * with a fraction; the API converts).
@@ -40,7 +48,12 @@ typedef struct sim_state_config {
 	const char *path;    /* state file; NULL keeps the store in memory only */
 	const char *region;  /* for ARNs, default "us-east-1" */
 	const char *account; /* for ARNs, default "123456789012" */
+	/* Journal size in bytes that triggers a compaction. 0 selects the
+	 * default, the state file's size but at least SIM_JOURNAL_MIN_BYTES. */
+	size_t journal_max_bytes;
 } sim_state_config;
+
+#define SIM_JOURNAL_MIN_BYTES (256 * 1024)
 
 /*
  * One policy document text and its compiled form (simulator/policy.h),
@@ -130,27 +143,52 @@ typedef struct sim_thing_group {
 
 /* Creates an empty store; loads nothing (call sim_state_load). */
 pl_err sim_state_create(sim_state **out, const sim_state_config *cfg, pl_errmsg *e);
+
+/*
+ * Frees the store. A store that saved since its load and has a non-empty
+ * journal first writes a snapshot, so after a clean stop the state file
+ * alone contains everything. A failure there is logged, and the journal
+ * keeps the changes. Call it without the lock, with no other user left.
+ */
 void sim_state_free(sim_state *s);
 
 void sim_state_lock(sim_state *s);
 void sim_state_unlock(sim_state *s);
 
 /*
- * Loads the state file into an empty store. A missing file is an empty
- * store (PL_OK); an unreadable, corrupt or truncated one is PL_ERR_PARSE or
- * PL_ERR_IO with the file name in the message. The lock must be held.
+ * Loads the state file and replays its journal into an empty store. Missing
+ * files are an empty store and an empty journal (PL_OK). An unreadable,
+ * corrupt or truncated state file, or a corrupt journal line other than an
+ * incomplete last one, is PL_ERR_PARSE or PL_ERR_IO with the file name (and
+ * the journal's line number) in the message. The lock must be held.
  */
 pl_err sim_state_load(sim_state *s, pl_errmsg *e);
 
 /*
- * Replaces the whole content with the state file's, for a file changed by
- * another program. The file is parsed into a new store first, so a bad file
- * leaves the content unchanged. Takes the lock itself.
+ * Replaces the whole content with the files' (state file and journal), for
+ * files changed by another program. They are parsed into a new store first,
+ * so a bad file leaves the content unchanged. Takes the lock itself.
  */
 pl_err sim_state_reload(sim_state *s, pl_errmsg *e);
 
-/* Writes the store atomically to its file (no-op without a path). Lock held. */
+/*
+ * Makes the changes since the last save durable before returning (no-op
+ * without a path). It appends one journal line with the changed records and
+ * fsyncs it. The first save of a store, a save after a failed one and a
+ * save that finds the journal past its bound write a new snapshot instead
+ * or afterwards (see sim_state_compact). PL_ERR_IO or PL_ERR_NOMEM when the
+ * changes are not durable. Lock held.
+ */
 pl_err sim_state_save(sim_state *s, pl_errmsg *e);
+
+/*
+ * Writes the whole store as a new snapshot atomically, then empties the
+ * journal. A crash between the two steps is harmless, because every
+ * journal line carries its generation and a load skips lines the snapshot
+ * already contains. PL_ERR_IO or PL_ERR_NOMEM when the snapshot was not written. Lock
+ * held.
+ */
+pl_err sim_state_compact(sim_state *s, pl_errmsg *e);
 
 /* Increases on every change; snapshots record it. Lock held. */
 uint64_t sim_state_generation(const sim_state *s);

@@ -106,7 +106,7 @@ pl_err sim_state_thing_create(sim_state *s, const char *name, const char *type_n
 		sim_thing_free(t);
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "thing: out of memory");
 	}
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_THING, name);
 	if (out)
 		*out = t;
 	return PL_OK;
@@ -120,11 +120,13 @@ pl_err sim_state_thing_delete(sim_state *s, const char *name, pl_errmsg *e)
 		return pl_errmsg_set(e, PL_ERR_NOT_FOUND, "thing %s not found", name);
 	for (size_t i = 0; i < s->groups.count; i++) {
 		sim_thing_group *g = s->groups.items[i];
-		strings_remove(g->things, &g->thing_count, name);
+		if (strings_remove(g->things, &g->thing_count, name) == 0)
+			sim_state_changed(s, SIM_REC_GROUP, g->name);
 	}
+	/* Record the change first, because the key may be the record's own name. */
+	sim_state_changed(s, SIM_REC_THING, name);
 	sim_coll_remove(&s->things, t);
 	sim_thing_free(t);
-	sim_state_changed(s);
 	return PL_OK;
 }
 
@@ -139,7 +141,7 @@ pl_err sim_state_thing_attach_principal(sim_state *s, const char *thing_name,
 		return PL_OK;
 	if (strings_add(&t->principals, &t->principal_count, principal_arn) != 0)
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "thing principal: out of memory");
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_THING, thing_name);
 	return PL_OK;
 }
 
@@ -153,7 +155,7 @@ pl_err sim_state_thing_detach_principal(sim_state *s, const char *thing_name,
 	if (strings_remove(t->principals, &t->principal_count, principal_arn) != 0)
 		return pl_errmsg_set(e, PL_ERR_NOT_FOUND, "%s is not a principal of thing %s",
 				     principal_arn, thing_name);
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_THING, thing_name);
 	return PL_OK;
 }
 
@@ -192,7 +194,7 @@ pl_err sim_state_group_create(sim_state *s, const char *name, sim_thing_group **
 		sim_group_free(g);
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "thing group: out of memory");
 	}
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_GROUP, name);
 	if (out)
 		*out = g;
 	return PL_OK;
@@ -204,9 +206,10 @@ pl_err sim_state_group_delete(sim_state *s, const char *name, pl_errmsg *e)
 
 	if (!g)
 		return pl_errmsg_set(e, PL_ERR_NOT_FOUND, "thing group %s not found", name);
+	/* Record the change first, because the key may be the record's own name. */
+	sim_state_changed(s, SIM_REC_GROUP, name);
 	sim_coll_remove(&s->groups, g);
 	sim_group_free(g);
-	sim_state_changed(s);
 	return PL_OK;
 }
 
@@ -223,7 +226,7 @@ pl_err sim_state_group_add_thing(sim_state *s, const char *group_name, const cha
 		return PL_OK;
 	if (strings_add(&g->things, &g->thing_count, thing_name) != 0)
 		return pl_errmsg_set(e, PL_ERR_NOMEM, "thing group: out of memory");
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_GROUP, group_name);
 	return PL_OK;
 }
 
@@ -237,7 +240,7 @@ pl_err sim_state_group_remove_thing(sim_state *s, const char *group_name,
 	if (strings_remove(g->things, &g->thing_count, thing_name) != 0)
 		return pl_errmsg_set(e, PL_ERR_NOT_FOUND, "thing %s is not in group %s",
 				     thing_name, group_name);
-	sim_state_changed(s);
+	sim_state_changed(s, SIM_REC_GROUP, group_name);
 	return PL_OK;
 }
 

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -185,6 +186,58 @@ START_TEST(test_api_sim_delete_connection)
 	ck_assert_int_eq(tmqtt_connected(other), 1);
 	tmqtt_free(other);
 	tmqtt_free(c);
+}
+END_TEST
+
+/* AWS returns 404 for DeleteConnection of a client id that is not connected. */
+START_TEST(test_api_sim_delete_connection_unknown)
+{
+	tmqtt *c = connect_subscribed("present");
+	reply r;
+
+	ck_assert_int_eq(call_full("DELETE", "/connections/absent", NULL, 0, "iotdata", NULL, NULL,
+				   &r),
+			 404);
+	ck_assert_str_eq(r.error_type, "ResourceNotFoundException");
+	reply_free(&r);
+	ck_assert_int_eq(tmqtt_connected(c), 1);
+	tmqtt_free(c);
+	/* Once the broker has handled the DISCONNECT, the id is unknown again.
+	 * The client may return before the broker has read the packet, so the
+	 * call is retried for a while. */
+	for (int i = 0; i < 50; i++) {
+		struct timespec pause = { 0, 100000000L };
+		ck_assert_int_ne(call_full("DELETE", "/connections/present", NULL, 0, "iotdata",
+					   NULL, NULL, &r),
+				 0);
+		if (r.status == 404)
+			break;
+		reply_free(&r);
+		nanosleep(&pause, NULL);
+	}
+	ck_assert_int_eq(r.status, 404);
+	ck_assert_str_eq(r.error_type, "ResourceNotFoundException");
+	reply_free(&r);
+}
+END_TEST
+
+START_TEST(test_api_sim_disconnect_hook)
+{
+	const char *body = "{\"clientId\":\"maintained\"}";
+	tmqtt *c = connect_subscribed("maintained");
+	reply r;
+
+	ck_assert_int_eq(call_full("POST", "/_sim/disconnect", body, strlen(body), "iot", NULL,
+				   NULL, &r),
+			 200);
+	reply_free(&r);
+	ck_assert_int_eq(tmqtt_wait_closed(c, 10 * SECOND), 1);
+	tmqtt_free(c);
+	ck_assert_int_eq(call_full("POST", "/_sim/disconnect", body, strlen(body), "iot", NULL,
+				   NULL, &r),
+			 404);
+	ck_assert_str_eq(r.error_type, "ResourceNotFoundException");
+	reply_free(&r);
 }
 END_TEST
 
@@ -465,6 +518,8 @@ static Suite *api_sim_suite(void)
 	tcase_add_test(tc, test_api_sim_swap_reaches_old_at_refresh);
 	tcase_add_test(tc, test_api_sim_update_certificate_disconnects);
 	tcase_add_test(tc, test_api_sim_delete_connection);
+	tcase_add_test(tc, test_api_sim_delete_connection_unknown);
+	tcase_add_test(tc, test_api_sim_disconnect_hook);
 	tcase_add_test(tc, test_api_sim_rule_reproduces_experiment);
 	tcase_add_test(tc, test_api_sim_registered_certificate_trusted);
 	tcase_add_test(tc, test_api_sim_thing_group_policy);

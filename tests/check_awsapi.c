@@ -720,6 +720,319 @@ START_TEST(test_awsapi_server_error_retried)
 }
 END_TEST
 
+/* ---- the wire format of every operation: a recording libmicrohttpd server ---- */
+
+#define CERT_ID "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+#define CERT_ARN "arn:aws:iot:us-east-1:123456789012:cert/" CERT_ID
+
+/* One response that contains every member any operation reads. */
+static const char wire_response[] =
+	"{\"policyName\":\"p1\",\"policyArn\":\"arn:p1\",\"policyVersionId\":\"1\","
+	"\"defaultVersionId\":\"1\",\"policyDocument\":\"{}\","
+	"\"certificateId\":\"" CERT_ID "\",\"certificateArn\":\"" CERT_ARN "\","
+	"\"certificatePem\":\"PEM\",\"keyPair\":{\"PrivateKey\":\"KEY\"},"
+	"\"certificateDescription\":{\"certificateId\":\"" CERT_ID "\",\"certificateArn\":\""
+	CERT_ARN "\",\"certificatePem\":\"PEM\",\"status\":\"ACTIVE\"},"
+	"\"endpointAddress\":\"abc-ats.iot.us-east-1.amazonaws.com\","
+	"\"policyVersions\":[],\"policies\":[],\"targets\":[]}";
+
+/* The last request the server received, as sent: nothing is decoded. */
+typedef struct wire_server {
+	struct MHD_Daemon *daemon;
+	pthread_mutex_t lock;
+	int requests;
+	char method[16];
+	char path[512];
+	char query[512];
+	char body[512];
+} wire_server;
+
+typedef struct wire_upload {
+	char body[512];
+	size_t len;
+} wire_upload;
+
+/* Keeps URLs and arguments percent-encoded, so that the test compares the wire format. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *uri)
+{
+	(void)cls, (void)conn;
+	return strlen(uri);
+}
+
+static enum MHD_Result append_argument(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	char *query = cls;
+	size_t used = strlen(query);
+
+	(void)kind;
+	snprintf(query + used, 512 - used, "%s%s=%s", used ? "&" : "", key, value ? value : "");
+	return MHD_YES;
+}
+
+static enum MHD_Result answer_wire(void *cls, struct MHD_Connection *conn, const char *url,
+				   const char *method, const char *version, const char *data,
+				   size_t *size, void **state)
+{
+	wire_server *s = cls;
+	wire_upload *up = *state;
+	struct MHD_Response *res;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (up == NULL) {
+		*state = calloc(1, sizeof(wire_upload));
+		return *state != NULL ? MHD_YES : MHD_NO;
+	}
+	if (*size > 0) {
+		size_t n = *size < sizeof(up->body) - 1 - up->len ? *size : sizeof(up->body) - 1 - up->len;
+
+		memcpy(up->body + up->len, data, n);
+		up->len += n;
+		*size = 0;
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->requests++;
+	snprintf(s->method, sizeof(s->method), "%s", method);
+	snprintf(s->path, sizeof(s->path), "%s", url);
+	s->query[0] = '\0';
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, append_argument, s->query);
+	snprintf(s->body, sizeof(s->body), "%.*s", (int)up->len, up->body);
+	pthread_mutex_unlock(&s->lock);
+	res = MHD_create_response_from_buffer(strlen(wire_response), (void *)wire_response,
+					      MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(conn, 200, res);
+	MHD_destroy_response(res);
+	return ret;
+}
+
+static void free_upload(void *cls, struct MHD_Connection *conn, void **state,
+			enum MHD_RequestTerminationCode code)
+{
+	(void)cls, (void)conn, (void)code;
+	free(*state);
+	*state = NULL;
+}
+
+typedef struct wire_fixture {
+	wire_server server;
+	awsapi_ctx *ctx;
+	awsapi_client *client;
+} wire_fixture;
+
+static void wire_start(wire_fixture *f)
+{
+	static const aws_credentials creds = { "AKIDEXAMPLE", "secret", "", "", "" };
+	awsapi_config cfg;
+	char endpoint[64];
+	pl_errmsg e = { "" };
+
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->server.lock, NULL);
+	f->server.daemon = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer_wire, &f->server,
+		MHD_OPTION_SOCK_ADDR,
+		(struct sockaddr *)&(struct sockaddr_in){ .sin_family = AF_INET,
+							  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+		MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+		free_upload, NULL, MHD_OPTION_END);
+	ck_assert_ptr_nonnull(f->server.daemon);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%u",
+		 MHD_get_daemon_info(f->server.daemon, MHD_DAEMON_INFO_BIND_PORT)->port);
+	awsapi_config_init(&cfg);
+	cfg.control_endpoint = endpoint;
+	cfg.data_endpoint = endpoint;
+	cfg.region = "us-east-1";
+	cfg.credentials = &creds;
+	for (int op = 0; op < AWSAPI_OP__COUNT; op++)
+		cfg.tps[op] = -1;
+	ck_assert_int_eq(awsapi_ctx_create(&f->ctx, &cfg, &e), PL_OK);
+	ck_assert_int_eq(awsapi_client_create(&f->client, f->ctx, &e), PL_OK);
+}
+
+static void wire_stop(wire_fixture *f)
+{
+	awsapi_client_free(f->client);
+	awsapi_ctx_free(f->ctx);
+	MHD_stop_daemon(f->server.daemon);
+	pthread_mutex_destroy(&f->server.lock);
+}
+
+/* Calls op through its public function with fixed arguments. */
+static pl_err call_op(awsapi_client *c, awsapi_op op, pl_errmsg *e)
+{
+	const char *target = CERT_ARN;
+	awsapi_policy policy = { .document = NULL };
+	awsapi_certificate cert = { .pem = NULL };
+	awsapi_policy_version *versions = NULL;
+	awsapi_strlist list = { NULL, 0 };
+	char text[128];
+	size_t count = 0;
+	pl_err err;
+
+	switch (op) {
+	case AWSAPI_CREATE_POLICY:
+		err = awsapi_create_policy(c, "p1", "{}", &policy, NULL, e);
+		break;
+	case AWSAPI_GET_POLICY:
+		err = awsapi_get_policy(c, "p1", &policy, NULL, e);
+		break;
+	case AWSAPI_DELETE_POLICY:
+		err = awsapi_delete_policy(c, "p1", NULL, e);
+		break;
+	case AWSAPI_CREATE_POLICY_VERSION:
+		err = awsapi_create_policy_version(c, "p1", "{}", 1, text, sizeof(text), NULL, e);
+		break;
+	case AWSAPI_SET_DEFAULT_POLICY_VERSION:
+		err = awsapi_set_default_policy_version(c, "p1", "2", NULL, e);
+		break;
+	case AWSAPI_LIST_POLICY_VERSIONS:
+		err = awsapi_list_policy_versions(c, "p1", &versions, &count, NULL, e);
+		break;
+	case AWSAPI_DELETE_POLICY_VERSION:
+		err = awsapi_delete_policy_version(c, "p1", "2", NULL, e);
+		break;
+	case AWSAPI_ATTACH_POLICY:
+		err = awsapi_attach_policy(c, "p1", target, NULL, e);
+		break;
+	case AWSAPI_DETACH_POLICY:
+		err = awsapi_detach_policy(c, "p1", target, NULL, e);
+		break;
+	case AWSAPI_LIST_ATTACHED_POLICIES:
+		err = awsapi_list_attached_policies(c, target, &list, NULL, e);
+		break;
+	case AWSAPI_LIST_TARGETS_FOR_POLICY:
+		err = awsapi_list_targets_for_policy(c, "p1", &list, NULL, e);
+		break;
+	case AWSAPI_CREATE_CERTIFICATE_FROM_CSR:
+		err = awsapi_create_certificate_from_csr(c, "CSR", 1, &cert, NULL, e);
+		break;
+	case AWSAPI_CREATE_KEYS_AND_CERTIFICATE:
+		err = awsapi_create_keys_and_certificate(c, 0, &cert, NULL, e);
+		break;
+	case AWSAPI_DESCRIBE_CERTIFICATE:
+		err = awsapi_describe_certificate(c, CERT_ID, &cert, NULL, e);
+		break;
+	case AWSAPI_UPDATE_CERTIFICATE:
+		err = awsapi_update_certificate(c, CERT_ID, "INACTIVE", NULL, e);
+		break;
+	case AWSAPI_DELETE_CERTIFICATE:
+		err = awsapi_delete_certificate(c, CERT_ID, 1, NULL, e);
+		break;
+	case AWSAPI_DESCRIBE_ENDPOINT:
+		err = awsapi_describe_endpoint(c, NULL, text, sizeof(text), NULL, e);
+		break;
+	case AWSAPI_PUBLISH:
+		err = awsapi_publish(c, "a/b", "hello", 5, 1, 0, NULL, e);
+		break;
+	case AWSAPI_DELETE_CONNECTION:
+		err = awsapi_delete_connection(c, "device-1", 1, 0, NULL, e);
+		break;
+	default:
+		err = PL_ERR_INTERNAL;
+		break;
+	}
+	awsapi_policy_clear(&policy);
+	awsapi_certificate_clear(&cert);
+	awsapi_strlist_clear(&list);
+	free(versions);
+	return err;
+}
+
+/* Each operation as AWS IoT's REST API defines it (the botocore "iot" and "iot-data" models). */
+static const struct {
+	awsapi_op op;
+	const char *method, *path, *query, *body;
+} wire_cases[] = {
+	{ AWSAPI_CREATE_POLICY, "POST", "/policies/p1", "", "{\"policyDocument\":\"{}\"}" },
+	{ AWSAPI_GET_POLICY, "GET", "/policies/p1", "", "" },
+	{ AWSAPI_DELETE_POLICY, "DELETE", "/policies/p1", "", "" },
+	{ AWSAPI_CREATE_POLICY_VERSION, "POST", "/policies/p1/version", "setAsDefault=true",
+	  "{\"policyDocument\":\"{}\"}" },
+	{ AWSAPI_SET_DEFAULT_POLICY_VERSION, "PATCH", "/policies/p1/version/2", "", "" },
+	{ AWSAPI_LIST_POLICY_VERSIONS, "GET", "/policies/p1/version", "", "" },
+	{ AWSAPI_DELETE_POLICY_VERSION, "DELETE", "/policies/p1/version/2", "", "" },
+	{ AWSAPI_ATTACH_POLICY, "PUT", "/target-policies/p1", "",
+	  "{\"target\":\"" CERT_ARN "\"}" },
+	{ AWSAPI_DETACH_POLICY, "POST", "/target-policies/p1", "",
+	  "{\"target\":\"" CERT_ARN "\"}" },
+	{ AWSAPI_LIST_ATTACHED_POLICIES, "POST",
+	  "/attached-policies/arn%3Aaws%3Aiot%3Aus-east-1%3A123456789012%3Acert%2F" CERT_ID,
+	  "pageSize=250&recursive=false", "" },
+	{ AWSAPI_LIST_TARGETS_FOR_POLICY, "POST", "/policy-targets/p1", "pageSize=250", "" },
+	{ AWSAPI_CREATE_CERTIFICATE_FROM_CSR, "POST", "/certificates", "setAsActive=true",
+	  "{\"certificateSigningRequest\":\"CSR\"}" },
+	{ AWSAPI_CREATE_KEYS_AND_CERTIFICATE, "POST", "/keys-and-certificate",
+	  "setAsActive=false", "" },
+	{ AWSAPI_DESCRIBE_CERTIFICATE, "GET", "/certificates/" CERT_ID, "", "" },
+	{ AWSAPI_UPDATE_CERTIFICATE, "PUT", "/certificates/" CERT_ID, "newStatus=INACTIVE", "" },
+	{ AWSAPI_DELETE_CERTIFICATE, "DELETE", "/certificates/" CERT_ID, "forceDelete=true", "" },
+	{ AWSAPI_DESCRIBE_ENDPOINT, "GET", "/endpoint", "endpointType=iot%3AData-ATS", "" },
+	{ AWSAPI_PUBLISH, "POST", "/topics/a%2Fb", "qos=1&retain=false", "hello" },
+	{ AWSAPI_DELETE_CONNECTION, "DELETE", "/connections/device-1",
+	  "cleanSession=true&preventWillMessage=false", "" },
+};
+
+START_TEST(test_awsapi_wire_format)
+{
+	wire_fixture f;
+	pl_errmsg e = { "" };
+
+	ck_assert_uint_eq(sizeof(wire_cases) / sizeof(wire_cases[0]), AWSAPI_OP__COUNT);
+	wire_start(&f);
+	for (size_t i = 0; i < sizeof(wire_cases) / sizeof(wire_cases[0]); i++) {
+		const char *name = awsapi_op_name(wire_cases[i].op);
+
+		ck_assert_msg(call_op(f.client, wire_cases[i].op, &e) == PL_OK, "%s: %s", name,
+			      e.msg);
+		ck_assert_int_eq(f.server.requests, (int)i + 1);
+		ck_assert_msg(strcmp(f.server.method, wire_cases[i].method) == 0, "%s: method %s",
+			      name, f.server.method);
+		ck_assert_msg(strcmp(f.server.path, wire_cases[i].path) == 0, "%s: path %s", name,
+			      f.server.path);
+		ck_assert_msg(strcmp(f.server.query, wire_cases[i].query) == 0, "%s: query %s",
+			      name, f.server.query);
+		ck_assert_msg(strcmp(f.server.body, wire_cases[i].body) == 0, "%s: body %s", name,
+			      f.server.body);
+	}
+	wire_stop(&f);
+}
+END_TEST
+
+/* Missing or invalid arguments are rejected before anything is sent. */
+START_TEST(test_awsapi_arguments_checked)
+{
+	wire_fixture f;
+	pl_errmsg e = { "" };
+
+	wire_start(&f);
+	ck_assert_int_eq(awsapi_create_policy(f.client, "", "{}", NULL, NULL, &e), PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "CreatePolicy: policy name missing");
+	ck_assert_int_eq(awsapi_create_policy(f.client, "p1", NULL, NULL, NULL, &e),
+			 PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "CreatePolicy: policy document missing");
+	ck_assert_int_eq(awsapi_delete_policy_version(f.client, "p1", NULL, NULL, &e),
+			 PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "DeletePolicyVersion: policy version id missing");
+	ck_assert_int_eq(awsapi_attach_policy(f.client, "p1", "", NULL, &e), PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "AttachPolicy: target missing");
+	ck_assert_int_eq(awsapi_create_certificate_from_csr(f.client, NULL, 1, NULL, NULL, &e),
+			 PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "CreateCertificateFromCsr: CSR missing");
+	ck_assert_int_eq(awsapi_update_certificate(f.client, CERT_ID, NULL, NULL, &e),
+			 PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "UpdateCertificate: new status missing");
+	ck_assert_int_eq(awsapi_publish(f.client, "t", "x", 1, 2, 0, NULL, &e), PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "Publish: QoS 2 is not 0 or 1");
+	ck_assert_int_eq(awsapi_delete_connection(f.client, "$aws", 0, 0, NULL, &e),
+			 PL_ERR_INVALID);
+	ck_assert_str_eq(e.msg, "DeleteConnection: client id $aws starts with '$'");
+	ck_assert_int_eq(f.server.requests, 0);
+	wire_stop(&f);
+}
+END_TEST
+
 /* ---- error parsing and signing ---- */
 
 START_TEST(test_awsapi_parse_error_header)
@@ -889,6 +1202,8 @@ static Suite *awsapi_suite(void)
 	tcase_add_test(sim, test_awsapi_pool_cancel);
 	tcase_add_test(sim, test_awsapi_ctx_cancel);
 	tcase_add_test(unit, test_awsapi_server_error_retried);
+	tcase_add_test(unit, test_awsapi_wire_format);
+	tcase_add_test(unit, test_awsapi_arguments_checked);
 	tcase_add_test(unit, test_awsapi_parse_error_header);
 	tcase_add_test(unit, test_awsapi_parse_error_body_type);
 	tcase_add_test(unit, test_awsapi_parse_error_body_code);

@@ -225,6 +225,100 @@ START_TEST(test_cli_every_command_has_help)
 }
 END_TEST
 
+/* A state directory for `policylag sim` runs that must not start mosquitto. */
+static void sim_state_dir(char *buf, size_t len)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(buf, len, "%s/check_cli_sim_XXXXXX", tmp != NULL ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+static void remove_dir(const char *dir)
+{
+	char command[600];
+
+	snprintf(command, sizeof(command), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(command), 0);
+}
+
+START_TEST(test_cli_sim_invalid_propagation_exit_2)
+{
+	char out[4096];
+	char dir[512];
+	char args[1024];
+
+	sim_state_dir(dir, sizeof(dir));
+	snprintf(args, sizeof(args), "sim --state-dir '%s' --propagation bogus", dir);
+	ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 2);
+	ck_assert_ptr_nonnull(strstr(out, "plugin option propagation=bogus"));
+	ck_assert_ptr_null(strstr(out, "mqtt_endpoint"));
+	remove_dir(dir);
+}
+END_TEST
+
+START_TEST(test_cli_sim_unknown_option_exit_2)
+{
+	char out[4096];
+	char dir[512];
+	char args[1024];
+
+	sim_state_dir(dir, sizeof(dir));
+	snprintf(args, sizeof(args), "sim --state-dir '%s' -o nokey=1", dir);
+	ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 2);
+	ck_assert_ptr_nonnull(strstr(out, "plugin option nokey=1: unknown option"));
+	remove_dir(dir);
+}
+END_TEST
+
+START_TEST(test_cli_sim_invalid_module_options_exit_2)
+{
+	static const struct {
+		const char *option;
+		const char *named;
+	} cases[] = {
+		{ "-o api_account_id=12", "plugin option api_account_id=12" },
+		{ "-o rule_response_qos=2", "plugin option rule_response_qos=2" },
+		{ "-o topic_max_bytes=-1", "plugin option topic_max_bytes=-1" },
+		{ "--refresh-phase sometimes", "plugin option refresh_phase=sometimes" },
+		{ "-o 'bad key=x'", "plugin option bad key=x: invalid key" },
+		{ "-o api_throttle_attachpolicy=5", "plugin option api_throttle_attachpolicy=5" },
+	};
+	char out[4096];
+	char dir[512];
+	char args[1024];
+
+	sim_state_dir(dir, sizeof(dir));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(args, sizeof(args), "sim --state-dir '%s' %s", dir, cases[i].option);
+		ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 2);
+		ck_assert_msg(strstr(out, cases[i].named) != NULL, "%s: output %s", cases[i].option,
+			      out);
+	}
+	remove_dir(dir);
+}
+END_TEST
+
+/* Valid options pass the check and fail only at starting a missing broker. */
+START_TEST(test_cli_sim_valid_options_reach_start)
+{
+	char out[4096];
+	char dir[512];
+	char args[1024];
+
+	sim_state_dir(dir, sizeof(dir));
+	snprintf(args, sizeof(args),
+		 "sim --state-dir '%s' --no-api --propagation ttl:30s -o "
+		 "publish_rate_per_connection=off -o api_throttle=false -o rule_once=true "
+		 "-o api_throttle_AttachPolicy=200 "
+		 "--mosquitto '%s/no-such-mosquitto'",
+		 dir, dir);
+	ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 3);
+	ck_assert_ptr_null(strstr(out, "plugin option"));
+	remove_dir(dir);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -242,6 +336,10 @@ static Suite *cli_suite(void)
 	tcase_add_test(program, test_cli_version);
 	tcase_add_test(program, test_cli_usage_errors_exit_2);
 	tcase_add_test(program, test_cli_every_command_has_help);
+	tcase_add_test(program, test_cli_sim_invalid_propagation_exit_2);
+	tcase_add_test(program, test_cli_sim_unknown_option_exit_2);
+	tcase_add_test(program, test_cli_sim_invalid_module_options_exit_2);
+	tcase_add_test(program, test_cli_sim_valid_options_reach_start);
 	suite_add_tcase(s, parsing);
 	suite_add_tcase(s, program);
 	return s;

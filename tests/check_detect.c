@@ -189,6 +189,41 @@ START_TEST(test_detect_revoke_late_after_effect_counted)
 }
 END_TEST
 
+START_TEST(test_detect_window_fits_bound)
+{
+	/* 1 s window: 62 probes after the candidate at 16 ms, 66 at 15 ms. */
+	ck_assert_int_eq(detect_window_fits(MS(1000), MS(16)), 1);
+	ck_assert_int_eq(detect_window_fits(MS(1000), MS(15)), 0);
+	ck_assert_int_eq(detect_window_fits(MS(1000), MS(10)), 0);
+	ck_assert_int_eq(detect_window_fits(MS(2000), MS(1000)), 1);
+}
+END_TEST
+
+/*
+ * At the largest window that fits (62 intervals of 16 ms in 1 s), the
+ * candidate is delivered late just before its confirmation, so the probe
+ * after it must become the effect: every probe of the window was tracked.
+ */
+START_TEST(test_detect_revoke_full_window_exact)
+{
+	const int64_t interval = MS(16);
+	const int64_t confirm = MS(1000);
+	int64_t t = MS(10000);
+	uint64_t seq = 0;
+
+	detect_init(&d, 1, t, t, confirm, MS(60000));
+	/* The candidate (seq 0) and every later probe until just before its confirmation. */
+	for (; t + interval < MS(10000) + confirm; t += interval)
+		detect_on_sent(&d, seq++, t);
+	detect_on_sent(&d, seq++, t);
+	ck_assert_uint_eq(d.count, seq);
+	ck_assert_int_eq(detect_poll(&d, MS(10000) + confirm - 1), DETECT_PENDING);
+	detect_on_delivered(&d, 0, MS(10000), MS(10000) + confirm - 1);
+	ck_assert_int_eq(detect_poll(&d, MS(10016) + confirm), DETECT_EFFECT);
+	ck_assert_int_eq(detect_effect_ns(&d), MS(10016));
+}
+END_TEST
+
 static Suite *detect_suite(void)
 {
 	Suite *s = suite_create("detect");
@@ -208,6 +243,8 @@ static Suite *detect_suite(void)
 	tcase_add_test(tc, test_detect_revoke_candidate_at_deadline);
 	tcase_add_test(tc, test_detect_revoke_after_deadline_not_counted);
 	tcase_add_test(tc, test_detect_revoke_late_after_effect_counted);
+	tcase_add_test(tc, test_detect_window_fits_bound);
+	tcase_add_test(tc, test_detect_revoke_full_window_exact);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -281,6 +281,102 @@ START_TEST(test_profile_bad_override_value)
 }
 END_TEST
 
+START_TEST(test_profile_override_map_rejected)
+{
+	static const char *const cases[] = { "fleet=", "fleet={devices: 5}", "target.simulator=",
+					     "policies=" };
+	load_result r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		load_with(&r, base_profile, &cases[i], 1);
+		ck_assert_msg(r.rc == PL_ERR_INVALID, "%s: rc %d", cases[i], r.rc);
+		ck_assert_msg(strstr(r.e.msg, "a map cannot be set with --set") != NULL, "%s: %s",
+			      cases[i], r.e.msg);
+		ck_assert_uint_eq(r.issues.errors, 1);
+		done(&r);
+	}
+}
+END_TEST
+
+START_TEST(test_profile_override_map_message)
+{
+	load_result r;
+	const char *sets[] = { "fleet=" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_str_eq(r.e.msg,
+			 "--set fleet=: fleet: a map cannot be set with --set; set its keys one at a time, for example --set fleet.devices=VALUE");
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_override_group_rejected)
+{
+	load_result r;
+	const char *sets[] = { "groups.keep={name: keep}" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(r.e.msg, "groups.0: a group cannot be replaced with --set"));
+	ck_assert_uint_eq(r.issues.errors, 1);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_override_empty_list_key)
+{
+	load_result r;
+	const char *sets[] = { "groups=" };
+	const char *cleared[] = { "expect=[]" };
+	char *text = with_lines("expect: [\"keep.p50 < 1m\"]\n");
+
+	/* An empty --set for groups would fall back to one group 'default' and
+	 * make the expectation's group unknown. */
+	load_with(&r, text, sets, 1);
+	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_str_eq(r.e.msg,
+			 "--set groups=: groups: missing value (remove this --set to keep the profile's value; '[]' is an empty list)");
+	ck_assert_uint_eq(r.issues.errors, 1);
+	done(&r);
+	load_with(&r, text, cleared, 1);
+	ck_assert_msg(r.rc == PL_OK, "%s", r.e.msg);
+	ck_assert_uint_eq(r.p->expect_count, 0);
+	done(&r);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_profile_override_empty_name)
+{
+	load_result r;
+	const char *sets[] = { "name=" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_str_eq(r.e.msg,
+			 "--set name=: name: missing value (remove the key to name the profile after its file)");
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_duration_exponent_rejected)
+{
+	load_result r;
+	const char *sets[] = { "probe.interval=1e3s" };
+	char *text = with_lines("timing:\n  settle: 1.5E1s\n");
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_str_eq(r.e.msg,
+			 "--set probe.interval=1e3s: probe.interval: invalid duration '1e3s': exponents are not accepted; write '1000s'");
+	done(&r);
+	load(&r, text);
+	ck_assert_str_eq(r.e.msg,
+			 "t.yaml:14:11: timing.settle: invalid duration '1.5E1s': exponents are not accepted; write '15s'");
+	done(&r);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_profile_bad_override_unknown_key)
 {
 	load_result r;
@@ -499,6 +595,57 @@ START_TEST(test_profile_override_creates_section)
 }
 END_TEST
 
+START_TEST(test_profile_observer_defaults)
+{
+	load_result r;
+
+	load_with(&r, base_profile, NULL, 0);
+	ck_assert_ptr_nonnull(r.p);
+	ck_assert_int_eq(r.p->observer.enabled, 1);
+	ck_assert_str_eq(r.p->observer.certificate, "");
+	ck_assert_str_eq(r.p->observer.private_key, "");
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_observer_off)
+{
+	load_result r;
+	const char *sets[] = { "observer.enabled=false" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_ptr_nonnull(r.p);
+	ck_assert_int_eq(r.p->observer.enabled, 0);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_observer_bad_bool)
+{
+	load_result r;
+	const char *sets[] = { "observer.enabled=maybe" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_msg(strstr(r.e.msg, "observer.enabled") != NULL, "got: %s", r.e.msg);
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_observer_needs_key)
+{
+	load_result r;
+	const char *sets[] = { "observer.certificate=/tmp/observer.crt" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_msg(strstr(r.e.msg, "observer.certificate: given without observer.private_key") !=
+			      NULL,
+		      "got: %s", r.e.msg);
+	done(&r);
+}
+END_TEST
+
 START_TEST(test_profile_shares_largest_remainder)
 {
 	load_result r;
@@ -644,6 +791,63 @@ START_TEST(test_profile_topic_needs_client_id)
 	done(&r);
 	load_with(&r, base_profile, shared, 3);
 	ck_assert_ptr_null(find_issue(&r, "the same for every device"));
+	done(&r);
+}
+END_TEST
+
+/* An invalid probe.topic is reported once, without the checks that use it. */
+START_TEST(test_profile_invalid_topic_no_cascade)
+{
+	static const char *const cases[] = { "probe.topic=a/#/b", "probe.topic=",
+					     "probe.topic=pl/${bogus}" };
+	load_result r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		load_with(&r, base_profile, &cases[i], 1);
+		ck_assert_msg(r.issues.errors == 1, "%s: %zu errors, first: %s", cases[i],
+			      r.issues.errors, r.e.msg);
+		ck_assert_msg(find_issue(&r, "policies:") == NULL, "%s: policy check ran", cases[i]);
+		ck_assert_msg(find_issue(&r, "the same for every device") == NULL,
+			      "%s: shared-topic check ran", cases[i]);
+		done(&r);
+	}
+}
+END_TEST
+
+START_TEST(test_profile_invalid_prefix_no_cascade)
+{
+	load_result r;
+	const char *sets[] = { "fleet.client_id_prefix=a/b" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_uint_eq(r.issues.errors, 1);
+	ck_assert_ptr_nonnull(find_issue(&r, "fleet.client_id_prefix: 'a/b' contains '/'"));
+	ck_assert_ptr_null(find_issue(&r, "policies:"));
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_revoke_interval_too_short)
+{
+	load_result r;
+	const char *sets[] = { "swap.direction=revoke", "policies.before=[policies/probe-full.json]",
+			       "policies.after=[policies/probe-no-receive.json]", "probe.kind=prober",
+			       "probe.interval=10ms" };
+
+	/* A probe counts as lost after 1 s, which spans 100 probes at 10 ms. */
+	load_with(&r, base_profile, sets, 5);
+	ck_assert_uint_eq(r.issues.errors, 1);
+	ck_assert_str_eq(r.e.msg,
+			 "--set probe.interval=10ms: probe.interval: 10ms is too short for a revoke: a probe counts as lost after 1s without delivery, and each device tracks at most 64 undelivered probes, so the effect could be reported late; use at least 16ms");
+	done(&r);
+	sets[4] = "probe.interval=16ms";
+	load_with(&r, base_profile, sets, 5);
+	ck_assert_msg(r.rc == PL_OK, "%s", r.e.msg);
+	done(&r);
+	/* A grant needs no confirmation window. */
+	load_with(&r, base_profile, (const char *[]){ "probe.kind=prober", "probe.interval=10ms" },
+		  2);
+	ck_assert_msg(r.rc == PL_OK, "%s", r.e.msg);
 	done(&r);
 }
 END_TEST
@@ -1152,6 +1356,12 @@ static Suite *profile_suite(void)
 	tcase_add_test(errors, test_profile_invalid_policy_document);
 	tcase_add_test(errors, test_profile_bad_override_value);
 	tcase_add_test(errors, test_profile_bad_override_unknown_key);
+	tcase_add_test(errors, test_profile_override_map_rejected);
+	tcase_add_test(errors, test_profile_override_map_message);
+	tcase_add_test(errors, test_profile_override_group_rejected);
+	tcase_add_test(errors, test_profile_override_empty_list_key);
+	tcase_add_test(errors, test_profile_override_empty_name);
+	tcase_add_test(errors, test_profile_duration_exponent_rejected);
 	tcase_add_test(errors, test_profile_bad_override_syntax);
 	tcase_add_test(errors, test_profile_bad_override_group_name);
 	tcase_add_test(errors, test_profile_bad_override_below_value);
@@ -1170,6 +1380,10 @@ static Suite *profile_suite(void)
 	tcase_add_test(resolve, test_profile_default_group_when_absent);
 	tcase_add_test(resolve, test_profile_overrides_applied);
 	tcase_add_test(resolve, test_profile_override_creates_section);
+	tcase_add_test(resolve, test_profile_observer_defaults);
+	tcase_add_test(resolve, test_profile_observer_off);
+	tcase_add_test(resolve, test_profile_observer_bad_bool);
+	tcase_add_test(resolve, test_profile_observer_needs_key);
 	tcase_add_test(resolve, test_profile_shares_largest_remainder);
 	tcase_add_test(resolve, test_profile_shares_default_split);
 	tcase_add_test(resolve, test_profile_env_substituted_and_hidden);
@@ -1184,6 +1398,9 @@ static Suite *profile_suite(void)
 	tcase_add_test(checks, test_profile_reconnect_key_on_keep_group);
 	tcase_add_test(checks, test_profile_topic_needs_client_id);
 	tcase_add_test(checks, test_profile_topic_policy_variable);
+	tcase_add_test(checks, test_profile_invalid_topic_no_cascade);
+	tcase_add_test(checks, test_profile_revoke_interval_too_short);
+	tcase_add_test(checks, test_profile_invalid_prefix_no_cascade);
 	tcase_add_test(checks, test_profile_probe_rate_over_quota);
 	tcase_add_test(checks, test_profile_shared_certificate_trigger_rejected);
 	tcase_add_test(checks, test_profile_grant_that_changes_nothing);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "results/run.h"
+#include "results/summary.h"
 
 static char work_dir[256];
 
@@ -122,7 +123,7 @@ static void make_run(const char *name, const char *hash, const char *shard, long
 			long long lat = (long long)(k * scale_fast * (g ? 10 : 1) * 1e9);
 			snprintf(line, sizeof(line),
 				 "%s-%s-%d,client-%d,%s,%s,grant,0,cert-%d,%d,0,%d000000,%lld,%lld,0,"
-				 "1,1,0,%d,0,,\n",
+				 "1,1,0,%d,0,,,\n",
 				 prefix, g ? "slow" : "fast", k, k, g ? "slow" : "fast",
 				 g ? "keep-connection" : "reconnect-per-attempt", k, k % 3, k,
 				 k * 1000000LL + lat, lat, g);
@@ -311,12 +312,256 @@ START_TEST(test_report_counts_unmeasured_rows)
 	snprintf(path, sizeof(path), "%s/samples.csv", dir);
 	f = fopen(path, "a");
 	ck_assert_ptr_nonnull(f);
-	fputs("lost,client-lost,fast,reconnect-per-attempt,grant,0,,0,,,,,0,0,0,3,0,1,,\n", f);
+	fputs("lost,client-lost,fast,reconnect-per-attempt,grant,0,,0,,,,,0,0,0,3,0,1,,,\n", f);
 	fclose(f);
 
 	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.unmeasured == 1",
 				   "--expect", "fast.n == 3", "--expect", "fast.connect_failures == 3"),
 			 0);
+}
+END_TEST
+
+/* Appends one line to DIR/samples.csv. */
+static void append_row(const char *dir, const char *row)
+{
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/samples.csv", dir);
+	f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs(row, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_report_rejects_repeated_row)
+{
+	char dir[512];
+	char *out;
+
+	/* Lines 2 to 7 are the six devices, and line 8 repeats d-fast-2's row for swap 0. */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-fast-2,client-2,fast,reconnect-per-attempt,grant,0,cert-2,2,0,2000000,"
+			"2002000000,2000000000,0,1,1,0,0,0,,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: device 'd-fast-2' has a second row for "
+				  "swap_index 0 (the first is on line 3)") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_accepts_device_per_swap)
+{
+	char dir[512];
+
+	/* The same device in a second swap is a new row, not a repeat. */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-fast-2,client-2,fast,reconnect-per-attempt,revoke,1,cert-2,2,0,2000000,"
+			"2002000000,2000000000,0,1,1,0,0,0,,,\n");
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.n == 4"), 0);
+}
+END_TEST
+
+START_TEST(test_report_accepts_negative_latency)
+{
+	char dir[512];
+
+	/*
+	 * The effect can arrive before the swap's last call returns (t_swap), so a
+	 * latency of -3 ms is a measurement, not a broken row.
+	 */
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-early,client-early,fast,reconnect-per-attempt,grant,0,cert-early,0,0,"
+			"2000000,-1000000,-3000000,0,1,1,0,0,0,,,\n");
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.n == 4"), 0);
+}
+END_TEST
+
+START_TEST(test_report_rejects_group_with_space)
+{
+	char dir[512];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-extra,client-9,fast lane,reconnect-per-attempt,grant,0,cert-9,0,0,"
+			"2000000,2002000000,2000000000,0,1,1,0,0,0,,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: field group: invalid name 'fast lane'") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_report_rejects_reserved_group)
+{
+	char dir[512];
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	append_row(dir, "d-extra,client-9,all,reconnect-per-attempt,grant,0,cert-9,0,0,"
+			"2000000,2002000000,2000000000,0,1,1,0,0,0,,,\n");
+
+	ck_assert_int_eq(policylag("report", dir), 3);
+	out = output();
+	ck_assert_msg(strstr(out, "samples.csv:8: field group: the name 'all' is reserved") != NULL,
+		      "output: %s", out);
+	free(out);
+}
+END_TEST
+
+/* Writes a samples.csv at path with the header of every column but "excluded", then rows. */
+static void write_old_samples(const char *path, const char *rows)
+{
+	char csv[2048];
+	size_t used = 0;
+
+	for (size_t c = 0; run_samples_columns[c] != NULL; c++) {
+		if (strcmp(run_samples_columns[c], "excluded") == 0)
+			continue;
+		used += (size_t)snprintf(csv + used, sizeof(csv) - used, "%s%s", c ? "," : "",
+					 run_samples_columns[c]);
+	}
+	snprintf(csv + used, sizeof(csv) - used, "\n%s", rows);
+	write_text(path, csv);
+}
+
+START_TEST(test_report_reads_file_without_excluded)
+{
+	char path[512];
+	run_samples *rs = NULL;
+	pl_errmsg e = { "" };
+
+	path_in(path, sizeof(path), "samples.csv");
+	write_old_samples(path, "d1,c1,g,keep-connection,grant,0,,0,0,0,5,5,0,1,1,0,0,0,,\n");
+
+	ck_assert_msg(run_samples_read(&rs, path, &e) == PL_OK, "%s", e.msg);
+	ck_assert_uint_eq(rs->nrows, 1);
+	ck_assert_str_eq(rs->rows[0].excluded, "");
+	ck_assert_int_eq(rs->rows[0].latency_ns, 5);
+	run_samples_free(rs);
+}
+END_TEST
+
+START_TEST(test_report_reads_excluded_column)
+{
+	char path[512], copy[512];
+	run_samples *rs = NULL, *again = NULL;
+	pl_errmsg e = { "" };
+	char csv[2048];
+	size_t used = 0;
+
+	/* The columns in another order: "excluded" first. */
+	used += (size_t)snprintf(csv, sizeof(csv), "excluded");
+	for (size_t c = 0; run_samples_columns[c] != NULL; c++)
+		if (strcmp(run_samples_columns[c], "excluded") != 0)
+			used += (size_t)snprintf(csv + used, sizeof(csv) - used, ",%s",
+						 run_samples_columns[c]);
+	snprintf(csv + used, sizeof(csv) - used,
+		 "\nSERVER_INITIATED_DISCONNECT,d1,c1,g,keep-connection,grant,0,,0,0,0,5,5,0,2,2,0,0,0,,\n"
+		 ",d2,c2,g,keep-connection,grant,0,,0,0,0,9,9,0,1,1,0,0,0,,\n");
+	path_in(path, sizeof(path), "samples.csv");
+	write_text(path, csv);
+
+	ck_assert_msg(run_samples_read(&rs, path, &e) == PL_OK, "%s", e.msg);
+	ck_assert_uint_eq(rs->nrows, 2);
+	ck_assert_str_eq(rs->rows[0].excluded, "SERVER_INITIATED_DISCONNECT");
+	ck_assert_str_eq(rs->rows[1].excluded, "");
+	/* The writer keeps the column: a round trip reads the same reasons. */
+	path_in(copy, sizeof(copy), "copy.csv");
+	ck_assert_msg(run_samples_write(rs, copy, &e) == PL_OK, "%s", e.msg);
+	ck_assert_msg(run_samples_read(&again, copy, &e) == PL_OK, "%s", e.msg);
+	ck_assert_str_eq(again->rows[0].excluded, "SERVER_INITIATED_DISCONNECT");
+	ck_assert_str_eq(again->rows[1].excluded, "");
+	run_samples_free(rs);
+	run_samples_free(again);
+}
+END_TEST
+
+START_TEST(test_report_counts_excluded_rows)
+{
+	/* An excluded device is counted per group and left out of n and the quantiles. */
+	char dir[512], path[600];
+	json_t *root, *fast, *all;
+	FILE *f;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/samples.csv", dir);
+	f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	/* Latency 0.001 s would be the fastest of the group if it counted. */
+	fputs("early,client-early,fast,reconnect-per-attempt,grant,0,,0,0,0,1000000,1000000,0,"
+	      "2,2,0,0,0,,,SERVER_INITIATED_DISCONNECT\n", f);
+	fclose(f);
+
+	ck_assert_int_eq(policylag("report", dir, "-q", "--expect", "fast.excluded == 1",
+				   "--expect", "fast.n == 3", "--expect", "fast.min == 1s",
+				   "--expect", "slow.excluded == 0"),
+			 0);
+	root = load_json("run/summary.json");
+	fast = json_array_get(json_object_get(root, "groups"), 0);
+	all = json_array_get(json_object_get(root, "groups"), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(fast, "name")), "fast");
+	ck_assert_int_eq(json_integer_value(json_object_get(fast, "excluded")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(fast, "n")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_object_get(fast, "excluded_reasons"), "SERVER_INITIATED_DISCONNECT")),
+			 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(all, "excluded")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(all, "n")), 6);
+	json_decref(root);
+}
+END_TEST
+
+START_TEST(test_report_excluded_reasons_overflow)
+{
+	/* More distinct reasons than the table holds: the rest are counted as OTHER. */
+	run_samples *rs = NULL;
+	summary *s = NULL;
+	pl_errmsg e = { "" };
+	char reason[32], device[32];
+	const summary_group *g;
+	size_t total = 0, other = 0;
+
+	ck_assert_int_eq(run_samples_create(&rs, &e), PL_OK);
+	for (int i = 0; i < SUMMARY_REASONS_MAX + 4; i++) {
+		run_sample row;
+
+		memset(&row, 0, sizeof(row));
+		snprintf(device, sizeof(device), "d%d", i);
+		snprintf(reason, sizeof(reason), "REASON_%d", i);
+		row.device = device;
+		row.excluded = reason;
+		row.latency_ns = 1000000000LL;
+		row.truth_effect_ns = row.truth_error_ns = RUN_UNKNOWN;
+		ck_assert_int_eq(run_samples_append(rs, &row, "g", "keep-connection", &e), PL_OK);
+	}
+	ck_assert_msg(summary_build_from(&s, NULL, rs, NULL, NULL, 0, &e) == PL_OK, "%s", e.msg);
+	g = summary_find_group(s, "g");
+	ck_assert_ptr_nonnull(g);
+	ck_assert_uint_eq(g->n_excluded, SUMMARY_REASONS_MAX + 4);
+	ck_assert_uint_eq(g->n_excluded_reasons, SUMMARY_REASONS_MAX);
+	for (size_t i = 0; i < g->n_excluded_reasons; i++) {
+		total += g->excluded_reasons[i].count;
+		if (strcmp(g->excluded_reasons[i].name, "OTHER") == 0)
+			other = g->excluded_reasons[i].count;
+	}
+	ck_assert_uint_eq(total, SUMMARY_REASONS_MAX + 4);
+	ck_assert_uint_eq(other, 5);
+	ck_assert_uint_eq(g->stats.n, 0);
+	summary_free(s);
 }
 END_TEST
 
@@ -349,7 +594,7 @@ START_TEST(test_report_reads_quoted_fields)
 		used += (size_t)snprintf(csv + used, sizeof(csv) - used, "%s%s", c ? "," : "",
 					 run_samples_columns[c]);
 	snprintf(csv + used, sizeof(csv) - used,
-		 "\r\n\"dev,\"\"1\"\"\nx\",c1,g,s,revoke,2,,0,,,,5000,1,,,,,,,-7\r\n");
+		 "\r\n\"dev,\"\"1\"\"\nx\",c1,g,s,revoke,2,,0,,,,5000,1,,,,,,,-7,\r\n");
 	path_in(path, sizeof(path), "samples.csv");
 	write_text(path, csv);
 
@@ -428,6 +673,66 @@ START_TEST(test_report_merge_shards)
 	json_decref(root);
 	/* A second merge into the same directory would overwrite a run. */
 	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 3);
+}
+END_TEST
+
+START_TEST(test_report_merge_events_time_order)
+{
+	/* Shard 2's anchor is 1 s after shard 1's, so its times move by +1 s. Shard
+	 * files need not be in time order, and equal times go in shard order
+	 * whatever the order on the command line. */
+	static const struct {
+		long long t_ns;
+		int shard;
+		const char *type;
+	} expected[] = {
+		{ 0, 1, "swap" },	     { 500000000, 2, "connect" },
+		{ 1000000000, 1, "error" },  { 1000000000, 2, "swap" },
+		{ 1500000000, 1, "connect" }, { 3000000000, 2, "error" },
+		{ 4000000000, 1, "throttle" },
+	};
+	char s1[512], s2[512], out[512], path[600];
+	char *text, *line;
+	size_t n = 0;
+
+	make_run("s1", "h1", "1/2", 1000000000, "x", 3, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 2000000000, "y", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+	snprintf(path, sizeof(path), "%s/events.jsonl", s1);
+	write_text(path, "{\"t_ns\": 4000000000, \"type\": \"throttle\", \"op\": \"connect\"}\n"
+			 "{\"t_ns\": 0, \"type\": \"swap\", \"swap_index\": 0}\n"
+			 "\n"
+			 "{\"t_ns\": 1500000000, \"type\": \"connect\", \"device\": \"x-fast-1\"}\n"
+			 "{\"t_ns\": 1000000000, \"type\": \"error\", \"message\": \"m\"}\n");
+	snprintf(path, sizeof(path), "%s/events.jsonl", s2);
+	write_text(path, "{\"t_ns\": 0, \"type\": \"swap\", \"swap_index\": 0}\n"
+			 "{\"t_ns\": -500000000, \"type\": \"connect\", \"device\": \"y-fast-1\"}\n"
+			 "{\"t_ns\": 2000000000, \"type\": \"error\", \"message\": \"m\"}\n");
+
+	ck_assert_int_eq(policylag("merge", s2, s1, "--out", out), 0);
+	snprintf(path, sizeof(path), "%s/events.jsonl", out);
+	text = read_text(path);
+	for (line = text; *line != '\0'; n++) {
+		char *end = strchr(line, '\n');
+		json_error_t jerr;
+		json_t *obj;
+
+		ck_assert_msg(end != NULL, "line %zu has no line break", n + 1);
+		*end = '\0';
+		obj = json_loads(line, 0, &jerr);
+
+		ck_assert_msg(obj != NULL, "line %zu: %s", n + 1, jerr.text);
+		ck_assert_uint_lt(n, sizeof(expected) / sizeof(expected[0]));
+		ck_assert_int_eq(json_integer_value(json_object_get(obj, "t_ns")), expected[n].t_ns);
+		ck_assert_int_eq(json_integer_value(json_object_get(obj, "shard")), expected[n].shard);
+		ck_assert_str_eq(json_string_value(json_object_get(obj, "type")), expected[n].type);
+		json_decref(obj);
+		line = end + 1;
+	}
+	ck_assert_uint_eq(n, sizeof(expected) / sizeof(expected[0]));
+	free(text);
 }
 END_TEST
 
@@ -576,11 +881,21 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_bad_event_names_line);
 	tcase_add_test(tc, test_report_events_span_600s);
 	tcase_add_test(tc, test_report_counts_unmeasured_rows);
+	tcase_add_test(tc, test_report_rejects_repeated_row);
+	tcase_add_test(tc, test_report_accepts_device_per_swap);
+	tcase_add_test(tc, test_report_accepts_negative_latency);
+	tcase_add_test(tc, test_report_rejects_group_with_space);
+	tcase_add_test(tc, test_report_rejects_reserved_group);
+	tcase_add_test(tc, test_report_reads_file_without_excluded);
+	tcase_add_test(tc, test_report_reads_excluded_column);
+	tcase_add_test(tc, test_report_counts_excluded_rows);
+	tcase_add_test(tc, test_report_excluded_reasons_overflow);
 	tcase_add_test(tc, test_report_missing_run_json);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
 	tcase_add_test(tc, test_report_compare_missing_groups_cross);
 	tcase_add_test(tc, test_report_merge_shards);
+	tcase_add_test(tc, test_report_merge_events_time_order);
 	tcase_add_test(tc, test_report_merge_rejects_profiles);
 	tcase_add_test(tc, test_report_merge_rejects_overlap);
 	suite_add_tcase(s, tc);

@@ -7,10 +7,12 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -29,6 +31,7 @@ static const char *const doc_b =
 
 static char dir[PATH_MAX];
 static char state_path[PATH_MAX + 16];
+static char journal_path[PATH_MAX + 32];
 static char *cert_pem;
 static sim_ca *ca;
 
@@ -41,6 +44,7 @@ static void setup(void)
 	snprintf(dir, sizeof(dir), "/tmp/policylag-state-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(state_path, sizeof(state_path), "%s/state.json", dir);
+	snprintf(journal_path, sizeof(journal_path), "%s.journal", state_path);
 	snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
 	snprintf(key_path, sizeof(key_path), "%s/ca.key", dir);
 	ck_assert_int_eq(sim_certs_create_ca(ca_path, key_path, "test CA", 1, &e), PL_OK);
@@ -60,10 +64,11 @@ static void teardown(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-/* Each test starts without a state file. */
+/* Each test starts without a state file and journal. */
 static void reset_state(void)
 {
 	unlink(state_path);
+	unlink(journal_path);
 }
 
 static sim_state *new_state(void)
@@ -389,6 +394,496 @@ START_TEST(test_sim_certs_key_file_mode)
 }
 END_TEST
 
+START_TEST(test_sim_state_deletes_keep_lookups)
+{
+	sim_state *s = new_state();
+	char name[16];
+	pl_errmsg e;
+
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "thing-%d", i);
+		ck_assert_int_eq(sim_state_thing_create(s, name, NULL, NULL, 0, NULL, &e), PL_OK);
+	}
+	/* Delete every third thing, from the end, so the last item moves often. */
+	for (int i = 299; i >= 0; i--) {
+		snprintf(name, sizeof(name), "thing-%d", i);
+		if (i % 3 == 0)
+			ck_assert_int_eq(sim_state_thing_delete(s, name, &e), PL_OK);
+	}
+	ck_assert_uint_eq(sim_state_thing_count(s), 200);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "thing-%d", i);
+		if (i % 3 == 0)
+			ck_assert_ptr_null(sim_state_thing_find(s, name));
+		else
+			ck_assert_str_eq(sim_state_thing_find(s, name)->name, name);
+	}
+	for (size_t i = 0; i < sim_state_thing_count(s); i++) {
+		sim_thing *t = sim_state_thing_at(s, i);
+		ck_assert_ptr_eq(sim_state_thing_find(s, t->name), t);
+	}
+	close_state(s);
+}
+END_TEST
+
+/* ---- journal ------------------------------------------------------------ */
+
+/* A step run in a child process. It returns 0, or the line of the call that failed. */
+typedef int (*store_step)(sim_state *s);
+
+#define TRY(call)                                                                  \
+	do {                                                                        \
+		if ((call) != PL_OK)                                                \
+			return __LINE__;                                            \
+	} while (0)
+
+/*
+ * Loads the store from the files in a child process, runs step and exits
+ * without freeing the store, so the files stay as a crash right after the
+ * last save leaves them. journal_max is the compaction bound, 0 the default.
+ */
+static void run_and_crash(store_step step, size_t journal_max)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		sim_state_config cfg = { .path = state_path, .journal_max_bytes = journal_max };
+		sim_state *s;
+		pl_errmsg e;
+
+		if (sim_state_create(&s, &cfg, &e) != PL_OK)
+			_exit(1);
+		sim_state_lock(s);
+		if (sim_state_load(s, &e) != PL_OK)
+			_exit(2);
+		_exit(step(s) & 0xff);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_msg(WEXITSTATUS(status) == 0, "step failed (exit %d: 1 create, 2 load, else a line)",
+		      WEXITSTATUS(status));
+}
+
+/*
+ * Creates policy A with a second, default version, a certificate with A
+ * attached, a thing t1 with the certificate as principal, and a group G
+ * containing t1. Each step is saved, as the API does.
+ */
+static int step_populate(sim_state *s)
+{
+	sim_cert *c;
+	pl_errmsg e;
+
+	TRY(sim_state_policy_create(s, "A", doc_a, NULL, &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_policy_version_create(s, "A", doc_b, 1, NULL, &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_cert_add(s, cert_pem, SIM_CERT_ACTIVE, NULL, &c, &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_attach(s, "A", c->arn, &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_thing_create(s, "t1", NULL, NULL, 0, NULL, &e));
+	TRY(sim_state_thing_attach_principal(s, "t1", c->arn, &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_group_create(s, "G", NULL, &e));
+	TRY(sim_state_group_add_thing(s, "G", "t1", &e));
+	TRY(sim_state_save(s, &e));
+	return 0;
+}
+
+/* Deletes t1 (which leaves G empty), then detaches, deactivates and deletes the certificate. */
+static int step_delete(sim_state *s)
+{
+	sim_cert *c = sim_state_cert_at(s, 0);
+	char id[SIM_CERT_ID_LEN + 1], arn[256];
+	pl_errmsg e;
+
+	if (!c)
+		return __LINE__;
+	snprintf(id, sizeof(id), "%s", c->id);
+	snprintf(arn, sizeof(arn), "%s", c->arn);
+	TRY(sim_state_thing_delete(s, "t1", &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_detach(s, "A", arn, &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_cert_set_status(s, id, SIM_CERT_INACTIVE, &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_cert_delete(s, id, &e));
+	TRY(sim_state_save(s, &e));
+	return 0;
+}
+
+static sim_state *load_state(void)
+{
+	sim_state *s = new_state();
+	pl_errmsg e;
+
+	ck_assert_msg(sim_state_load(s, &e) == PL_OK, "%s", e.msg);
+	return s;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Reads the whole file into a string that the caller frees. */
+static char *read_text(const char *path)
+{
+	char *text = NULL;
+	pl_errmsg e;
+
+	ck_assert_msg(sim_certs_read_file(path, &text, &e) == PL_OK, "%s", e.msg);
+	return text;
+}
+
+static int count_char(const char *text, char c)
+{
+	int n = 0;
+
+	for (; *text; text++)
+		n += *text == c;
+	return n;
+}
+
+static void append_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "a");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void appendf(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
+}
+
+static int by_string(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every record with its fields, one sorted line each, to compare two stores. */
+static char *describe_store(sim_state *s)
+{
+	size_t n = sim_state_policy_count(s) + sim_state_cert_count(s) +
+		   sim_state_thing_count(s) + sim_state_group_count(s);
+	char **lines = calloc(n + 1, sizeof(*lines));
+	char *out = calloc(n + 1, 8192);
+	size_t k = 0;
+
+	ck_assert_ptr_nonnull(lines);
+	ck_assert_ptr_nonnull(out);
+	for (size_t i = 0; i < n; i++) {
+		lines[i] = calloc(1, 8192);
+		ck_assert_ptr_nonnull(lines[i]);
+	}
+	for (size_t i = 0; i < sim_state_policy_count(s); i++, k++) {
+		sim_policy_rec *p = sim_state_policy_at(s, i);
+		appendf(lines[k], 8192, "policy %s default=%zu next=%llu", p->name, p->default_index,
+			(unsigned long long)p->next_version_id);
+		for (size_t v = 0; v < p->version_count; v++)
+			appendf(lines[k], 8192, " %s:%s", p->versions[v].id,
+				sim_doc_text(p->versions[v].doc));
+	}
+	for (size_t i = 0; i < sim_state_cert_count(s); i++, k++) {
+		sim_cert *c = sim_state_cert_at(s, i);
+		appendf(lines[k], 8192, "cert %s %s", c->id, sim_cert_status_name(c->status));
+		for (size_t j = 0; j < c->policies.count; j++)
+			appendf(lines[k], 8192, " %s", c->policies.names[j]);
+	}
+	for (size_t i = 0; i < sim_state_thing_count(s); i++, k++) {
+		sim_thing *t = sim_state_thing_at(s, i);
+		appendf(lines[k], 8192, "thing %s v%llu", t->name, (unsigned long long)t->version);
+		for (size_t j = 0; j < t->principal_count; j++)
+			appendf(lines[k], 8192, " %s", t->principals[j]);
+	}
+	for (size_t i = 0; i < sim_state_group_count(s); i++, k++) {
+		sim_thing_group *g = sim_state_group_at(s, i);
+		appendf(lines[k], 8192, "group %s", g->name);
+		for (size_t j = 0; j < g->policies.count; j++)
+			appendf(lines[k], 8192, " policy:%s", g->policies.names[j]);
+		for (size_t j = 0; j < g->thing_count; j++)
+			appendf(lines[k], 8192, " thing:%s", g->things[j]);
+	}
+	qsort(lines, n, sizeof(*lines), by_string);
+	for (size_t i = 0; i < n; i++) {
+		appendf(out, (n + 1) * 8192, "%s\n", lines[i]);
+		free(lines[i]);
+	}
+	free(lines);
+	return out;
+}
+
+START_TEST(test_sim_state_journal_replays_saves)
+{
+	sim_state *s;
+	sim_policy_rec *p;
+	sim_cert *c;
+	char *journal;
+
+	run_and_crash(step_populate, 0);
+	/* The first save writes the state file, and each later one appends one line. */
+	journal = read_text(journal_path);
+	ck_assert_int_eq(count_char(journal, '\n'), 5);
+	free(journal);
+	s = load_state();
+	p = sim_state_policy_find(s, "A");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(p->version_count, 2);
+	ck_assert_str_eq(p->versions[p->default_index].id, "2");
+	ck_assert_uint_eq(sim_state_cert_count(s), 1);
+	c = sim_state_cert_at(s, 0);
+	ck_assert_uint_eq(c->policies.count, 1);
+	ck_assert_str_eq(c->policies.names[0], "A");
+	ck_assert_uint_eq(sim_state_thing_find(s, "t1")->principal_count, 1);
+	ck_assert_str_eq(sim_state_thing_find(s, "t1")->principals[0], c->arn);
+	ck_assert_uint_eq(sim_state_group_find(s, "G")->thing_count, 1);
+	ck_assert_uint_gt(sim_state_generation(s), 0);
+	close_state(s);
+}
+END_TEST
+
+START_TEST(test_sim_state_journal_replays_deletes)
+{
+	sim_state *s;
+
+	run_and_crash(step_populate, 0);
+	run_and_crash(step_delete, 0);
+	s = load_state();
+	ck_assert_ptr_null(sim_state_thing_find(s, "t1"));
+	ck_assert_uint_eq(sim_state_group_find(s, "G")->thing_count, 0);
+	ck_assert_uint_eq(sim_state_cert_count(s), 0);
+	ck_assert_ptr_nonnull(sim_state_policy_find(s, "A"));
+	close_state(s);
+}
+END_TEST
+
+START_TEST(test_sim_state_journal_torn_tail_ignored)
+{
+	sim_state *s;
+	pl_errmsg e;
+
+	run_and_crash(step_populate, 0);
+	/* An append cut short by a crash: a line without its end. */
+	append_text(journal_path, "{\"generation\":999,\"put\":{\"things\":[{\"name\":\"t2\",\"pri");
+	s = load_state();
+	ck_assert_ptr_null(sim_state_thing_find(s, "t2"));
+	ck_assert_ptr_nonnull(sim_state_thing_find(s, "t1"));
+	ck_assert_uint_eq(sim_state_group_find(s, "G")->thing_count, 1);
+	/* The next save writes a snapshot, so no line ever follows the torn one. */
+	ck_assert_int_eq(sim_state_thing_create(s, "t3", NULL, NULL, 0, NULL, &e), PL_OK);
+	ck_assert_int_eq(sim_state_save(s, &e), PL_OK);
+	ck_assert_int_eq(file_size(journal_path), 0);
+	close_state(s);
+	s = load_state();
+	ck_assert_ptr_nonnull(sim_state_thing_find(s, "t3"));
+	close_state(s);
+}
+END_TEST
+
+START_TEST(test_sim_state_journal_corrupt_middle_fails)
+{
+	sim_state *s = new_state();
+	char *journal, *second;
+	pl_errmsg e;
+
+	close_state(s);
+	run_and_crash(step_populate, 0);
+	journal = read_text(journal_path);
+	second = strchr(journal, '\n') + 1;
+	memcpy(second + 10, "#####", 5);
+	write_text(journal_path, journal);
+	free(journal);
+	s = new_state();
+	ck_assert_int_eq(sim_state_load(s, &e), PL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(e.msg, journal_path));
+	ck_assert_ptr_nonnull(strstr(e.msg, "line 2"));
+	close_state(s);
+}
+END_TEST
+
+START_TEST(test_sim_state_journal_bad_record_fails)
+{
+	sim_state *s;
+	pl_errmsg e;
+
+	run_and_crash(step_populate, 0);
+	/* Valid JSON, so not an append cut short, but not a journal line. */
+	append_text(journal_path, "{\"generation\":1000,\"put\":{\"gadgets\":[]}}\n");
+	s = new_state();
+	ck_assert_int_eq(sim_state_load(s, &e), PL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(e.msg, journal_path));
+	ck_assert_ptr_nonnull(strstr(e.msg, "line 6"));
+	close_state(s);
+}
+END_TEST
+
+START_TEST(test_sim_state_compaction_keeps_state)
+{
+	char *before, *after, *snapshot;
+	sim_state *s;
+	pl_errmsg e;
+
+	run_and_crash(step_populate, 0);
+	ck_assert_int_gt(file_size(journal_path), 0);
+	s = load_state();
+	before = describe_store(s);
+	ck_assert_int_eq(sim_state_compact(s, &e), PL_OK);
+	ck_assert_int_eq(file_size(journal_path), 0);
+	close_state(s);
+	snapshot = read_text(state_path);
+	ck_assert_ptr_nonnull(strstr(snapshot, "\"G\""));
+	free(snapshot);
+	s = load_state();
+	after = describe_store(s);
+	ck_assert_str_eq(after, before);
+	ck_assert_ptr_nonnull(strstr(after, "group G thing:t1"));
+	free(before);
+	free(after);
+	close_state(s);
+}
+END_TEST
+
+#define JOURNAL_BOUND 2048
+#define MANY_THINGS 40
+
+static int step_many_things(sim_state *s)
+{
+	char name[16];
+	pl_errmsg e;
+
+	for (int i = 0; i < MANY_THINGS; i++) {
+		snprintf(name, sizeof(name), "t%02d", i);
+		TRY(sim_state_thing_create(s, name, "sensor", NULL, 0, NULL, &e));
+		TRY(sim_state_save(s, &e));
+	}
+	return 0;
+}
+
+static int step_more_changes(sim_state *s)
+{
+	pl_errmsg e;
+
+	TRY(sim_state_thing_delete(s, "t03", &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_thing_create(s, "t99", NULL, NULL, 0, NULL, &e));
+	TRY(sim_state_save(s, &e));
+	TRY(sim_state_group_create(s, "late", NULL, &e));
+	TRY(sim_state_group_add_thing(s, "late", "t99", &e));
+	TRY(sim_state_save(s, &e));
+	return 0;
+}
+
+START_TEST(test_sim_state_compaction_then_restart)
+{
+	sim_state *s;
+	char *snapshot;
+
+	run_and_crash(step_many_things, JOURNAL_BOUND);
+	/* The bound kept the journal short and moved the things into the state file. */
+	ck_assert_int_le(file_size(journal_path), JOURNAL_BOUND);
+	snapshot = read_text(state_path);
+	ck_assert_ptr_nonnull(strstr(snapshot, "\"t20\""));
+	free(snapshot);
+	s = load_state();
+	ck_assert_uint_eq(sim_state_thing_count(s), MANY_THINGS);
+	close_state(s);
+	run_and_crash(step_more_changes, JOURNAL_BOUND);
+	s = load_state();
+	ck_assert_uint_eq(sim_state_thing_count(s), MANY_THINGS);
+	ck_assert_ptr_null(sim_state_thing_find(s, "t03"));
+	ck_assert_ptr_nonnull(sim_state_thing_find(s, "t39"));
+	ck_assert_str_eq(sim_state_group_find(s, "late")->things[0], "t99");
+	close_state(s);
+}
+END_TEST
+
+START_TEST(test_sim_state_journal_skips_compacted_lines)
+{
+	char *journal;
+	sim_state *s;
+	pl_errmsg e;
+
+	run_and_crash(step_populate, 0);
+	run_and_crash(step_delete, 0);
+	journal = read_text(journal_path);
+	s = load_state();
+	ck_assert_int_eq(sim_state_compact(s, &e), PL_OK);
+	close_state(s);
+	/*
+	 * A crash after the snapshot's rename but before the journal was
+	 * emptied leaves the old lines. Replayed, the line that puts t1 into G
+	 * would fail, because the snapshot no longer has t1.
+	 */
+	write_text(journal_path, journal);
+	free(journal);
+	s = load_state();
+	ck_assert_ptr_null(sim_state_thing_find(s, "t1"));
+	ck_assert_uint_eq(sim_state_group_find(s, "G")->thing_count, 0);
+	close_state(s);
+}
+END_TEST
+
+START_TEST(test_sim_state_close_writes_snapshot)
+{
+	sim_state *s;
+	char *snapshot;
+
+	run_and_crash(step_populate, 0);
+	s = load_state();
+	close_state(s);
+	/* A store that never saved leaves the files as they were. */
+	ck_assert_int_gt(file_size(journal_path), 0);
+	s = load_state();
+	{
+		pl_errmsg e;
+		ck_assert_int_eq(sim_state_thing_create(s, "t7", NULL, NULL, 0, NULL, &e), PL_OK);
+		ck_assert_int_eq(sim_state_save(s, &e), PL_OK);
+		ck_assert_int_eq(sim_state_thing_create(s, "t8", NULL, NULL, 0, NULL, &e), PL_OK);
+		ck_assert_int_eq(sim_state_save(s, &e), PL_OK);
+	}
+	close_state(s);
+	/* After a clean stop the state file alone holds everything. */
+	ck_assert_int_eq(file_size(journal_path), 0);
+	snapshot = read_text(state_path);
+	ck_assert_ptr_nonnull(strstr(snapshot, "\"t8\""));
+	free(snapshot);
+}
+END_TEST
+
+START_TEST(test_sim_state_journal_removed_recreated)
+{
+	sim_state *s = load_state();
+	char *snapshot;
+	pl_errmsg e;
+
+	ck_assert_int_eq(sim_state_thing_create(s, "t1", NULL, NULL, 0, NULL, &e), PL_OK);
+	ck_assert_int_eq(sim_state_save(s, &e), PL_OK);
+	ck_assert_int_eq(unlink(journal_path), 0);
+	ck_assert_int_eq(sim_state_thing_create(s, "t2", NULL, NULL, 0, NULL, &e), PL_OK);
+	ck_assert_int_eq(sim_state_save(s, &e), PL_OK);
+	/* The save noticed the removal and wrote a snapshot and a new journal. */
+	ck_assert_int_eq(file_size(journal_path), 0);
+	snapshot = read_text(state_path);
+	ck_assert_ptr_nonnull(strstr(snapshot, "\"t2\""));
+	free(snapshot);
+	close_state(s);
+}
+END_TEST
+
 static Suite *sim_state_suite(void)
 {
 	Suite *s = suite_create("sim_state");
@@ -412,6 +907,17 @@ static Suite *sim_state_suite(void)
 	tcase_add_test(tc, test_sim_state_group_policy_not_for_other_client);
 	tcase_add_test(tc, test_sim_state_snapshot_sees_new_default);
 	tcase_add_test(tc, test_sim_state_unknown_cert_snapshot);
+	tcase_add_test(tc, test_sim_state_deletes_keep_lookups);
+	tcase_add_test(tc, test_sim_state_journal_replays_saves);
+	tcase_add_test(tc, test_sim_state_journal_replays_deletes);
+	tcase_add_test(tc, test_sim_state_journal_torn_tail_ignored);
+	tcase_add_test(tc, test_sim_state_journal_corrupt_middle_fails);
+	tcase_add_test(tc, test_sim_state_journal_bad_record_fails);
+	tcase_add_test(tc, test_sim_state_compaction_keeps_state);
+	tcase_add_test(tc, test_sim_state_compaction_then_restart);
+	tcase_add_test(tc, test_sim_state_journal_skips_compacted_lines);
+	tcase_add_test(tc, test_sim_state_close_writes_snapshot);
+	tcase_add_test(tc, test_sim_state_journal_removed_recreated);
 	suite_add_tcase(s, tc);
 	tcase_add_unchecked_fixture(tcc, setup, teardown);
 	tcase_add_test(tcc, test_sim_certs_id_is_sha256_of_der);

@@ -265,6 +265,96 @@ START_TEST(test_target_aws_port_443)
 }
 END_TEST
 
+START_TEST(test_target_aws_data_endpoint)
+{
+	target_aws_settings s = { .region = "us-east-1", .access_key_id = "AKIA0000000000000000",
+				  .secret_access_key = "x",
+				  .mqtt_endpoint = "abc-ats.iot.us-east-1.amazonaws.com",
+				  .data_endpoint = "https://vpce-1.data.iot.us-east-1.vpce.amazonaws.com" };
+	target_info t;
+	awsapi_config cfg;
+	pl_errmsg e = { "" };
+
+	ck_assert_msg(target_from_aws(&t, &s, &e) == PL_OK, "%s", e.msg);
+	ck_assert_str_eq(t.data_endpoint, "https://vpce-1.data.iot.us-east-1.vpce.amazonaws.com");
+	ck_assert_str_eq(t.mqtt_host, "abc-ats.iot.us-east-1.amazonaws.com");
+	ck_assert_str_eq(t.sni, "abc-ats.iot.us-east-1.amazonaws.com");
+	awsapi_config_init(&cfg);
+	target_api_config(&t, &cfg);
+	ck_assert_str_eq(cfg.data_endpoint, t.data_endpoint);
+	target_clear(&t);
+}
+END_TEST
+
+START_TEST(test_target_aws_data_endpoint_not_url)
+{
+	target_aws_settings s = { .region = "us-east-1", .access_key_id = "AKIA0000000000000000",
+				  .secret_access_key = "x", .data_endpoint = "data.example" };
+	target_info t;
+	pl_errmsg e = { "" };
+
+	ck_assert_int_eq(target_from_aws(&t, &s, &e), PL_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(e.msg, "data endpoint 'data.example' is not a URL"));
+}
+END_TEST
+
+START_TEST(test_target_aws_no_data_endpoint_yet)
+{
+	target_aws_settings s = { .region = "us-east-1", .access_key_id = "AKIA0000000000000000",
+				  .secret_access_key = "x" };
+	target_info t;
+	awsapi_config cfg;
+	pl_errmsg e = { "" };
+
+	ck_assert_int_eq(target_from_aws(&t, &s, &e), PL_OK);
+	awsapi_config_init(&cfg);
+	target_api_config(&t, &cfg);
+	/* Known only after DescribeEndpoint (target_discover). */
+	ck_assert_ptr_null(cfg.data_endpoint);
+	target_clear(&t);
+}
+END_TEST
+
+/* The rates for a profile of kind whose simulator quotas are 200/s, 0 and 40/s. */
+static void rates_for(profile_target_kind kind, awsapi_config *cfg)
+{
+	profile p;
+
+	memset(&p, 0, sizeof(p));
+	p.target.kind = kind;
+	p.target.simulator.quotas.attach_detach_policy = 200;
+	p.target.simulator.quotas.policy_write = 0;
+	p.target.simulator.quotas.create_certificate_from_csr = 40;
+	awsapi_config_init(cfg);
+	target_api_rates(&p, cfg);
+}
+
+START_TEST(test_target_rates_simulator_quotas)
+{
+	awsapi_config cfg;
+
+	rates_for(PROFILE_TARGET_SIMULATOR, &cfg);
+	ck_assert_double_eq(cfg.tps[AWSAPI_ATTACH_POLICY], 200);
+	ck_assert_double_eq(cfg.tps[AWSAPI_DETACH_POLICY], 200);
+	ck_assert_double_eq(cfg.tps[AWSAPI_CREATE_CERTIFICATE_FROM_CSR], 40);
+	/* A quota of 0 is off in the simulator, so the client does not limit it either. */
+	ck_assert_double_lt(cfg.tps[AWSAPI_CREATE_POLICY_VERSION], 0);
+	ck_assert_double_eq(cfg.tps_scale, 0.95);
+}
+END_TEST
+
+START_TEST(test_target_rates_aws_defaults)
+{
+	awsapi_config cfg;
+
+	rates_for(PROFILE_TARGET_AWS, &cfg);
+	/* 0 keeps AWS's default quota (awsapi_op_default_tps). */
+	ck_assert_double_eq(cfg.tps[AWSAPI_ATTACH_POLICY], 0);
+	ck_assert_double_eq(cfg.tps[AWSAPI_CREATE_POLICY_VERSION], 0);
+	ck_assert_double_eq(cfg.tps_scale, 0.95);
+}
+END_TEST
+
 START_TEST(test_target_aws_bad_port)
 {
 	target_aws_settings s = { .region = "us-east-1", .access_key_id = "AKIA0000000000000000",
@@ -354,6 +444,11 @@ static Suite *target_suite(void)
 	tcase_add_test(tc, test_target_credentials_mask);
 	tcase_add_test(tc, test_target_aws_defaults);
 	tcase_add_test(tc, test_target_aws_port_443);
+	tcase_add_test(tc, test_target_aws_data_endpoint);
+	tcase_add_test(tc, test_target_aws_data_endpoint_not_url);
+	tcase_add_test(tc, test_target_aws_no_data_endpoint_yet);
+	tcase_add_test(tc, test_target_rates_simulator_quotas);
+	tcase_add_test(tc, test_target_rates_aws_defaults);
 	tcase_add_test(tc, test_target_aws_bad_port);
 	tcase_add_test(tc, test_target_aws_region_from_env);
 	tcase_add_test(tc, test_target_aws_keys_env_region);

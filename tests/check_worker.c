@@ -363,6 +363,48 @@ START_TEST(test_worker_destination_refused)
 }
 END_TEST
 
+static int64_t last_connect_ns = -2;
+
+static void note_connect_ns(wcoord *c, const wp_msg *m)
+{
+	(void)c;
+	if (m->type == WP_MSG_EVENT && m->u.event.kind == WP_EV_CONNECTED)
+		last_connect_ns = m->u.event.connect_ns;
+}
+
+/*
+ * RATE replaces HELLO's connect rate and moves the slots already reserved:
+ * at HELLO's 0.1/s the second device's slot is 10 s after the first, so
+ * both later devices can connect within 8 s only at RATE's 100/s.
+ */
+START_TEST(test_worker_rate_moves_reserved_slots)
+{
+	wp_msg m;
+
+	broker_start("readwrite");
+	wcoord_hello(&B, &m);
+	m.u.hello.connect_rate_milli = 100;
+	ck_assert_int_eq(wcoord_start(&C, &B, &m), 0);
+	C.on_msg = note_connect_ns;
+	send_group(0, WP_STRATEGY_KEEP, WP_DIRECTION_GRANT, 4, 0, WP_PROBE_ECHO);
+	send_device(0, 0);
+	send_device(1, 0);
+	send_device(2, 0);
+	send_phase(WP_PHASE_CONNECT);
+	pump_until(&C.connected, 1);
+	ck_assert_uint_eq(C.connected, 1);
+	ck_assert_int_ge(last_connect_ns, 0);
+	memset(&m, 0, sizeof(m));
+	m.type = WP_MSG_RATE;
+	m.u.rate.connect_rate_milli = 100 * 1000;
+	m.u.rate.t_ns = pl_mono_ns();
+	coord_send(&m);
+	wcoord_pump_until(&C, &C.connected, 3, 8 * PL_NS_PER_S);
+	ck_assert_uint_eq(C.connected, 3);
+	ck_assert_uint_eq(C.connect_failures, 0);
+}
+END_TEST
+
 static Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -381,6 +423,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_worker_prober_shared_topic);
 	tcase_add_test(tc, test_worker_destinations_spread);
 	tcase_add_test(tc, test_worker_destination_refused);
+	tcase_add_test(tc, test_worker_rate_moves_reserved_slots);
 	suite_add_tcase(s, tc);
 	return s;
 }

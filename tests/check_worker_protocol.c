@@ -73,6 +73,37 @@ START_TEST(test_worker_protocol_record_round_trip)
 }
 END_TEST
 
+START_TEST(test_worker_protocol_rate_round_trip)
+{
+	wp_msg in = { .type = WP_MSG_RATE };
+	wp_msg out;
+
+	in.u.rate.connect_rate_milli = 12500;
+	in.u.rate.t_ns = INT64_C(987654321);
+	out = round_trip(&in);
+	ck_assert_uint_eq(out.type, WP_MSG_RATE);
+	ck_assert_uint_eq(out.u.rate.connect_rate_milli, 12500);
+	ck_assert_int_eq(out.u.rate.t_ns, INT64_C(987654321));
+	ck_assert_str_eq(wp_type_name(WP_MSG_RATE), "RATE");
+}
+END_TEST
+
+START_TEST(test_worker_protocol_event_connect_ns)
+{
+	wp_msg in = { .type = WP_MSG_EVENT };
+	wp_msg out;
+
+	in.u.event.kind = WP_EV_CONNECT_FAILED;
+	in.u.event.code = -1;
+	in.u.event.connect_ns = INT64_C(10000000123);
+	snprintf(in.u.event.text, sizeof(in.u.event.text), "failure");
+	out = round_trip(&in);
+	ck_assert_int_eq(out.u.event.connect_ns, INT64_C(10000000123));
+	ck_assert_int_eq(out.u.event.code, -1);
+	ck_assert_str_eq(out.u.event.text, "failure");
+}
+END_TEST
+
 START_TEST(test_worker_protocol_negative_code)
 {
 	wp_msg in = { .type = WP_MSG_EVENT };
@@ -127,7 +158,7 @@ START_TEST(test_worker_protocol_overlong_string_rejected)
 	wp_msg in = { .type = WP_MSG_EVENT };
 	wp_msg out;
 	size_t len = 0;
-	size_t text_at = 4 + 2 + 4 + 1 + 4 + 8 + 4;
+	size_t text_at = 4 + 2 + 4 + 1 + 4 + 8 + 4 + 8; /* after connect_ns */
 
 	ck_assert_int_eq(wp_encode(&in, frame, sizeof(frame), &len, NULL), PL_OK);
 	frame[text_at] = WP_TEXT_MAX & 0xff;
@@ -189,6 +220,8 @@ static Suite *protocol_suite(void)
 
 	tcase_add_test(tc, test_worker_protocol_hello_round_trip);
 	tcase_add_test(tc, test_worker_protocol_record_round_trip);
+	tcase_add_test(tc, test_worker_protocol_rate_round_trip);
+	tcase_add_test(tc, test_worker_protocol_event_connect_ns);
 	tcase_add_test(tc, test_worker_protocol_negative_code);
 	tcase_add_test(tc, test_worker_protocol_truncated_rejected);
 	tcase_add_test(tc, test_worker_protocol_trailing_rejected);

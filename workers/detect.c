@@ -32,9 +32,8 @@ void detect_on_sent(detect *d, uint64_t seq, int64_t t_send)
 	if (d->state != DETECT_PENDING || !d->revoke || t_send < d->t_swap_start)
 		return;
 	/* The ring contains the candidate and the probes after it, all undelivered.
-	 * NOTE: it fills only when confirm_ns spans more than DETECT_WINDOW
-	 * probes; the probes it then drops can no longer become the candidate,
-	 * so a later probe may be reported as the first lost one. */
+	 * It fills only when probes come faster than detect_window_fits assumes,
+	 * and a probe dropped here can no longer become the candidate. */
 	if (d->count == DETECT_WINDOW)
 		return;
 	*ring_at(d, d->count) = (detect_probe){ seq, t_send, 0 };
@@ -113,6 +112,13 @@ int64_t detect_next_deadline(const detect *d)
 			return confirm;
 	}
 	return end;
+}
+
+int detect_window_fits(int64_t confirm_ns, int64_t interval_ns)
+{
+	assert(interval_ns > 0);
+	/* The candidate, the probes sent within confirm_ns after it, and one early probe. */
+	return confirm_ns / interval_ns + 2 <= DETECT_WINDOW;
 }
 
 int64_t detect_effect_ns(const detect *d)

@@ -22,9 +22,13 @@
  * latency = t_effect - t_swap; when t_swap is unknown (0), t_swap_start is
  * used. t_swap may be set after detection began (SWAP done arrives late).
  *
- * Probes are numbered by the caller with increasing sequence numbers. Only
- * the last DETECT_WINDOW probes are tracked, which bounds memory; a delivery
- * of an older probe is counted as late and otherwise ignored.
+ * Probes are numbered by the caller with increasing sequence numbers. A
+ * revoke tracks at most DETECT_WINDOW undelivered probes, which bounds
+ * memory: the candidate and the probes sent after it, within one
+ * confirmation window. detect_window_fits returns whether a confirmation
+ * window and probe interval stay within that, and profile validation
+ * rejects revoke profiles where they do not. A delivery of an untracked probe is
+ * counted as late and otherwise ignored.
  */
 #ifndef PL_WORKER_DETECT_H
 #define PL_WORKER_DETECT_H
@@ -92,6 +96,15 @@ void detect_finish(detect *d, int64_t now);
 
 /* The time at which detect_poll can next change the state (INT64_MAX = only on input). */
 int64_t detect_next_deadline(const detect *d);
+
+/*
+ * Returns whether a revoke detection tracks every probe it needs when probes are
+ * sent every interval_ns and a probe counts as lost after confirm_ns.
+ * Within one window after the candidate, confirm_ns / interval_ns probes
+ * follow it, plus one more because a sender that falls behind by up to half
+ * an interval sends two probes closer together (workers/device.c).
+ */
+int detect_window_fits(int64_t confirm_ns, int64_t interval_ns);
 
 /* t_effect (the deadline when censored); valid once not PENDING. */
 int64_t detect_effect_ns(const detect *d);

@@ -432,7 +432,7 @@ static void on_connected(worker *w, wk_device *d, const mq_event *ev)
 	d->total.connects++;
 	w->hb.connects++;
 	w->hb.connected++;
-	wk_send_event(w, d, WP_EV_CONNECTED, ev->code, "");
+	wk_send_connect_event(w, d, WP_EV_CONNECTED, ev->code, "", c->timing.connect_ns);
 	c->state = CONN_READY; /* until subscribe is called */
 	if (c->stop_after_connect || w->draining) {
 		start_disconnect(w, d);
@@ -496,7 +496,8 @@ static void on_connect_failed(worker *w, wk_device *d, const mq_event *ev)
 		d->total.throttled++;
 		wk_send_event(w, d, WP_EV_THROTTLED, ev->code, mq_code_text(ev->code));
 	}
-	wk_send_event(w, d, WP_EV_CONNECT_FAILED, ev->code, mq_code_text(ev->code));
+	wk_send_connect_event(w, d, WP_EV_CONNECT_FAILED, ev->code, mq_code_text(ev->code),
+			      ev->t_ns - d->conn.t_connect_call);
 	if (ev->code == 5 || ev->code == 0x87)
 		lost_attempt(w, d, d->conn.t_connect_call);
 	conn_close(w, d);
@@ -602,6 +603,14 @@ void dev_drain(worker *w, wk_device *d, int64_t now)
 		finish_detection(w, d);
 	}
 	start_disconnect(w, d);
+	reschedule(w, d);
+}
+
+void dev_rescale_slot(worker *w, wk_device *d, int64_t now, double scale)
+{
+	if (d->t_slot <= now)
+		return;
+	d->t_slot = now + (int64_t)((double)(d->t_slot - now) * scale);
 	reschedule(w, d);
 }
 

@@ -171,6 +171,12 @@ static void walk_ping(codec *c, wp_ping *m)
 	c_i64(c, &m->t_ns);
 }
 
+static void walk_rate(codec *c, wp_rate *m)
+{
+	c_u32(c, &m->connect_rate_milli);
+	c_i64(c, &m->t_ns);
+}
+
 static void walk_ready(codec *c, wp_ready *m)
 {
 	c_u32(c, &m->worker_index);
@@ -186,6 +192,7 @@ static void walk_event(codec *c, wp_event *m)
 	c_u32(c, &m->attempt);
 	c_i64(c, &m->t_ns);
 	c_i32(c, &m->code);
+	c_i64(c, &m->connect_ns);
 	C_STR(c, m->text);
 }
 
@@ -235,6 +242,7 @@ static void walk_heartbeat(codec *c, wp_heartbeat *m)
 	c_i64(c, &m->t_ns);
 	c_u32(c, &m->devices);
 	c_u32(c, &m->connected);
+	c_u32(c, &m->connecting);
 	c_u64(c, &m->connects);
 	c_u64(c, &m->connect_failures);
 	c_u64(c, &m->probes_sent);
@@ -259,6 +267,7 @@ static int walk_body(codec *c, wp_msg *m)
 	case WP_MSG_PHASE: walk_phase(c, &m->u.phase); break;
 	case WP_MSG_SWAP: walk_swap(c, &m->u.swap); break;
 	case WP_MSG_PING: walk_ping(c, &m->u.ping); break;
+	case WP_MSG_RATE: walk_rate(c, &m->u.rate); break;
 	case WP_MSG_READY: walk_ready(c, &m->u.ready); break;
 	case WP_MSG_EVENT: walk_event(c, &m->u.event); break;
 	case WP_MSG_TIMING: walk_timing(c, &m->u.timing); break;
@@ -280,6 +289,7 @@ const char *wp_type_name(uint16_t type)
 	case WP_MSG_PHASE: return "PHASE";
 	case WP_MSG_SWAP: return "SWAP";
 	case WP_MSG_PING: return "PING";
+	case WP_MSG_RATE: return "RATE";
 	case WP_MSG_READY: return "READY";
 	case WP_MSG_EVENT: return "EVENT";
 	case WP_MSG_TIMING: return "TIMING";

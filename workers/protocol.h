@@ -18,6 +18,7 @@
  *   PHASE probe                   -->
  *   SWAP started / SWAP done      -->
  *                                 <--   EFFECT (as each device sees it), EVENT, TIMING
+ *   RATE                          -->   (any time: a new connect-rate share)
  *   PING                          -->
  *                                 <--   HEARTBEAT (once a second, and in reply to PING)
  *   PHASE drain                   -->
@@ -63,6 +64,7 @@ typedef enum wp_type {
 	WP_MSG_PHASE = 4,
 	WP_MSG_SWAP = 5,
 	WP_MSG_PING = 6,
+	WP_MSG_RATE = 7,
 	/* worker -> coordinator */
 	WP_MSG_READY = 100,
 	WP_MSG_EVENT = 101,
@@ -187,6 +189,17 @@ typedef struct wp_ping {
 	int64_t t_ns;
 } wp_ping;
 
+/*
+ * RATE: this worker's new share of the run's CONNECT rate, sent whenever the
+ * coordinator's adaptive pacing changes the rate. It replaces HELLO's
+ * connect_rate_milli; connect slots already reserved but not reached are
+ * stretched or compressed to the new spacing.
+ */
+typedef struct wp_rate {
+	uint32_t connect_rate_milli; /* CONNECTs per second x 1000, at least 1 */
+	int64_t t_ns;                /* coordinator's CLOCK_MONOTONIC when sent */
+} wp_rate;
+
 /* READY: reply to HELLO once the worker can accept DEVICEs. */
 typedef struct wp_ready {
 	uint32_t worker_index;
@@ -219,6 +232,8 @@ typedef struct wp_event {
 	uint32_t attempt;
 	int64_t t_ns;
 	int32_t code;
+	int64_t connect_ns; /* CONNECTED and CONNECT_FAILED: MQTTAsync_connect call ->
+			     * callback; -1 for other kinds */
 	char text[WP_TEXT_MAX];
 } wp_event;
 
@@ -268,6 +283,7 @@ typedef struct wp_heartbeat {
 	int64_t t_ns;
 	uint32_t devices;
 	uint32_t connected;
+	uint32_t connecting;      /* connects in flight: called, no CONNACK or failure yet */
 	uint64_t connects;
 	uint64_t connect_failures;
 	uint64_t probes_sent;
@@ -292,6 +308,7 @@ typedef struct wp_msg {
 		wp_phase_msg phase;
 		wp_swap swap;
 		wp_ping ping;
+		wp_rate rate;
 		wp_ready ready;
 		wp_event event;
 		wp_timing timing;

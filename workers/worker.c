@@ -60,6 +60,12 @@
 void wk_send_event(worker *w, const wk_device *d, wp_event_kind kind, int32_t code,
 		   const char *text)
 {
+	wk_send_connect_event(w, d, kind, code, text, -1);
+}
+
+void wk_send_connect_event(worker *w, const wk_device *d, wp_event_kind kind, int32_t code,
+			   const char *text, int64_t connect_ns)
+{
 	wp_msg m = { .type = WP_MSG_EVENT };
 
 	m.u.event.device = d != NULL ? d->cfg.index : UINT32_MAX;
@@ -67,6 +73,7 @@ void wk_send_event(worker *w, const wk_device *d, wp_event_kind kind, int32_t co
 	m.u.event.attempt = d != NULL ? d->total.attempts : 0;
 	m.u.event.t_ns = pl_mono_ns();
 	m.u.event.code = code;
+	m.u.event.connect_ns = connect_ns;
 	snprintf(m.u.event.text, sizeof(m.u.event.text), "%s", text != NULL ? text : "");
 	if (wp_chan_send(w->chan, &m, NULL) != PL_OK)
 		w->hb.events_dropped++;
@@ -107,6 +114,7 @@ static void send_heartbeat(worker *w, uint32_t ping_seq)
 	w->hb.ping_seq = ping_seq;
 	w->hb.t_ns = pl_mono_ns();
 	w->hb.devices = w->ndevices;
+	w->hb.connecting = w->connecting;
 	w->hb.rss_kb = rss_kb();
 	m.u.heartbeat = w->hb;
 	m.u.heartbeat.events_dropped += mq_queue_dropped(w->events);
@@ -233,6 +241,12 @@ static const char *paho_version(void)
 	return "unknown";
 }
 
+/* The spacing of connect slots for a rate in CONNECTs per second x 1000; 0 = no limit. */
+static int64_t connect_period(uint32_t rate_milli)
+{
+	return rate_milli != 0 ? PL_NS_PER_S * 1000 / rate_milli : 0;
+}
+
 static void on_hello(worker *w, const wp_hello *h)
 {
 	wp_msg m = { .type = WP_MSG_READY };
@@ -242,8 +256,7 @@ static void on_hello(worker *w, const wp_hello *h)
 	w->have_hello = 1;
 	if (h->log_level <= PL_LOG_DEBUG)
 		pl_log_set_level((pl_log_level)h->log_level);
-	w->connect_period_ns = h->connect_rate_milli != 0
-				       ? PL_NS_PER_S * 1000 / h->connect_rate_milli : 0;
+	w->connect_period_ns = connect_period(h->connect_rate_milli);
 	getrlimit(RLIMIT_NOFILE, &rl);
 	m.u.ready.worker_index = h->worker_index;
 	m.u.ready.pid = (uint32_t)getpid();
@@ -420,6 +433,37 @@ static void on_swap(worker *w, const wp_swap *s)
 	}
 }
 
+/*
+ * Takes a new connect-rate share. Slots reserved at the old spacing but not
+ * yet reached are rescaled around now, so the devices keep their order and
+ * the queue ahead drains at the new rate.
+ */
+static void on_rate(worker *w, const wp_rate *r, int64_t now)
+{
+	int64_t old_period = w->connect_period_ns;
+	int64_t new_period = connect_period(r->connect_rate_milli);
+	double scale;
+
+	if (r->connect_rate_milli == 0) {
+		/* 0 would lift the limit, which the coordinator never sends. */
+		PL_WARN(COMPONENT, "worker %u: RATE with connect rate 0 ignored",
+			w->hello.worker_index);
+		return;
+	}
+	if (new_period == old_period)
+		return;
+	w->connect_period_ns = new_period;
+	PL_DEBUG(COMPONENT, "worker %u: connect rate %.3f/s", w->hello.worker_index,
+		 (double)r->connect_rate_milli / 1000.0);
+	if (!w->started || old_period == 0)
+		return;
+	scale = (double)new_period / (double)old_period;
+	for (uint32_t i = 0; i < w->ndevices; i++)
+		dev_rescale_slot(w, &w->devices[i], now, scale);
+	if (w->next_connect_slot > now)
+		w->next_connect_slot = now + (int64_t)((double)(w->next_connect_slot - now) * scale);
+}
+
 static void handle_msg(worker *w, const wp_msg *m, int64_t now)
 {
 	pl_errmsg e;
@@ -438,6 +482,7 @@ static void handle_msg(worker *w, const wp_msg *m, int64_t now)
 	case WP_MSG_PING:
 		send_heartbeat(w, m->u.ping.seq);
 		break;
+	case WP_MSG_RATE: on_rate(w, &m->u.rate, now); break;
 	default:
 		PL_WARN(COMPONENT, "unexpected %s message ignored", wp_type_name(m->type));
 	}

@@ -159,6 +159,9 @@ struct worker {
 /* worker.c */
 void wk_send_event(worker *w, const wk_device *d, wp_event_kind kind, int32_t code,
 		   const char *text);
+/* An EVENT of a connect's outcome, with its connect call -> callback time. */
+void wk_send_connect_event(worker *w, const wk_device *d, wp_event_kind kind, int32_t code,
+			   const char *text, int64_t connect_ns);
 void wk_send_must(worker *w, const wp_msg *m);
 void wk_schedule(worker *w, wk_device *d, int64_t t);
 
@@ -169,6 +172,8 @@ void dev_on_event(worker *w, wk_device *d, const mq_event *ev);
 void dev_swap_started(worker *w, wk_device *d, uint32_t swap_index, int64_t t);
 void dev_swap_done(worker *w, wk_device *d, uint32_t swap_index, int64_t t);
 void dev_drain(worker *w, wk_device *d, int64_t now);
+/* Moves d's reserved connect slot, if still ahead of now, to now + (slot - now) * scale. */
+void dev_rescale_slot(worker *w, wk_device *d, int64_t now, double scale);
 /* Records a prober probe addressed to d (or every device for a shared topic). */
 void dev_prober_sent(worker *w, wk_device *d, uint64_t seq, int64_t t_send);
 int dev_is_idle(const wk_device *d);

@@ -14,7 +14,7 @@
 
 #include <MQTTAsync.h>
 
-#define MAX_TOPICS 64
+#define MAX_TOPICS 128
 #define MAX_CODES 16
 #define SETTLE_NS (300 * 1000000LL)
 
@@ -30,6 +30,7 @@ typedef struct op {
 typedef struct topic_count {
 	char *topic;
 	int count;
+	char *last_payload; /* NUL-terminated copy of the latest message */
 } topic_count;
 
 struct tmqtt {
@@ -123,20 +124,26 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	tmqtt *c = ctx;
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 
+	topic_count *t = NULL;
+
 	pthread_mutex_lock(&c->lock);
 	c->received++;
-	for (int i = 0; i < c->topic_count; i++) {
-		if (strlen(c->topics[i].topic) == len && memcmp(c->topics[i].topic, topic, len) == 0) {
-			c->topics[i].count++;
-			goto done;
-		}
+	for (int i = 0; i < c->topic_count && !t; i++)
+		if (strlen(c->topics[i].topic) == len && memcmp(c->topics[i].topic, topic, len) == 0)
+			t = &c->topics[i];
+	if (!t && c->topic_count < MAX_TOPICS) {
+		t = &c->topics[c->topic_count];
+		t->topic = strndup(topic, len);
+		t->count = 0;
+		c->topic_count += t->topic != NULL;
+		if (!t->topic)
+			t = NULL;
 	}
-	if (c->topic_count < MAX_TOPICS) {
-		c->topics[c->topic_count].topic = strndup(topic, len);
-		c->topics[c->topic_count].count = 1;
-		c->topic_count += c->topics[c->topic_count].topic != NULL;
+	if (t) {
+		t->count++;
+		free(t->last_payload);
+		t->last_payload = strndup(m->payload, (size_t)(m->payloadlen > 0 ? m->payloadlen : 0));
 	}
-done:
 	signal_locked(c);
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);
@@ -454,6 +461,18 @@ int tmqtt_message_count(tmqtt *c, const char *topic)
 	return n;
 }
 
+char *tmqtt_last_payload(tmqtt *c, const char *topic)
+{
+	char *copy = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->topic_count; i++)
+		if (strcmp(c->topics[i].topic, topic) == 0 && c->topics[i].last_payload)
+			copy = strdup(c->topics[i].last_payload);
+	pthread_mutex_unlock(&c->lock);
+	return copy;
+}
+
 int tmqtt_wait_message(tmqtt *c, const char *topic, int64_t timeout_ns)
 {
 	int got;
@@ -504,8 +523,10 @@ void tmqtt_free(tmqtt *c)
 		}
 	}
 	MQTTAsync_destroy(&c->handle);
-	for (int i = 0; i < c->topic_count; i++)
+	for (int i = 0; i < c->topic_count; i++) {
 		free(c->topics[i].topic);
+		free(c->topics[i].last_payload);
+	}
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -77,6 +77,9 @@ int tmqtt_wait_message(tmqtt *c, const char *topic, int64_t timeout_ns);
 /* Number of messages received so far on topic. */
 int tmqtt_message_count(tmqtt *c, const char *topic);
 
+/* A malloc'd copy of the latest message on topic (free it), or NULL when none came. */
+char *tmqtt_last_payload(tmqtt *c, const char *topic);
+
 /* Waits up to timeout_ns for the connection to be lost; returns 1 if so. */
 int tmqtt_wait_closed(tmqtt *c, int64_t timeout_ns);
 

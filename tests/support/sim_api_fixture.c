@@ -44,7 +44,7 @@ static void configure(sim_api_fixture *f, sim_api_config *cfg, const char *const
 void sim_api_fixture_start(sim_api_fixture *f, const char *const *options)
 {
 	char creds[128], state[128];
-	sim_state_config scfg = { NULL, "us-east-1", "123456789012" };
+	sim_state_config scfg = { .region = "us-east-1", .account = "123456789012" };
 	sim_api_config *cfg = NULL;
 	pl_errmsg e = { "" };
 

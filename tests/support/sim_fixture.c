@@ -4,6 +4,7 @@
 #include "tests/support/sim_fixture.h"
 
 #include <check.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,4 +247,56 @@ int tsim_count_lines(const tsim *t, const char *file, const char *needle)
 		n += strstr(line, needle) != NULL;
 	fclose(f);
 	return n;
+}
+
+/* Reads "name = value" from the simulator's credentials file. */
+static void read_credential(const tsim *t, const char *name, char *out, size_t len)
+{
+	char line[256];
+	FILE *f = fopen(sim_credentials_path(t->sim), "r");
+
+	ck_assert_ptr_nonnull(f);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		char *eq = strchr(line, '=');
+		if (eq && strncmp(line, name, strlen(name)) == 0) {
+			eq += strspn(eq + 1, " ") + 1;
+			eq[strcspn(eq, "\r\n")] = '\0';
+			snprintf(out, len, "%s", eq);
+		}
+	}
+	fclose(f);
+	ck_assert_int_gt(strlen(out), 0);
+}
+
+long tsim_api_request(const tsim *t, const char *method, const char *path, const char *service,
+		      const char *body)
+{
+	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+	char url[512], sigv4[64], userpwd[256], access_key[64], secret_key[128];
+	CURL *c = curl_easy_init();
+	FILE *sink = fopen("/dev/null", "w");
+	long status = 0;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(sink);
+	read_credential(t, "aws_access_key_id", access_key, sizeof(access_key));
+	read_credential(t, "aws_secret_access_key", secret_key, sizeof(secret_key));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", sim_api_port(t->sim), path);
+	snprintf(sigv4, sizeof(sigv4), "aws:amz:us-east-1:%s", service);
+	snprintf(userpwd, sizeof(userpwd), "%s:%s", access_key, secret_key);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
+	curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	fclose(sink);
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(c);
+	return status;
 }

@@ -54,6 +54,14 @@ void tsim_cert_status(tsim *t, const tsim_device *d, const char *status);
 tmqtt_options tsim_client_options(const tsim *t, const tsim_device *d, const char *client_id,
 				  int mqtt_version);
 
+/*
+ * Sends one request to the simulator's HTTP API, SigV4-signed by libcurl
+ * with the simulator's generated credentials for service ("iot" or
+ * "iotdata"). Returns the HTTP status, 0 when no response came.
+ */
+long tsim_api_request(const tsim *t, const char *method, const char *path, const char *service,
+		      const char *body);
+
 /* Counts lines of a file in the state directory that contain needle. */
 int tsim_count_lines(const tsim *t, const char *file, const char *needle);
 
