@@ -44,12 +44,10 @@
  * (for example the first probe after a SUBACK), never a measured time.
  */
 #define TICK_MIN_NS PL_NS_PER_MS
-/* With 2 s probes, 100 ms instead of 20 ms cut the workers' CPU in the scale
- * benchmark (1,000 keep-connection devices) by about 30%, with the same
- * measurement error. Reconnect-per-attempt devices start their attempts on
- * timers, so a late timer delays the measured effect: their workers keep
- * TICK_MAX_RECONNECT_NS. */
-#define TICK_MAX_NS (100 * PL_NS_PER_MS)
+/* A late probe widens the measurement error by up to one tick, so 40 ms keeps
+ * it within the interval plus 50 ms. Reconnect attempts start on timers, so
+ * their workers keep TICK_MAX_RECONNECT_NS. */
+#define TICK_MAX_NS (40 * PL_NS_PER_MS)
 #define TICK_MAX_RECONNECT_NS (20 * PL_NS_PER_MS)
 #define IDLE_WAIT_NS (20 * PL_NS_PER_MS) /* or the tick, when that is longer */
 #define DEFAULT_FD 3
