@@ -436,9 +436,10 @@ static pl_err journal_replay(sim_state *s, pl_errmsg *e)
 		snprintf(where, sizeof(where), "state journal %s: line %zu", s->journal_path, line_no);
 		root = end ? json_loadb(line, (size_t)(end - line), JSON_REJECT_DUPLICATES, &jerr)
 			   : NULL;
-		if (!root && (!end || end + 1 == text + len)) {
-			/* Only an append cut short by a crash leaves a bad last line,
-			 * and its change was never acknowledged. */
+		if (!root && !end) {
+			/* Only an append cut short by a crash leaves a line without
+			 * its line feed (the last byte written), and its change was
+			 * never acknowledged. */
 			PL_WARN("state", "%s: incomplete last line ignored (the simulator stopped "
 				"while saving a change it had not yet acknowledged)", where);
 			break;
