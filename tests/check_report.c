@@ -736,6 +736,35 @@ START_TEST(test_report_merge_events_time_order)
 }
 END_TEST
 
+/* The merged files list the shards by index, whatever the command line's order. */
+START_TEST(test_report_merge_orders_by_shard)
+{
+	char s1[512], s2[512], out[512], path[600];
+	json_t *root, *from;
+	char *text, *row;
+
+	make_run("s1", "h1", "1/2", 1000, "x", 3, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 5000, "y", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s2, s1, "--out", out), 0);
+	root = load_json("merged/run.json");
+	from = json_object_get(root, "merged_from");
+	ck_assert_uint_eq(json_array_size(from), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(from, 0), "shard")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(from, 1), "shard")), 2);
+	json_decref(root);
+	snprintf(path, sizeof(path), "%s/samples.csv", out);
+	text = read_text(path);
+	row = strchr(text, '\n');
+	ck_assert_ptr_nonnull(row);
+	ck_assert_msg(row[1] == 'x', "first row is not from shard 1: %.40s", row + 1);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_report_merge_rejects_profiles)
 {
 	char s1[512], s2[512], out[512];
@@ -897,6 +926,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_merge_shards);
 	tcase_add_test(tc, test_report_merge_events_time_order);
 	tcase_add_test(tc, test_report_merge_rejects_profiles);
+	tcase_add_test(tc, test_report_merge_orders_by_shard);
 	tcase_add_test(tc, test_report_merge_rejects_overlap);
 	suite_add_tcase(s, tc);
 	/* Installing chromium on first use can take minutes. */
