@@ -582,6 +582,29 @@ START_TEST(test_report_missing_run_json)
 }
 END_TEST
 
+/* A malformed --expect is a usage error and leaves the run's files alone. */
+START_TEST(test_report_invalid_expect_exit_2)
+{
+	char dir[512], path[600];
+	struct stat before, after;
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	ck_assert_int_eq(policylag("report", dir), 0);
+	snprintf(path, sizeof(path), "%s/summary.json", dir);
+	ck_assert_int_eq(stat(path, &before), 0);
+
+	ck_assert_int_eq(policylag("report", dir, "--expect", "d.p99 <"), 2);
+	out = output();
+	ck_assert_ptr_nonnull(strstr(out, "--expect 'd.p99 <': column 8:"));
+	free(out);
+	ck_assert_int_eq(stat(path, &after), 0);
+	ck_assert_int_eq(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+	ck_assert_int_eq(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+}
+END_TEST
+
 START_TEST(test_report_reads_quoted_fields)
 {
 	char path[512];
@@ -920,6 +943,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_counts_excluded_rows);
 	tcase_add_test(tc, test_report_excluded_reasons_overflow);
 	tcase_add_test(tc, test_report_missing_run_json);
+	tcase_add_test(tc, test_report_invalid_expect_exit_2);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
 	tcase_add_test(tc, test_report_compare_missing_groups_cross);
