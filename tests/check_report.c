@@ -824,6 +824,30 @@ START_TEST(test_report_merge_rejects_overlap)
 }
 END_TEST
 
+/*
+ * Merge aligns shards by their wall-clock anchors. A shard without one would
+ * count as the earliest, and every other shard's times would move by the
+ * whole epoch (about 1.8e18 ns).
+ */
+START_TEST(test_report_merge_rejects_missing_anchor)
+{
+	char s1[512], s2[512], out[512];
+	char *text;
+
+	make_run("s1", "h1", "1/2", 1796432034000000000L, "x", 3, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 0, "y", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 2);
+	text = output();
+	ck_assert_ptr_nonnull(strstr(text, "anchor_wall_ns"));
+	ck_assert_ptr_nonnull(strstr(text, s2));
+	free(text);
+}
+END_TEST
+
 /* Runs argv with stdout and stderr into log; returns the exit status. */
 static int run_logged(char *const argv[], const char *log)
 {
@@ -952,6 +976,7 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_merge_rejects_profiles);
 	tcase_add_test(tc, test_report_merge_orders_by_shard);
 	tcase_add_test(tc, test_report_merge_rejects_overlap);
+	tcase_add_test(tc, test_report_merge_rejects_missing_anchor);
 	suite_add_tcase(s, tc);
 	/* Installing chromium on first use can take minutes. */
 	tcase_set_timeout(browser, 600);
