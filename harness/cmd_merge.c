@@ -466,6 +466,27 @@ static pl_err out_dir_prepare(const char *dir, pl_errmsg *e)
 	return err;
 }
 
+/* Every shard needs its wall-clock anchor, which aligns its times with the others'. */
+static pl_err anchors_check(const shard *sh, size_t n, pl_errmsg *e)
+{
+	for (size_t i = 0; n > 1 && i < n; i++)
+		if (sh[i].info->anchor_wall_ns <= 0)
+			return pl_errmsg_set(e, PL_ERR_INVALID,
+					     "%s/run.json: anchor_wall_ns is missing or not a positive "
+					     "integer, so its times cannot be aligned with the other "
+					     "shards",
+					     sh[i].dir);
+	return PL_OK;
+}
+
+static int shard_index_order(const void *a, const void *b)
+{
+	int64_t x = ((const shard *)a)->info->shard_index;
+	int64_t y = ((const shard *)b)->info->shard_index;
+
+	return (x > y) - (x < y);
+}
+
 /* Checks the shards, aligns their clocks and writes the merged run. */
 static pl_err merge_shards(shard *sh, size_t n, const char *out_dir, pl_errmsg *e)
 {
@@ -474,8 +495,12 @@ static pl_err merge_shards(shard *sh, size_t n, const char *out_dir, pl_errmsg *
 
 	if (err == PL_OK)
 		err = devices_check(sh, n, e);
+	if (err == PL_OK)
+		err = anchors_check(sh, n, e);
 	if (err != PL_OK)
 		return err;
+	/* Shard order, so that the output does not depend on the argument order. */
+	qsort(sh, n, sizeof(*sh), shard_index_order);
 	for (size_t i = 1; i < n; i++)
 		if (sh[i].info->anchor_wall_ns < sh[base].info->anchor_wall_ns)
 			base = i;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "harness/commands.h"
+#include "results/expect.h"
 #include "results/results_cli.h"
 #include "results/summary.h"
 
@@ -27,6 +28,20 @@ typedef struct report_args {
 	int quiet;
 } report_args;
 
+/* Parses an --expect value, so that a typo is a usage error before any file is rewritten. */
+static pl_err expect_check(const char *text, pl_errmsg *e)
+{
+	expect_expr *x = NULL;
+	size_t column = 0;
+	pl_errmsg why;
+
+	if (expect_parse(&x, text, &column, &why) != PL_OK)
+		return pl_errmsg_set(e, PL_ERR_INVALID, "--expect '%s': column %zu: %s", text,
+				     column + 1, why.msg);
+	expect_free(x);
+	return PL_OK;
+}
+
 static pl_err on_report_option(void *ctx, int id, const char *value, pl_errmsg *e)
 {
 	report_args *args = ctx;
@@ -38,6 +53,8 @@ static pl_err on_report_option(void *ctx, int id, const char *value, pl_errmsg *
 	if (args->nexpect == REPORT_EXPECT_MAX)
 		return pl_errmsg_set(e, PL_ERR_LIMIT, "more than %d --expect options",
 				     REPORT_EXPECT_MAX);
+	if (expect_check(value, e) != PL_OK)
+		return PL_ERR_INVALID;
 	args->expect[args->nexpect++] = value;
 	return PL_OK;
 }

@@ -67,6 +67,8 @@ typedef struct sim_cli {
 	sim_options opts;
 	char *owned[2 * MAX_CONFIG_LINES]; /* strings the options point to */
 	int owned_count;
+	int no_api;        /* --no-api was given */
+	int api_port_given; /* --api-port was given */
 } sim_cli;
 
 static char *keep(sim_cli *c, const char *text, size_t len)
@@ -148,8 +150,12 @@ static pl_err on_option(void *ctx, int id, const char *value, pl_errmsg *e)
 	switch (id) {
 	case OPT_STATE_DIR: c->opts.state_dir = value; return PL_OK;
 	case OPT_PORT: return parse_port(value, &c->opts.mqtt_port, e);
-	case OPT_API_PORT: return parse_port(value, &c->opts.api_port, e);
-	case OPT_NO_API: c->opts.api_port = -1; return PL_OK;
+	case OPT_API_PORT:
+		c->api_port_given = 1;
+		return parse_port(value, &c->opts.api_port, e);
+	case OPT_NO_API:
+		c->no_api = 1;
+		return PL_OK;
 	case OPT_PROPAGATION: c->opts.propagation = value; return PL_OK;
 	case OPT_REFRESH_PHASE: c->opts.refresh_phase = value; return PL_OK;
 	case OPT_CACHED_CONNECT: c->opts.connect_fresh_snapshot = 0; return PL_OK;
@@ -228,9 +234,17 @@ static int run_sim(const cli_command *self, int argc, char **argv)
 		goto out;
 	}
 	if (first < argc) {
-		status = cli_usage_error(self, "unexpected argument");
+		pl_errmsg_set(&e, PL_ERR_INVALID, "unexpected argument '%s'", argv[first]);
+		status = cli_usage_error(self, e.msg);
 		goto out;
 	}
+	if (c.no_api && c.api_port_given) {
+		status = cli_usage_error(self, "--no-api and --api-port conflict: "
+					       "give either one, not both");
+		goto out;
+	}
+	if (c.no_api)
+		c.opts.api_port = -1;
 	if (plugin_options_check(&c.opts, &e) != PL_OK) {
 		status = cli_usage_error(self, e.msg);
 		goto out;

@@ -504,9 +504,10 @@ pl_err profile_client_id(const profile *p, int64_t index, int64_t attempt, char 
 	if (g == NULL)
 		return PL_ERR_RANGE;
 	if (g->strategy != PROFILE_STRATEGY_RECONNECT_PER_ATTEMPT ||
-	    g->client_id_scheme != PROFILE_CLIENT_ID_FRESH_PER_ATTEMPT)
+	    g->client_id_scheme != PROFILE_CLIENT_ID_FRESH_PER_ATTEMPT || attempt <= 1)
 		return profile_device_name(p, index, buf, len);
-	n = snprintf(buf, len, "%s%06lld-%lld", p->fleet.client_id_prefix, (long long)index,
+	/* The form workers/device.c connects with. */
+	n = snprintf(buf, len, "%s%06lld-a%lld", p->fleet.client_id_prefix, (long long)index,
 		     (long long)attempt);
 	if (n < 0 || (size_t)n >= len)
 		return PL_ERR_RANGE;

@@ -156,7 +156,7 @@ typedef enum profile_strategy {
 
 typedef enum profile_client_id_scheme {
 	PROFILE_CLIENT_ID_FIXED = 0,             /* the device name on every attempt */
-	PROFILE_CLIENT_ID_FRESH_PER_ATTEMPT,     /* "<device>-<attempt>" */
+	PROFILE_CLIENT_ID_FRESH_PER_ATTEMPT,     /* "<device>-a<attempt>" after the first */
 } profile_client_id_scheme;
 
 /* MQTT protocol levels as sent in CONNECT (and as paho's MQTTVERSION_* values). */
@@ -381,8 +381,9 @@ const profile_group *profile_group_of(const profile *p, int64_t index);
 pl_err profile_device_name(const profile *p, int64_t index, char *buf, size_t len);
 
 /*
- * Client id of device index for attempt (0-based): the device name, or
- * "<device name>-<attempt>" for groups with fresh-per-attempt client ids.
+ * Client id of device index for attempt (1-based): the device name, or
+ * "<device name>-a<attempt>" for the second and later attempts of groups with
+ * fresh-per-attempt client ids.
  */
 pl_err profile_client_id(const profile *p, int64_t index, int64_t attempt, char *buf,
 			 size_t len);

@@ -474,6 +474,10 @@ pl_err sim_stop(sim *s, pl_errmsg *e)
 	s->pid = 0;
 	if (WIFEXITED(s->exit_status) && WEXITSTATUS(s->exit_status) == 0)
 		return PL_OK;
+	if (WIFSIGNALED(s->exit_status))
+		return pl_errmsg_set(e, PL_ERR_CHILD, "mosquitto was killed by signal %d (%s); see %s",
+				     WTERMSIG(s->exit_status), strsignal(WTERMSIG(s->exit_status)),
+				     s->log_path);
 	return pl_errmsg_set(e, PL_ERR_CHILD, "mosquitto had exited with status %d; see %s",
 			     WIFEXITED(s->exit_status) ? WEXITSTATUS(s->exit_status) : -1,
 			     s->log_path);

@@ -362,7 +362,8 @@ pl_err sim_state_snapshot_read(sim_state *s, pl_errmsg *e)
 	if (!root)
 		return pl_errmsg_set(e, PL_ERR_PARSE,
 				     "state file %s: line %d column %d: %s (the file is corrupt "
-				     "or truncated; restore it or remove it to start empty)",
+				     "or truncated; restore it, or remove it and its journal to start "
+				     "empty)",
 				     s->path, jerr.line, jerr.column, jerr.text);
 	rc = load_root(s, root, e);
 	json_decref(root);

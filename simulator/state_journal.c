@@ -418,7 +418,7 @@ static pl_err apply_line(sim_state *s, json_t *root, uint64_t snapshot_generatio
 	return rc;
 }
 
-static pl_err journal_replay(sim_state *s, pl_errmsg *e)
+static pl_err journal_replay(sim_state *s, int have_snapshot, pl_errmsg *e)
 {
 	uint64_t snapshot_generation = s->generation;
 	char where[PATH_MAX + 64];
@@ -426,6 +426,16 @@ static pl_err journal_replay(sim_state *s, pl_errmsg *e)
 	int applied = 0;
 	char *text;
 	pl_err rc = journal_read(s, &text, &len, e);
+
+	/* Every journal line follows a state file, because the first save
+	 * after a start writes one. Without it the lines would rebuild only
+	 * the records changed since, and lose the rest silently. */
+	if (rc == PL_OK && text && len > 0 && !have_snapshot)
+		rc = pl_errmsg_set(e, PL_ERR_PARSE,
+				   "state journal %s: contains changes, but the state file %s "
+				   "they apply to is missing. Restore it, or remove both files to "
+				   "start empty",
+				   s->journal_path, s->path);
 
 	for (char *line = text; rc == PL_OK && line && line < text + len;) {
 		char *end = memchr(line, '\n', (size_t)(text + len - line));
@@ -436,9 +446,10 @@ static pl_err journal_replay(sim_state *s, pl_errmsg *e)
 		snprintf(where, sizeof(where), "state journal %s: line %zu", s->journal_path, line_no);
 		root = end ? json_loadb(line, (size_t)(end - line), JSON_REJECT_DUPLICATES, &jerr)
 			   : NULL;
-		if (!root && (!end || end + 1 == text + len)) {
-			/* Only an append cut short by a crash leaves a bad last line,
-			 * and its change was never acknowledged. */
+		if (!root && !end) {
+			/* Only an append cut short by a crash leaves a line without
+			 * its line feed (the last byte written), and its change was
+			 * never acknowledged. */
 			PL_WARN("state", "%s: incomplete last line ignored (the simulator stopped "
 				"while saving a change it had not yet acknowledged)", where);
 			break;
@@ -458,14 +469,16 @@ static pl_err journal_replay(sim_state *s, pl_errmsg *e)
 
 pl_err sim_state_load(sim_state *s, pl_errmsg *e)
 {
+	int have_snapshot;
 	pl_err rc;
 
 	if (!s->path)
 		return PL_OK;
 	s->loading = 1;
+	have_snapshot = access(s->path, F_OK) == 0;
 	rc = sim_state_snapshot_read(s, e);
 	if (rc == PL_OK)
-		rc = journal_replay(s, e);
+		rc = journal_replay(s, have_snapshot, e);
 	s->loading = 0;
 	sim_state_changes_clear(s);
 	return rc;

@@ -507,6 +507,20 @@ START_TEST(test_api_sim_corrupt_state_stops_start)
 }
 END_TEST
 
+/* A broker killed by a signal is reported with the signal, not as an exit status. */
+START_TEST(test_api_sim_killed_broker_names_signal)
+{
+	pl_errmsg e = { "" };
+
+	ck_assert_int_eq(kill(sim_pid(ts.sim), SIGKILL), 0);
+	for (int i = 0; i < 500 && sim_running(ts.sim); i++)
+		usleep(10000);
+	ck_assert(!sim_running(ts.sim));
+	ck_assert_int_ne(sim_stop(ts.sim, &e), PL_OK);
+	ck_assert_msg(strstr(e.msg, "killed by signal 9") != NULL, "%s", e.msg);
+}
+END_TEST
+
 static Suite *api_sim_suite(void)
 {
 	Suite *s = suite_create("api_sim");
@@ -526,6 +540,7 @@ static Suite *api_sim_suite(void)
 	tcase_add_test(tc, test_api_sim_thing_name_variable);
 	tcase_add_test(tc, test_api_sim_kill9_broker_keeps_acknowledged);
 	tcase_add_test(tc, test_api_sim_corrupt_state_stops_start);
+	tcase_add_test(tc, test_api_sim_killed_broker_names_signal);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -299,6 +299,32 @@ START_TEST(test_cli_sim_invalid_module_options_exit_2)
 }
 END_TEST
 
+START_TEST(test_cli_sim_conflicting_arguments_exit_2)
+{
+	static const struct {
+		const char *arguments;
+		const char *named;
+	} cases[] = {
+		{ "--no-api --api-port 5", "--no-api and --api-port conflict" },
+		{ "--api-port 5 --no-api", "--no-api and --api-port conflict" },
+		{ "extra", "unexpected argument 'extra'" },
+	};
+	char out[4096];
+	char dir[512];
+	char args[1024];
+
+	sim_state_dir(dir, sizeof(dir));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(args, sizeof(args), "sim --state-dir '%s' %s --mosquitto '%s/none'", dir,
+			 cases[i].arguments, dir);
+		ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 2);
+		ck_assert_msg(strstr(out, cases[i].named) != NULL, "%s: output %s",
+			      cases[i].arguments, out);
+	}
+	remove_dir(dir);
+}
+END_TEST
+
 /* Valid options pass the check and fail only at starting a missing broker. */
 START_TEST(test_cli_sim_valid_options_reach_start)
 {
@@ -340,6 +366,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(program, test_cli_sim_unknown_option_exit_2);
 	tcase_add_test(program, test_cli_sim_invalid_module_options_exit_2);
 	tcase_add_test(program, test_cli_sim_valid_options_reach_start);
+	tcase_add_test(program, test_cli_sim_conflicting_arguments_exit_2);
 	suite_add_tcase(s, parsing);
 	suite_add_tcase(s, program);
 	return s;

@@ -763,7 +763,7 @@ START_TEST(test_profile_fixed_client_id_too_fast)
 	ck_assert_ptr_nonnull(find_issue(&r, "too close to the quota of 1 CONNECT/s per client id"));
 	done(&r);
 	load_with(&r, base_profile, fresh, 3);
-	ck_assert_ptr_nonnull(r.p);
+	ck_assert_ptr_null(find_issue(&r, "too close to the quota"));
 	done(&r);
 }
 END_TEST
@@ -1119,21 +1119,46 @@ START_TEST(test_profile_write_file)
 }
 END_TEST
 
-START_TEST(test_profile_client_ids_and_topics)
+/*
+ * A fresh-per-attempt device connects as "<device>-a<attempt>" after its
+ * first attempt but subscribes to the probe topic made with its device name,
+ * which the prober publishes to. Policies that allow only the topic of
+ * ${iot:ClientId} deny that subscription.
+ */
+START_TEST(test_profile_fresh_ids_need_device_topic)
 {
 	load_result r;
 	const char *sets[] = { "groups.re.client_id_scheme=fresh-per-attempt" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_ptr_nonnull(find_issue(&r, "do not allow iot:Subscribe to 'pl/probe/pl-000005' "
+					     "(group re, client id 'pl-000005-a2')"));
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_client_ids_and_topics)
+{
+	load_result r;
+	/* On the aws target the policy findings about fresh ids are warnings. */
+	const char *sets[] = { "groups.re.client_id_scheme=fresh-per-attempt", "target.kind=aws",
+			       "target.aws.region=us-east-1",
+			       /* validate only checks that this file is readable */
+			       "target.aws.root_ca=policies/probe-full.json" };
 	char id[64];
 	char topic[64];
 
-	load_with(&r, base_profile, sets, 1);
+	load_with(&r, base_profile, sets, 4);
 	ck_assert_ptr_nonnull(r.p);
 	ck_assert_int_eq(profile_device_name(r.p, 7, id, sizeof(id)), PL_OK);
 	ck_assert_str_eq(id, "pl-000007");
 	ck_assert_int_eq(profile_client_id(r.p, 2, 3, id, sizeof(id)), PL_OK);
 	ck_assert_str_eq(id, "pl-000002");
+	ck_assert_int_eq(profile_client_id(r.p, 7, 1, id, sizeof(id)), PL_OK);
+	ck_assert_str_eq(id, "pl-000007");
 	ck_assert_int_eq(profile_client_id(r.p, 7, 3, id, sizeof(id)), PL_OK);
-	ck_assert_str_eq(id, "pl-000007-3");
+	ck_assert_str_eq(id, "pl-000007-a3");
 	ck_assert_int_eq(profile_client_id(r.p, 10, 0, id, sizeof(id)), PL_ERR_RANGE);
 	ck_assert_int_eq(profile_expand_topic("a/${device}/${client_id}", "d", "c", topic,
 					      sizeof(topic)), PL_OK);
@@ -1416,6 +1441,7 @@ static Suite *profile_suite(void)
 	tcase_add_test(output, test_profile_hash_ignores_layout);
 	tcase_add_test(output, test_profile_write_file);
 	tcase_add_test(output, test_profile_client_ids_and_topics);
+	tcase_add_test(output, test_profile_fresh_ids_need_device_topic);
 	tcase_add_test(output, test_profile_simulator_options);
 	tcase_add_test(checks, test_profile_simulator_account_checked);
 	tcase_add_test(output, test_profile_shipped_profiles_validate);

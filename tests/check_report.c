@@ -582,6 +582,29 @@ START_TEST(test_report_missing_run_json)
 }
 END_TEST
 
+/* A malformed --expect is a usage error and leaves the run's files alone. */
+START_TEST(test_report_invalid_expect_exit_2)
+{
+	char dir[512], path[600];
+	struct stat before, after;
+	char *out;
+
+	make_run("run", "h1", "1/1", 0, "d", 3, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	ck_assert_int_eq(policylag("report", dir), 0);
+	snprintf(path, sizeof(path), "%s/summary.json", dir);
+	ck_assert_int_eq(stat(path, &before), 0);
+
+	ck_assert_int_eq(policylag("report", dir, "--expect", "d.p99 <"), 2);
+	out = output();
+	ck_assert_ptr_nonnull(strstr(out, "--expect 'd.p99 <': column 8:"));
+	free(out);
+	ck_assert_int_eq(stat(path, &after), 0);
+	ck_assert_int_eq(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+	ck_assert_int_eq(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+}
+END_TEST
+
 START_TEST(test_report_reads_quoted_fields)
 {
 	char path[512];
@@ -736,6 +759,35 @@ START_TEST(test_report_merge_events_time_order)
 }
 END_TEST
 
+/* The merged files list the shards by index, whatever the command line's order. */
+START_TEST(test_report_merge_orders_by_shard)
+{
+	char s1[512], s2[512], out[512], path[600];
+	json_t *root, *from;
+	char *text, *row;
+
+	make_run("s1", "h1", "1/2", 1000, "x", 3, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 5000, "y", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s2, s1, "--out", out), 0);
+	root = load_json("merged/run.json");
+	from = json_object_get(root, "merged_from");
+	ck_assert_uint_eq(json_array_size(from), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(from, 0), "shard")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(from, 1), "shard")), 2);
+	json_decref(root);
+	snprintf(path, sizeof(path), "%s/samples.csv", out);
+	text = read_text(path);
+	row = strchr(text, '\n');
+	ck_assert_ptr_nonnull(row);
+	ck_assert_msg(row[1] == 'x', "first row is not from shard 1: %.40s", row + 1);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_report_merge_rejects_profiles)
 {
 	char s1[512], s2[512], out[512];
@@ -768,6 +820,30 @@ START_TEST(test_report_merge_rejects_overlap)
 	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 2);
 	text = output();
 	ck_assert_ptr_nonnull(strstr(text, "is in both"));
+	free(text);
+}
+END_TEST
+
+/*
+ * Merge aligns shards by their wall-clock anchors. A shard without one would
+ * count as the earliest, and every other shard's times would move by the
+ * whole epoch (about 1.8e18 ns).
+ */
+START_TEST(test_report_merge_rejects_missing_anchor)
+{
+	char s1[512], s2[512], out[512];
+	char *text;
+
+	make_run("s1", "h1", "1/2", 1796432034000000000L, "x", 3, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 0, "y", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 2);
+	text = output();
+	ck_assert_ptr_nonnull(strstr(text, "anchor_wall_ns"));
+	ck_assert_ptr_nonnull(strstr(text, s2));
 	free(text);
 }
 END_TEST
@@ -891,13 +967,16 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_counts_excluded_rows);
 	tcase_add_test(tc, test_report_excluded_reasons_overflow);
 	tcase_add_test(tc, test_report_missing_run_json);
+	tcase_add_test(tc, test_report_invalid_expect_exit_2);
 	tcase_add_test(tc, test_report_reads_quoted_fields);
 	tcase_add_test(tc, test_report_compare_threshold);
 	tcase_add_test(tc, test_report_compare_missing_groups_cross);
 	tcase_add_test(tc, test_report_merge_shards);
 	tcase_add_test(tc, test_report_merge_events_time_order);
 	tcase_add_test(tc, test_report_merge_rejects_profiles);
+	tcase_add_test(tc, test_report_merge_orders_by_shard);
 	tcase_add_test(tc, test_report_merge_rejects_overlap);
+	tcase_add_test(tc, test_report_merge_rejects_missing_anchor);
 	suite_add_tcase(s, tc);
 	/* Installing chromium on first use can take minutes. */
 	tcase_set_timeout(browser, 600);

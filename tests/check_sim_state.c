@@ -731,6 +731,41 @@ START_TEST(test_sim_state_journal_bad_record_fails)
 }
 END_TEST
 
+START_TEST(test_sim_state_journal_corrupt_last_line_fails)
+{
+	sim_state *s;
+	pl_errmsg e;
+
+	run_and_crash(step_populate, 0);
+	/* A crash cuts an append before its line feed, so a last line that has
+	 * its line feed but is not JSON was damaged after it was acknowledged. */
+	append_text(journal_path, "{\"generation\":1000,\"put\":{\"things\":[{\"name\"#t2\"}]}}\n");
+	s = new_state();
+	ck_assert_int_eq(sim_state_load(s, &e), PL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(e.msg, journal_path));
+	ck_assert_ptr_nonnull(strstr(e.msg, "line 6"));
+	close_state(s);
+}
+END_TEST
+
+START_TEST(test_sim_state_journal_without_state_fails)
+{
+	sim_state *s;
+	pl_errmsg e;
+
+	run_and_crash(step_populate, 0);
+	/* The journal's lines change the state file's records and cannot
+	 * stand alone: replayed on an empty store they would lose policy A's
+	 * first version and everything else the state file held. */
+	ck_assert_int_eq(unlink(state_path), 0);
+	s = new_state();
+	ck_assert_int_eq(sim_state_load(s, &e), PL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(e.msg, journal_path));
+	ck_assert_ptr_nonnull(strstr(e.msg, "is missing"));
+	close_state(s);
+}
+END_TEST
+
 START_TEST(test_sim_state_compaction_keeps_state)
 {
 	char *before, *after, *snapshot;
@@ -911,6 +946,8 @@ static Suite *sim_state_suite(void)
 	tcase_add_test(tc, test_sim_state_journal_replays_saves);
 	tcase_add_test(tc, test_sim_state_journal_replays_deletes);
 	tcase_add_test(tc, test_sim_state_journal_torn_tail_ignored);
+	tcase_add_test(tc, test_sim_state_journal_corrupt_last_line_fails);
+	tcase_add_test(tc, test_sim_state_journal_without_state_fails);
 	tcase_add_test(tc, test_sim_state_journal_corrupt_middle_fails);
 	tcase_add_test(tc, test_sim_state_journal_bad_record_fails);
 	tcase_add_test(tc, test_sim_state_compaction_keeps_state);
