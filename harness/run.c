@@ -24,7 +24,6 @@
 #include "harness/run_phases.h"
 #include "harness/run_report.h"
 #include "harness/run_sim.h"
-#include "harness/swap_trigger.h"
 #include "harness/truth.h"
 #include "simulator/sim.h"
 
@@ -349,7 +348,6 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 	signal_api = NULL;
 	awsapi_pool_free(c->pool);
 	awsapi_ctx_free(c->api);
-	swap_trigger_end(c);
 	if (s != NULL && sim_stop(s, &e) != PL_OK)
 		PL_WARN(COMPONENT, "simulator: %s", e.msg);
 	sim_free(s);
