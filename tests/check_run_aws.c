@@ -514,7 +514,7 @@ START_TEST(test_run_aws_existing_policy_kept)
 }
 END_TEST
 
-/* A TCP listener on 127.0.0.1 that is never accepted from, so a request to it never gets a response. */
+/* A TCP listener on 127.0.0.1 that never accepts, so a request to it never gets a response. */
 static int silent_listener(int *port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };

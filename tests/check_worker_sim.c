@@ -45,6 +45,14 @@ static const char *const policy_receive =
 	"\"Action\":[\"iot:Connect\",\"iot:Publish\",\"iot:Subscribe\",\"iot:Receive\"],"
 	"\"Resource\":\"*\"}]}";
 
+/* As policy_no_receive, but iot:Connect only for the client ids dev0 to dev2. */
+static const char *const policy_no_connect_dev3 =
+	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+	"\"Action\":[\"iot:Publish\",\"iot:Subscribe\"],\"Resource\":\"*\"},"
+	"{\"Effect\":\"Allow\",\"Action\":\"iot:Connect\",\"Resource\":["
+	"\"arn:aws:iot:*:*:client/dev0\",\"arn:aws:iot:*:*:client/dev1\","
+	"\"arn:aws:iot:*:*:client/dev2\"]}]}";
+
 static void count_throttles(wcoord *c, const wp_msg *m)
 {
 	(void)c;
@@ -67,17 +75,21 @@ static void setup_sim(const char *initial_policy)
 	tsim_start(&fx);
 }
 
-/* The TRIGGERED replies, by device. */
+/* The TRIGGERED replies, by device, and the last one for an index beyond them. */
 static wp_triggered triggered[DEVICES];
+static wp_triggered triggered_other;
 static uint32_t triggered_count;
 
 static void count_replies(wcoord *c, const wp_msg *m)
 {
 	count_throttles(c, m);
-	if (m->type == WP_MSG_TRIGGERED && m->u.triggered.device < DEVICES) {
+	if (m->type != WP_MSG_TRIGGERED)
+		return;
+	if (m->u.triggered.device < DEVICES)
 		triggered[m->u.triggered.device] = m->u.triggered;
-		triggered_count++;
-	}
+	else
+		triggered_other = m->u.triggered;
+	triggered_count++;
 }
 
 static void teardown(void)
@@ -297,6 +309,55 @@ START_TEST(test_worker_sim_trigger_own_connection)
 }
 END_TEST
 
+/*
+ * A device whose policy denies iot:Connect never gets a connection, so its
+ * trigger waits for a SUBACK until the drain and is reported as not sent,
+ * and no detection starts for it. A TRIGGER for a device the worker does
+ * not have is rejected at once.
+ */
+START_TEST(test_worker_sim_trigger_never_sent)
+{
+	int status;
+
+	setup_sim(policy_no_connect_dev3);
+	triggered_count = 0;
+	memset(triggered, 0, sizeof(triggered));
+	memset(&triggered_other, 0, sizeof(triggered_other));
+	start_worker();
+	C.on_msg = count_replies;
+	send_group(0, WP_STRATEGY_KEEP, WP_DIRECTION_GRANT, 5);
+	send_group(1, WP_STRATEGY_RECONNECT, WP_DIRECTION_GRANT, 4);
+	send_devices();
+	ck_assert_int_eq(wcoord_phase(&C, WP_PHASE_CONNECT), 0);
+	wcoord_pump_until(&C, &C.connected, DEVICES - 1, WAIT_NS);
+	ck_assert_int_eq(wcoord_phase(&C, WP_PHASE_PROBE), 0);
+	send_trigger(3);
+	{
+		wp_msg m = { .type = WP_MSG_TRIGGER };
+
+		m.u.trigger.device = 99;
+		m.u.trigger.qos = 1;
+		snprintf(m.u.trigger.topic, sizeof(m.u.trigger.topic), "hoge/req/nobody");
+		ck_assert_int_eq(wcoord_send(&C, &m), 0);
+	}
+	wcoord_pump_until(&C, &triggered_count, 1, WAIT_NS);
+	ck_assert_uint_eq(triggered_other.device, 99);
+	ck_assert_uint_eq(triggered_other.outcome, WP_TRIGGER_NOT_SENT);
+	wcoord_pump_for(&C, 2 * PL_NS_PER_S);
+	/* Device 3 is still waiting for a SUBACK. */
+	ck_assert_msg(triggered_count == 1, "device 3's trigger ended before the drain: %s",
+		      triggered[3].text);
+	status = wcoord_finish(&C, WAIT_NS);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_uint_eq(triggered_count, 2);
+	ck_assert_uint_eq(triggered[3].device, 3);
+	ck_assert_uint_eq(triggered[3].outcome, WP_TRIGGER_NOT_SENT);
+	ck_assert_int_eq(triggered[3].t_sent_ns, 0);
+	ck_assert_uint_eq(C.records, 0);
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
 	Suite *s = suite_create("worker_sim");
@@ -307,6 +368,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, test_worker_sim_grant_mqtt5);
 	tcase_add_test(tc, test_worker_sim_revoke_mqtt311);
 	tcase_add_test(tc, test_worker_sim_trigger_own_connection);
+	tcase_add_test(tc, test_worker_sim_trigger_never_sent);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -250,7 +250,10 @@ static void trigger_publish(worker *w, wk_device *d)
 		trigger_finish(w, d, WP_TRIGGER_ACKED, 0, "");
 }
 
-/* A PUBACK rejection (code >= 0x80), or a paho failure, which does not tell whether the broker got it. */
+/*
+ * Ends a trigger with a PUBACK rejection (code >= 0x80), or with a paho
+ * failure, which does not tell whether the broker got the trigger.
+ */
 static void trigger_failed(worker *w, wk_device *d, const mq_event *ev)
 {
 	if (d->trigger == NULL || d->trigger->t_sent == 0)

@@ -224,7 +224,7 @@ typedef struct wp_trigger {
 
 typedef enum wp_trigger_outcome {
 	WP_TRIGGER_ACKED = 0,       /* QoS 1: PUBACK success; QoS 0: handed to paho */
-	WP_TRIGGER_UNCONFIRMED = 1, /* sent, then the connection ended or paho failed it before the PUBACK */
+	WP_TRIGGER_UNCONFIRMED = 1, /* sent, but no PUBACK: connection ended or paho failed it */
 	WP_TRIGGER_REJECTED = 2,     /* sent and rejected: PUBACK reason code >= 0x80 */
 	WP_TRIGGER_NOT_SENT = 3,    /* never sent: send call failed, draining, or rejected */
 } wp_trigger_outcome;
