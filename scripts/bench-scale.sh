@@ -2,8 +2,8 @@
 # Scale benchmark, run by `make bench` (scripts/bench.sh): profiles/scale-10k.yaml
 # with 10,000 keep-connection devices against the embedded simulator on
 # loopback. Reports the time to connect every device, the harness's memory
-# per device (peak of coordinator plus worker RSS, the simulator excluded),
-# and the measurement error against the simulator's ground truth.
+# per device (peak of coordinator plus worker RSS and PSS, the simulator
+# excluded), and the measurement error against the simulator's ground truth.
 #
 #   BENCH_DEVICES=N      run N devices instead of 10,000 (for a quick check)
 #   BENCH_OUT=DIR        keep the run directory there (default: a temporary one)
@@ -39,18 +39,22 @@ if [[ -n $connect_rate ]]; then
 	sets+=(--set "fleet.connect_rate=$connect_rate")
 fi
 
-# Sums the RSS (KiB) of the coordinator (the child of `timeout`) and of its
-# children except the broker, that is the workers.
-harness_rss() {
-	local coordinator total=0
+# Sums the RSS and the PSS (KiB) of the coordinator (the child of `timeout`)
+# and of its children except the broker, that is the workers. RSS counts the
+# shared library pages once per process. PSS (proportional set size, from
+# /proc/PID/smaps_rollup) divides them among the processes that map them.
+harness_mem() {
+	local coordinator pid comm rss_total=0 pss_total=0 rss pss
 	coordinator=$(ps -o pid= --ppid "$1" 2>/dev/null | head -n 1 | tr -d ' ')
-	[[ -z $coordinator ]] && { echo 0; return; }
-	total=$(ps -o rss= -p "$coordinator" 2>/dev/null | tr -d ' ')
-	total=${total:-0}
-	while read -r rss comm; do
-		[[ $comm != mosquitto ]] && total=$((total + rss))
-	done < <(ps -o rss=,comm= --ppid "$coordinator" 2>/dev/null)
-	echo "$total"
+	[[ -z $coordinator ]] && { echo "0 0"; return; }
+	while read -r pid comm; do
+		[[ $comm == mosquitto ]] && continue
+		read -r rss pss < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 }
+			END { print r + 0, p + 0 }' "/proc/$pid/smaps_rollup" 2>/dev/null)
+		rss_total=$((rss_total + ${rss:-0}))
+		pss_total=$((pss_total + ${pss:-0}))
+	done < <(ps -o pid=,comm= -p "$coordinator" 2>/dev/null; ps -o pid=,comm= --ppid "$coordinator" 2>/dev/null)
+	echo "$rss_total $pss_total"
 }
 
 start=$(date +%s)
@@ -59,9 +63,11 @@ timeout --signal=INT --kill-after=30 "$timeout_s" \
 	>"$tmp/stdout" 2>"$tmp/stderr" &
 pid=$!
 peak=0
+peak_pss=0
 while kill -0 "$pid" 2>/dev/null; do
-	rss=$(harness_rss "$pid")
+	read -r rss pss < <(harness_mem "$pid")
 	((rss > peak)) && peak=$rss
+	((pss > peak_pss)) && peak_pss=$pss
 	sleep 2
 done
 wait "$pid"
@@ -102,6 +108,7 @@ echo "devices: $devices; connect events: $connected; rows: $rows (effective $eff
 	"censored $censored)"
 echo "time to connect all devices: ${connect_s} s"
 echo "harness peak RSS: $((peak / 1024)) MiB, $((peak * 1024 / (devices > 0 ? devices : 1))) bytes per device"
+echo "harness peak PSS: $((peak_pss / 1024)) MiB, $((peak_pss * 1024 / (devices > 0 ? devices : 1))) bytes per device"
 echo "measurement error vs ground truth ($truth rows): mean ${mean_ms} ms, max ${max_ms} ms"
 grep -E 'connected [0-9]+ of|certificates ready' "$tmp/stderr" | sed 's/^/log: /'
 exit $((status == 0 || status == 1 ? 0 : 1))

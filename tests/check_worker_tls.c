@@ -2,12 +2,16 @@
  * Tests of the worker's TLS credential cache (workers/tlsreuse.c): with the
  * cache on, OpenSSL's file-loading functions must give every SSL_CTX the
  * same credentials libssl would load from the files, and reuse them only
- * while the files are unchanged.
+ * while the files are unchanged. With the shared SSL_CTX on
+ * (workers/tlsshare.c), an SSL must get its own context's certificate, key
+ * and settings, and come from an earlier context only when all else is
+ * equal.
  */
 #include <check.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +93,7 @@ static EVP_PKEY *g_dev_key;
 static EVP_PKEY *g_other_key;
 static X509 *g_ca;
 static X509 *g_dev;
+static X509 *g_dev2; /* certificate of g_other_key */
 
 static void setup(void)
 {
@@ -105,12 +110,15 @@ static void setup(void)
 	write_certs("dev.pem", g_dev, g_ca);
 	write_key("dev.key", g_dev_key);
 	write_key("other.key", g_other_key);
+	g_dev2 = make_cert(g_other_key, "dev2", g_ca, g_ca_key);
+	write_certs("dev2.pem", g_dev2, g_ca);
 	wk_tls_reuse_enable();
 }
 
 static void teardown(void)
 {
-	const char *names[] = { "ca.pem", "dev.pem", "dev.key", "other.key" };
+	const char *names[] = { "ca.pem", "dev.pem", "dev.key", "other.key", "dev2.pem",
+				"rsa.pem", "rsa.key" };
 	char path[320];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -120,6 +128,7 @@ static void teardown(void)
 	rmdir(g_dir);
 	X509_free(g_ca);
 	X509_free(g_dev);
+	X509_free(g_dev2);
 	EVP_PKEY_free(g_ca_key);
 	EVP_PKEY_free(g_dev_key);
 	EVP_PKEY_free(g_other_key);
@@ -245,6 +254,216 @@ START_TEST(test_worker_tls_missing_file_fails)
 }
 END_TEST
 
+static void info_cb(const SSL *ssl, int where, int ret)
+{
+	(void)ssl;
+	(void)where;
+	(void)ret;
+}
+
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+		   SSL *ssl, void *arg)
+{
+	(void)write_p;
+	(void)version;
+	(void)content_type;
+	(void)buf;
+	(void)len;
+	(void)ssl;
+	(void)arg;
+}
+
+static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity, unsigned int max_identity,
+			   unsigned char *psk, unsigned int max_psk)
+{
+	(void)ssl;
+	(void)hint;
+	(void)identity;
+	(void)max_identity;
+	(void)psk;
+	(void)max_psk;
+	return 0;
+}
+
+static const unsigned char alpn_aws[] = "\x0ex-amzn-mqtt-ca";
+
+enum { WITH_ALPN = 1, WITHOUT_VERIFY = 2, WITH_PSK = 4 };
+
+/* Configures a context in paho 1.3.12's order (SSLSocket_setSocketForSSL) and makes its SSL. */
+static SSL *paho_ssl(const char *chain, const char *key, int options, SSL_CTX **ctx_out)
+{
+	char path[320];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+
+	ck_assert_ptr_nonnull(ctx);
+	SSL_CTX_set_security_level(ctx, 1);
+	path_in_dir(path, sizeof(path), chain);
+	ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(ctx, path), 1);
+	path_in_dir(path, sizeof(path), key);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
+	path_in_dir(path, sizeof(path), "ca.pem");
+	ck_assert_int_eq(SSL_CTX_load_verify_locations(ctx, path, NULL), 1);
+	if (options & WITH_PSK)
+		SSL_CTX_set_psk_client_callback(ctx, psk_cb);
+	if (options & WITH_ALPN)
+		ck_assert_int_eq(SSL_CTX_set_alpn_protos(ctx, alpn_aws, sizeof(alpn_aws) - 1), 0);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_info_callback(ctx, info_cb);
+	SSL_CTX_set_msg_callback(ctx, msg_cb);
+	if (!(options & WITHOUT_VERIFY))
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	ssl = SSL_new(ctx);
+	ck_assert_ptr_nonnull(ssl);
+	*ctx_out = ctx;
+	return ssl;
+}
+
+START_TEST(test_worker_tls_share_equal_settings)
+{
+	SSL_CTX *first_ctx, *second_ctx;
+	SSL *first, *second;
+	STACK_OF(X509) *chain = NULL;
+	size_t before;
+
+	wk_tls_share_enable();
+	first = paho_ssl("dev.pem", "dev.key", 0, &first_ctx);
+	before = wk_tls_share_count();
+	second = paho_ssl("dev2.pem", "other.key", 0, &second_ctx);
+	ck_assert_uint_eq(wk_tls_share_count(), before + 1);
+	ck_assert_ptr_eq(SSL_get_SSL_CTX(second), first_ctx);
+	ck_assert_int_eq(X509_cmp(SSL_get_certificate(second), g_dev2), 0);
+	ck_assert_int_eq(EVP_PKEY_eq(SSL_get_privatekey(second), g_other_key), 1);
+	ck_assert_int_eq(SSL_check_private_key(second), 1);
+	ck_assert_int_eq(SSL_get0_chain_certs(second, &chain), 1);
+	ck_assert_int_eq(sk_X509_num(chain), 1);
+	ck_assert_int_eq(X509_cmp(sk_X509_value(chain, 0), g_ca), 0);
+	ck_assert_int_eq(SSL_get_verify_mode(second), SSL_VERIFY_PEER);
+	ck_assert_int_eq(SSL_get_security_level(second), 1);
+	/* The first SSL keeps its own credentials. */
+	ck_assert_int_eq(X509_cmp(SSL_get_certificate(first), g_dev), 0);
+	ck_assert_int_eq(EVP_PKEY_eq(SSL_get_privatekey(first), g_dev_key), 1);
+	SSL_free(second);
+	SSL_CTX_free(second_ctx); /* retired: must do nothing */
+	SSL_free(first);
+	SSL_CTX_free(first_ctx);
+}
+END_TEST
+
+START_TEST(test_worker_tls_share_needs_same_alpn)
+{
+	SSL_CTX *first_ctx, *second_ctx;
+	SSL *first, *second;
+
+	wk_tls_share_enable();
+	first = paho_ssl("dev.pem", "dev.key", 0, &first_ctx);
+	second = paho_ssl("dev2.pem", "other.key", WITH_ALPN, &second_ctx);
+	ck_assert_ptr_eq(SSL_get_SSL_CTX(second), second_ctx);
+	SSL_free(second);
+	SSL_CTX_free(second_ctx);
+	SSL_free(first);
+	SSL_CTX_free(first_ctx);
+}
+END_TEST
+
+START_TEST(test_worker_tls_share_needs_same_verify)
+{
+	SSL_CTX *first_ctx, *second_ctx;
+	SSL *first, *second;
+
+	wk_tls_share_enable();
+	first = paho_ssl("dev.pem", "dev.key", 0, &first_ctx);
+	second = paho_ssl("dev2.pem", "other.key", WITHOUT_VERIFY, &second_ctx);
+	ck_assert_ptr_eq(SSL_get_SSL_CTX(second), second_ctx);
+	ck_assert_int_eq(SSL_get_verify_mode(second), SSL_VERIFY_NONE);
+	SSL_free(second);
+	SSL_CTX_free(second_ctx);
+	SSL_free(first);
+	SSL_CTX_free(first_ctx);
+}
+END_TEST
+
+START_TEST(test_worker_tls_share_skips_psk)
+{
+	SSL_CTX *first_ctx, *second_ctx, *third_ctx;
+	SSL *first, *second, *third;
+
+	wk_tls_share_enable();
+	first = paho_ssl("dev.pem", "dev.key", WITH_PSK, &first_ctx);
+	second = paho_ssl("dev2.pem", "other.key", WITH_PSK, &second_ctx);
+	/* Equal settings, but the PSK callback reads the context's ex_data. */
+	ck_assert_ptr_eq(SSL_get_SSL_CTX(second), second_ctx);
+	third = paho_ssl("dev2.pem", "other.key", 0, &third_ctx);
+	ck_assert_ptr_eq(SSL_get_SSL_CTX(third), third_ctx);
+	SSL_free(third);
+	SSL_CTX_free(third_ctx);
+	SSL_free(second);
+	SSL_CTX_free(second_ctx);
+	SSL_free(first);
+	SSL_CTX_free(first_ctx);
+}
+END_TEST
+
+START_TEST(test_worker_tls_share_retired_address_unused)
+{
+	enum { NEW_CTXS = 64 };
+	SSL_CTX *first_ctx, *second_ctx;
+	SSL_CTX *fresh[NEW_CTXS];
+	SSL *first, *second;
+	uintptr_t retired;
+
+	wk_tls_share_enable();
+	first = paho_ssl("dev.pem", "dev.key", 0, &first_ctx);
+	second = paho_ssl("dev2.pem", "other.key", 0, &second_ctx);
+	ck_assert_ptr_eq(SSL_get_SSL_CTX(second), first_ctx);
+	retired = (uintptr_t)second_ctx;
+	/* Until paho's SSL_CTX_free of the retired context, no new context takes its address. */
+	for (int i = 0; i < NEW_CTXS; i++) {
+		fresh[i] = SSL_CTX_new(TLS_client_method());
+		ck_assert_ptr_nonnull(fresh[i]);
+		ck_assert_uint_ne((uintptr_t)fresh[i], retired);
+	}
+	for (int i = 0; i < NEW_CTXS; i++)
+		SSL_CTX_free(fresh[i]);
+	SSL_free(second);
+	SSL_CTX_free(second_ctx);
+	SSL_free(first);
+	SSL_CTX_free(first_ctx);
+}
+END_TEST
+
+START_TEST(test_worker_tls_share_clears_other_key_type)
+{
+	EVP_PKEY *rsa_key = EVP_RSA_gen(2048);
+	X509 *rsa_cert;
+	SSL_CTX *first_ctx, *second_ctx;
+	SSL *first, *second;
+	int slots = 0;
+
+	ck_assert_ptr_nonnull(rsa_key);
+	rsa_cert = make_cert(rsa_key, "rsa-dev", g_ca, g_ca_key);
+	write_certs("rsa.pem", rsa_cert, g_ca);
+	write_key("rsa.key", rsa_key);
+	wk_tls_share_enable();
+	first = paho_ssl("rsa.pem", "rsa.key", 0, &first_ctx);
+	second = paho_ssl("dev2.pem", "other.key", 0, &second_ctx);
+	ck_assert_ptr_eq(SSL_get_SSL_CTX(second), first_ctx);
+	/* Only the EC certificate: the shared context's RSA one must not remain. */
+	if (SSL_set_current_cert(second, SSL_CERT_SET_FIRST) == 1)
+		do
+			slots++;
+		while (SSL_set_current_cert(second, SSL_CERT_SET_NEXT) == 1);
+	ck_assert_int_eq(slots, 1);
+	ck_assert_int_eq(X509_cmp(SSL_get_certificate(second), g_dev2), 0);
+	SSL_free(second);
+	SSL_CTX_free(second_ctx);
+	SSL_free(first);
+	SSL_CTX_free(first_ctx);
+	X509_free(rsa_cert);
+	EVP_PKEY_free(rsa_key);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("worker_tls");
@@ -258,6 +477,12 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_worker_tls_mismatched_key_rejected);
 	tcase_add_test(tc, test_worker_tls_password_callback_bypasses);
 	tcase_add_test(tc, test_worker_tls_missing_file_fails);
+	tcase_add_test(tc, test_worker_tls_share_equal_settings);
+	tcase_add_test(tc, test_worker_tls_share_needs_same_alpn);
+	tcase_add_test(tc, test_worker_tls_share_needs_same_verify);
+	tcase_add_test(tc, test_worker_tls_share_skips_psk);
+	tcase_add_test(tc, test_worker_tls_share_retired_address_unused);
+	tcase_add_test(tc, test_worker_tls_share_clears_other_key_type);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,6 +9,7 @@
  * a store that already contains objects.
  */
 #include "workers/tlsreuse.h"
+#include "workers/tlsreuse_internal.h"
 
 #include <dlfcn.h>
 #include <openssl/ssl.h>
@@ -66,7 +67,7 @@ static use_file_fn g_real_use_key_file;
 static int (*g_real_use_chain_file)(SSL_CTX *, const char *);
 static load_verify_fn g_real_load_verify;
 
-static void *real_fn(const char *name)
+void *wk_tls_real_fn(const char *name)
 {
 	void *fn = dlsym(RTLD_NEXT, name);
 
@@ -77,10 +78,10 @@ static void *real_fn(const char *name)
 
 static void resolve_real(void)
 {
-	g_real_use_key_file = (use_file_fn)real_fn("SSL_CTX_use_PrivateKey_file");
+	g_real_use_key_file = (use_file_fn)wk_tls_real_fn("SSL_CTX_use_PrivateKey_file");
 	g_real_use_chain_file =
-		(int (*)(SSL_CTX *, const char *))real_fn("SSL_CTX_use_certificate_chain_file");
-	g_real_load_verify = (load_verify_fn)real_fn("SSL_CTX_load_verify_locations");
+		(int (*)(SSL_CTX *, const char *))wk_tls_real_fn("SSL_CTX_use_certificate_chain_file");
+	g_real_load_verify = (load_verify_fn)wk_tls_real_fn("SSL_CTX_load_verify_locations");
 }
 
 static int real_use_key_file(SSL_CTX *ctx, const char *file, int type)
@@ -185,16 +186,20 @@ int SSL_CTX_use_PrivateKey_file(SSL_CTX *ctx, const char *file, int type)
 	struct stat st;
 	cred_entry *e;
 	int hit;
+	int cached;
 	int rc;
 
-	if (!cacheable(ctx, file, &st))
+	if (!cacheable(ctx, file, &st)) {
+		wk_tls_share_note_load(ctx, WK_TLS_LOAD_KEY, 0);
 		return real_use_key_file(ctx, file, type);
+	}
 	pthread_mutex_lock(&g_lock);
 	e = entry_find(CRED_KEY, type, file, &st, &hit);
 	if (e != NULL && hit) {
 		rc = SSL_CTX_use_PrivateKey(ctx, e->key);
 		g_stats.reused++;
 		pthread_mutex_unlock(&g_lock);
+		wk_tls_share_note_load(ctx, WK_TLS_LOAD_KEY, 1);
 		return rc;
 	}
 	rc = real_use_key_file(ctx, file, type);
@@ -203,7 +208,9 @@ int SSL_CTX_use_PrivateKey_file(SSL_CTX *ctx, const char *file, int type)
 		e->key = SSL_CTX_get0_privatekey(ctx);
 		EVP_PKEY_up_ref(e->key);
 	}
+	cached = e != NULL && e->key != NULL;
 	pthread_mutex_unlock(&g_lock);
+	wk_tls_share_note_load(ctx, WK_TLS_LOAD_KEY, cached);
 	return rc;
 }
 
@@ -213,10 +220,13 @@ int SSL_CTX_use_certificate_chain_file(SSL_CTX *ctx, const char *file)
 	cred_entry *e;
 	STACK_OF(X509) *chain = NULL;
 	int hit;
+	int cached;
 	int rc;
 
-	if (!cacheable(ctx, file, &st))
+	if (!cacheable(ctx, file, &st)) {
+		wk_tls_share_note_load(ctx, WK_TLS_LOAD_CHAIN, 0);
 		return real_use_chain_file(ctx, file);
+	}
 	pthread_mutex_lock(&g_lock);
 	e = entry_find(CRED_CHAIN, 0, file, &st, &hit);
 	if (e != NULL && hit) {
@@ -225,6 +235,7 @@ int SSL_CTX_use_certificate_chain_file(SSL_CTX *ctx, const char *file)
 		     SSL_CTX_set1_chain(ctx, e->certs) == 1;
 		g_stats.reused++;
 		pthread_mutex_unlock(&g_lock);
+		wk_tls_share_note_load(ctx, WK_TLS_LOAD_CHAIN, 1);
 		return rc;
 	}
 	rc = real_use_chain_file(ctx, file);
@@ -235,7 +246,9 @@ int SSL_CTX_use_certificate_chain_file(SSL_CTX *ctx, const char *file)
 		X509_up_ref(e->leaf);
 		e->certs = chain != NULL ? X509_chain_up_ref(chain) : NULL;
 	}
+	cached = e != NULL && e->leaf != NULL;
 	pthread_mutex_unlock(&g_lock);
+	wk_tls_share_note_load(ctx, WK_TLS_LOAD_CHAIN, cached);
 	return rc;
 }
 
@@ -254,18 +267,23 @@ int SSL_CTX_load_verify_locations(SSL_CTX *ctx, const char *file, const char *di
 	X509_STORE *store = ctx != NULL ? SSL_CTX_get_cert_store(ctx) : NULL;
 	cred_entry *e;
 	int hit;
+	int cached;
 	int rc;
 
 	/* Only a CA file into an empty store can be reproduced from certificates alone. */
 	if (dir != NULL || store == NULL ||
-	    sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) != 0 || !cacheable(ctx, file, &st))
+	    sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) != 0 || !cacheable(ctx, file, &st)) {
+		/* A CA directory adds a lookup method, which no getter shows. */
+		wk_tls_share_note_load(ctx, WK_TLS_LOAD_CA, 0);
 		return real_load_verify(ctx, file, dir);
+	}
 	pthread_mutex_lock(&g_lock);
 	e = entry_find(CRED_CA, 0, file, &st, &hit);
 	if (e != NULL && hit) {
 		rc = store_add_all(store, e->certs);
 		g_stats.reused++;
 		pthread_mutex_unlock(&g_lock);
+		wk_tls_share_note_load(ctx, WK_TLS_LOAD_CA, 1);
 		return rc;
 	}
 	rc = real_load_verify(ctx, file, dir);
@@ -280,6 +298,8 @@ int SSL_CTX_load_verify_locations(SSL_CTX *ctx, const char *file, const char *di
 		else
 			sk_X509_pop_free(certs, X509_free);
 	}
+	cached = e != NULL && e->certs != NULL;
 	pthread_mutex_unlock(&g_lock);
+	wk_tls_share_note_load(ctx, WK_TLS_LOAD_CA, cached);
 	return rc;
 }

@@ -27,6 +27,19 @@
 /* Enables the cache for the rest of the process. Thread-safe. */
 void wk_tls_reuse_enable(void);
 
+/*
+ * Enables the shared SSL_CTX of tlsshare.c for the rest of the process:
+ * SSL_new on a context equal to an earlier one, credentials aside, makes the
+ * SSL from that earlier context and frees the new one at once. Only for
+ * callers that, like paho 1.3.12, configure each context with the setters
+ * tlsshare.c compares or records, call SSL_new once, and then only
+ * SSL_CTX_free it. Thread-safe.
+ */
+void wk_tls_share_enable(void);
+
+/* SSLs made from a shared context so far. */
+size_t wk_tls_share_count(void);
+
 /* Cache counters: calls that parsed a file, calls served from the cache. */
 typedef struct wk_tls_reuse_stats {
 	size_t parsed;

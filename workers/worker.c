@@ -36,15 +36,20 @@
 /*
  * While no connect is pending or scheduled, the driver runs on a tick: it
  * wakes at most every tick (coalescing the probe timers of many devices into
- * one pass) and at least every IDLE_WAIT_NS, and paho's callbacks only queue.
+ * one pass) and at least every IDLE_WAIT_NS or tick, whichever is longer, and
+ * paho's callbacks only queue.
  * The tick is a fifth of the shortest probe interval, between TICK_MIN_NS and
  * TICK_MAX_NS, so a probe is sent at most a fifth of an interval late. Every
  * event is timestamped in its callback, so the tick delays only reactions
  * (for example the first probe after a SUBACK), never a measured time.
  */
 #define TICK_MIN_NS PL_NS_PER_MS
-#define TICK_MAX_NS (20 * PL_NS_PER_MS)
-#define IDLE_WAIT_NS (20 * PL_NS_PER_MS)
+/* A late probe widens the measurement error by up to one tick, so 40 ms keeps
+ * it within the interval plus 50 ms. Reconnect attempts start on timers, so
+ * their workers keep TICK_MAX_RECONNECT_NS. */
+#define TICK_MAX_NS (40 * PL_NS_PER_MS)
+#define TICK_MAX_RECONNECT_NS (20 * PL_NS_PER_MS)
+#define IDLE_WAIT_NS (20 * PL_NS_PER_MS) /* or the tick, when that is longer */
 #define DEFAULT_FD 3
 #define WK_EXIT_RUNTIME 3 /* runtime failure, as for every policylag command */
 
@@ -279,6 +284,41 @@ static void on_group(worker *w, const wp_group *g)
 	w->group_known[g->id] = 1;
 }
 
+/* Returns the worker's copy of text, made on first use, or NULL when out of memory. */
+static const char *string_store(worker *w, const char *text)
+{
+	uint64_t hash = 1469598103934665603ull;
+	size_t len = strlen(text);
+	wk_string **bucket;
+	wk_string *entry;
+
+	for (size_t i = 0; i < len; i++)
+		hash = (hash ^ (uint8_t)text[i]) * 1099511628211ull;
+	bucket = &w->strings[hash % WK_STRING_BUCKETS];
+	for (entry = *bucket; entry != NULL; entry = entry->next)
+		if (strcmp(entry->text, text) == 0)
+			return entry->text;
+	entry = malloc(sizeof(*entry) + len + 1);
+	if (entry == NULL)
+		return NULL;
+	memcpy(entry->text, text, len + 1);
+	entry->next = *bucket;
+	*bucket = entry;
+	return entry->text;
+}
+
+static void strings_free(worker *w)
+{
+	for (size_t b = 0; b < WK_STRING_BUCKETS; b++) {
+		while (w->strings[b] != NULL) {
+			wk_string *next = w->strings[b]->next;
+
+			free(w->strings[b]);
+			w->strings[b] = next;
+		}
+	}
+}
+
 static pl_err add_device(worker *w, const wp_device *dv, pl_errmsg *e)
 {
 	uint32_t limit = w->hello.max_devices != 0 && w->hello.max_devices < WK_DEVICES_MAX
@@ -305,7 +345,15 @@ static pl_err add_device(worker *w, const wp_device *dv, pl_errmsg *e)
 	}
 	d = &w->devices[w->ndevices];
 	memset(d, 0, sizeof(*d));
-	d->cfg = *dv;
+	d->cfg.index = dv->index;
+	d->cfg.group = dv->group;
+	snprintf(d->cfg.client_id, sizeof(d->cfg.client_id), "%s", dv->client_id);
+	snprintf(d->cfg.cert_id, sizeof(d->cfg.cert_id), "%s", dv->cert_id);
+	d->cfg.cert_path = string_store(w, dv->cert_path);
+	d->cfg.key_path = string_store(w, dv->key_path);
+	d->cfg.probe_topic = string_store(w, dv->probe_topic);
+	if (d->cfg.cert_path == NULL || d->cfg.key_path == NULL || d->cfg.probe_topic == NULL)
+		return pl_errmsg_set(e, PL_ERR_NOMEM, "device %u: out of memory", dv->index);
 	d->group = &w->groups[dv->group];
 	d->slot = w->ndevices;
 	if (d->cfg.cert_id[0] == '\0' && cert_id_of(dv->cert_path, d->cfg.cert_id, e) != PL_OK)
@@ -319,9 +367,14 @@ static int64_t driver_tick(const worker *w)
 {
 	int64_t tick = TICK_MAX_NS;
 
-	for (uint32_t i = 0; i < w->ndevices; i++)
-		if (w->devices[i].group->probe_interval_ns / 5 < tick)
-			tick = w->devices[i].group->probe_interval_ns / 5;
+	for (uint32_t i = 0; i < w->ndevices; i++) {
+		const wp_group *g = w->devices[i].group;
+
+		if (g->probe_interval_ns / 5 < tick)
+			tick = g->probe_interval_ns / 5;
+		if (g->strategy != WP_STRATEGY_KEEP && tick > TICK_MAX_RECONNECT_NS)
+			tick = TICK_MAX_RECONNECT_NS;
+	}
 	return tick < TICK_MIN_NS ? TICK_MIN_NS : tick;
 }
 
@@ -573,9 +626,10 @@ static int64_t wait_ns(worker *w, int64_t now)
 	}
 	if (!fast) {
 		int64_t min = w->last_wake + w->tick_ns - now;
+		int64_t idle = w->tick_ns > IDLE_WAIT_NS ? w->tick_ns : IDLE_WAIT_NS;
 
-		if (wait > IDLE_WAIT_NS)
-			wait = IDLE_WAIT_NS;
+		if (wait > idle)
+			wait = idle;
 		if (wait < min)
 			wait = min;
 	}
@@ -677,8 +731,10 @@ static void worker_cleanup(worker *w)
 	wk_tls_reuse_stats st;
 
 	wk_tls_reuse_stats_get(&st);
-	PL_INFO(COMPONENT, "worker %u: TLS credential files parsed %zu times, reused %zu times",
-		w->hello.worker_index, st.parsed, st.reused);
+	PL_INFO(COMPONENT,
+		"worker %u: TLS credential files parsed %zu times, reused %zu times; "
+		"%zu connections used a shared SSL_CTX",
+		w->hello.worker_index, st.parsed, st.reused, wk_tls_share_count());
 	for (uint32_t i = 0; i < w->ndevices; i++)
 		dev_free(&w->devices[i]);
 	if (w->prober.h != NULL)
@@ -686,6 +742,25 @@ static void worker_cleanup(worker *w)
 	waker_stop(w);
 	timerq_free(w->timers);
 	free(w->devices);
+	strings_free(w);
+}
+
+/*
+ * Turns on the shared SSL_CTX (tlsreuse.h) only under the paho releases whose
+ * SSLSocket.c was read for it, 1.3.11 and 1.3.12 (the same file). They
+ * configure each context with setters that tlsshare.c compares or records,
+ * call SSL_new once and then only SSL_CTX_free it. Another release could set
+ * something tlsshare.c cannot see. Debian's 1.3.12 package reports "1.3.11".
+ */
+static void enable_tls_share(void)
+{
+	const char *version = paho_version();
+
+	if (strcmp(version, "1.3.11") == 0 || strcmp(version, "1.3.12") == 0)
+		wk_tls_share_enable();
+	else
+		PL_INFO(COMPONENT, "paho %s is not 1.3.11 or 1.3.12: one SSL_CTX per connection",
+			version);
 }
 
 int worker_run(int fd)
@@ -699,6 +774,7 @@ int worker_run(int fd)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	wk_tls_reuse_enable();
+	enable_tls_share();
 	if (wp_chan_create(&w->chan, fd, CHAN_OUT_CAP, &e) != PL_OK ||
 	    mq_queue_create(&w->events, EVENT_QUEUE_CAP, &e) != PL_OK)
 		goto fail;

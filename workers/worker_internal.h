@@ -60,8 +60,31 @@ typedef struct wk_trigger {
 	char client_id[WP_ID_MAX]; /* the connection's client id */
 } wk_trigger;
 
+/*
+ * A device's DEVICE message as the worker keeps it. The paths and the probe
+ * topic point into the worker's string table, one copy each, so devices with
+ * the same certificate share it. wp_device's fixed-size path fields took
+ * 2 kB of every device.
+ */
+typedef struct wk_device_cfg {
+	uint32_t index; /* fleet-wide device index */
+	uint16_t group;
+	char client_id[WP_ID_MAX];
+	char cert_id[WP_CERT_ID_MAX];
+	const char *cert_path;
+	const char *key_path;
+	const char *probe_topic;
+} wk_device_cfg;
+
+/* Strings stored once per worker (see wk_device_cfg). */
+#define WK_STRING_BUCKETS 1024
+typedef struct wk_string {
+	struct wk_string *next;
+	char text[];
+} wk_string;
+
 typedef struct wk_device {
-	wp_device cfg;
+	wk_device_cfg cfg;
 	const wp_group *group;
 	uint32_t slot; /* index in the worker's device array = paho owner */
 	wk_conn conn;
@@ -108,6 +131,7 @@ struct worker {
 	wk_device *devices;
 	uint32_t ndevices;
 	uint32_t cap_devices;
+	wk_string *strings[WK_STRING_BUCKETS];
 	timerq *timers;
 	mq_queue *events;
 	wk_waker waker;
