@@ -620,6 +620,24 @@ static void set_signing(awsapi_client *c, const awsapi_http *req)
 	curl_easy_setopt(c->curl, CURLOPT_PASSWORD, ctx->credentials.secret_access_key);
 }
 
+/*
+ * Aborts a transfer in flight once the context is cancelled. While no data
+ * moves, libcurl calls this about once a second (CURLOPT_XFERINFOFUNCTION
+ * in its documentation), so a request waiting for its response ends about
+ * a second after the cancel.
+ */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	const awsapi_ctx *ctx = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return ctx->cancelled ? 1 : 0;
+}
+
 static void set_transport(awsapi_client *c, const char *url, struct curl_slist *headers)
 {
 	CURL *curl = c->curl;
@@ -637,6 +655,9 @@ static void set_transport(awsapi_client *c, const char *url, struct curl_slist *
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, c->curl_error);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, c->ctx);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	if (c->ctx->ca_file != NULL)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, c->ctx->ca_file);
 }
@@ -695,6 +716,9 @@ static pl_err transport_error(awsapi_client *c, const awsapi_http *req, const at
 	if (c->body_overflow)
 		return pl_errmsg_set(e, PL_ERR_PROTOCOL, "%s: response larger than %u bytes",
 				     awsapi_op_name(req->op), RESPONSE_MAX);
+	if (a->code == CURLE_ABORTED_BY_CALLBACK)
+		return pl_errmsg_set(e, PL_ERR_INTERRUPTED, "%s: cancelled while in flight",
+				     awsapi_op_name(req->op));
 	if (a->code == CURLE_OPERATION_TIMEDOUT)
 		err = PL_ERR_TIMEOUT;
 	else if (a->code == CURLE_SSL_CONNECT_ERROR || a->code == CURLE_PEER_FAILED_VERIFICATION ||

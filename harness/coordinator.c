@@ -326,7 +326,7 @@ pl_err coord_spawn_workers(coordinator *c, pl_errmsg *e)
 	return wait_ready(c, e);
 }
 
-static void send_to_worker(coordinator *c, coord_worker *w, const wp_msg *m)
+void coord_send_to_worker(coordinator *c, coord_worker *w, const wp_msg *m)
 {
 	pl_errmsg e = { "" };
 
@@ -342,7 +342,7 @@ static void send_to_worker(coordinator *c, coord_worker *w, const wp_msg *m)
 void coord_broadcast(coordinator *c, const wp_msg *m)
 {
 	for (int i = 0; i < c->nworkers; i++)
-		send_to_worker(c, &c->workers[i], m);
+		coord_send_to_worker(c, &c->workers[i], m);
 }
 
 void coord_send_phase(coordinator *c, wp_phase phase)
@@ -354,7 +354,7 @@ void coord_send_phase(coordinator *c, wp_phase phase)
 	m.u.phase.phase = (uint8_t)phase;
 	m.u.phase.t_ns = pl_mono_ns();
 	for (int i = 0; i < c->nworkers; i++)
-		send_to_worker(c, &c->workers[i], &m);
+		coord_send_to_worker(c, &c->workers[i], &m);
 }
 
 void coord_send_swap(coordinator *c, uint32_t device, wp_swap_kind kind, int64_t t_ns)
@@ -370,12 +370,12 @@ void coord_send_swap(coordinator *c, uint32_t device, wp_swap_kind kind, int64_t
 		m.u.swap.first = 0;
 		m.u.swap.count = WP_ALL_DEVICES;
 		for (int i = 0; i < c->nworkers; i++)
-			send_to_worker(c, &c->workers[i], &m);
+			coord_send_to_worker(c, &c->workers[i], &m);
 		return;
 	}
 	m.u.swap.first = c->devices[device].index;
 	m.u.swap.count = 1;
-	send_to_worker(c, &c->workers[c->devices[device].worker], &m);
+	coord_send_to_worker(c, &c->workers[c->devices[device].worker], &m);
 }
 
 /* Reads everything a worker sent and handles each message. */
@@ -514,7 +514,10 @@ static void apply_note(coordinator *c, coord_device *d, const coord_swap_note *n
 	}
 }
 
-/* Applies the swap notes of the pool threads and forwards them to the workers. */
+/*
+ * Applies the swap notes and forwards them to the workers, except those of
+ * trigger publishes, whose workers started the detection themselves.
+ */
 static void drain_notes(coordinator *c)
 {
 	coord_swap_note *batch;
@@ -544,7 +547,8 @@ static void drain_notes(coordinator *c)
 		}
 		if (note->kind != WP_SWAP_STARTED)
 			c->swap_jobs_finished++;
-		if (note->kind == WP_SWAP_STARTED || note->kind == WP_SWAP_DONE)
+		if ((note->kind == WP_SWAP_STARTED || note->kind == WP_SWAP_DONE) &&
+		    !note->worker_started)
 			coord_send_swap(c, note->device, (wp_swap_kind)note->kind, note->t_ns);
 	}
 	free(batch);

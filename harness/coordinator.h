@@ -114,6 +114,7 @@ typedef struct coord_swap_note {
 	int kind;            /* wp_swap_kind, COORD_NOTE_FINISHED, or -1 for a failed swap */
 	int64_t t_ns;
 	int64_t t_change_ns;
+	int worker_started; /* the worker started the detection itself (trigger publish): no SWAP */
 } coord_swap_note;
 
 typedef struct coord_counts {
@@ -247,6 +248,9 @@ void coord_http_prober_stop(coordinator *c);
 
 /* Sends m to every live worker. */
 void coord_broadcast(coordinator *c, const wp_msg *m);
+
+/* Sends m to worker w (a no-op when it is dead); a failed send marks it dead. */
+void coord_send_to_worker(coordinator *c, coord_worker *w, const wp_msg *m);
 
 /* Sends a PHASE message to every live worker. */
 void coord_send_phase(coordinator *c, wp_phase phase);

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "harness/observer.h"
+#include "harness/swap_trigger.h"
 #include "harness/truth.h"
 
 #define COMPONENT "coordinator"
@@ -232,6 +233,9 @@ void coord_handle_msg(coordinator *c, coord_worker *w, const wp_msg *m)
 	case WP_MSG_HEARTBEAT:
 		w->heartbeat = m->u.heartbeat;
 		break;
+	case WP_MSG_TRIGGERED:
+		swap_trigger_on_reply(c, w, &m->u.triggered);
+		break;
 	case WP_MSG_DONE:
 		w->done = 1;
 		PL_DEBUG(COMPONENT, "worker %d done: %u records", w->index, m->u.done.records);
@@ -353,7 +357,8 @@ static void record_sample(coordinator *c, const coord_device *d, const wp_record
 		s->latency_ns = RUNDIR_TIME_UNKNOWN;
 		s->censored = 1;
 		s->t_effect_ns = c->interrupted ? c->t_interrupt_ns : pl_mono_ns();
-		s->censor_reason = c->interrupted ? "interrupted" : "no-swap";
+		s->censor_reason = c->interrupted ? "interrupted"
+				   : d->swap_failed ? "swap-failed" : "no-swap";
 		return;
 	}
 	/* A device still waiting when the run was stopped is censored at the stop. */

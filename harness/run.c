@@ -24,7 +24,6 @@
 #include "harness/run_phases.h"
 #include "harness/run_report.h"
 #include "harness/run_sim.h"
-#include "harness/swap_trigger.h"
 #include "harness/truth.h"
 #include "simulator/sim.h"
 
@@ -60,8 +59,9 @@ pl_err run_parse_shard(const char *text, int *index, int *count, pl_errmsg *e)
 
 /* ---- signals ---- */
 
-static struct awsapi_ctx *signal_api; /* cancelled by a second signal */
-/* Set while the fleet is prepared: nothing is measured yet, so one signal cancels. */
+/* Cancelled by a second signal; written only while signals are blocked. */
+static struct awsapi_ctx *volatile signal_api;
+/* Set during set-up (DescribeEndpoint, fleet): nothing is measured yet, so one signal cancels. */
 static volatile sig_atomic_t cancel_on_first_signal;
 
 static void on_signal(int sig)
@@ -77,6 +77,24 @@ static void on_signal(int sig)
 	if ((coord_signal_count >= 2 || cancel_on_first_signal) && signal_api != NULL)
 		awsapi_ctx_cancel(signal_api);
 	errno = saved;
+}
+
+/*
+ * Gives the signal handler the API context before its first request. A
+ * signal that came before the context existed cancels it here.
+ */
+static void arm_signal_cancel(struct awsapi_ctx *api)
+{
+	sigset_t block, saved;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &saved);
+	signal_api = api;
+	if (api != NULL && coord_signal_count > 0 && cancel_on_first_signal)
+		awsapi_ctx_cancel(api);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 static void install_signals(void)
@@ -320,10 +338,9 @@ static pl_err prepare(coordinator *c, const run_options *o, char *work_dir, sim 
 		if (err == PL_OK)
 			c->truth_path = sim_ground_truth_path(*s);
 	}
-	if (err == PL_OK)
-		err = run_api_create(c, *s, e);
-	signal_api = c->api;
 	cancel_on_first_signal = 1;
+	if (err == PL_OK)
+		err = run_api_create(c, *s, arm_signal_cancel, e);
 	if (err == PL_OK && coord_signal_count == 0)
 		err = run_fleet_prepare(c, fleet_dir, inv, e);
 	plan_cleanup(c, inv != NULL && c->prof->target.kind == PROFILE_TARGET_SIMULATOR);
@@ -346,10 +363,9 @@ static void release(coordinator *c, sim *s, const char *work_dir)
 	coord_observer_stop(c);
 	if (c->api != NULL)
 		run_fleet_cleanup(c);
-	signal_api = NULL;
+	arm_signal_cancel(NULL);
 	awsapi_pool_free(c->pool);
 	awsapi_ctx_free(c->api);
-	swap_trigger_end(c);
 	if (s != NULL && sim_stop(s, &e) != PL_OK)
 		PL_WARN(COMPONENT, "simulator: %s", e.msg);
 	sim_free(s);

@@ -127,7 +127,8 @@ static void set_mqtt_endpoint(coordinator *c, const target_info *t)
 }
 
 /* Creates c->api for the resolved target t and completes t's endpoints. */
-static pl_err create_context(coordinator *c, target_info *t, pl_errmsg *e)
+static pl_err create_context(coordinator *c, target_info *t, run_api_created_fn on_created,
+			     pl_errmsg *e)
 {
 	awsapi_config cfg;
 	char line[1024];
@@ -138,8 +139,8 @@ static pl_err create_context(coordinator *c, target_info *t, pl_errmsg *e)
 	target_api_rates(c->prof, &cfg);
 	cfg.max_attempts = c->prof->swap.max_retries + 1;
 	err = awsapi_ctx_create(&c->api, &cfg, e);
-	/* NOTE: run.c learns c->api for its signal handler only after this
-	 * returns, so Ctrl-C does not cancel a DescribeEndpoint in flight. */
+	if (err == PL_OK && on_created != NULL)
+		on_created(c->api);
 	if (err == PL_OK)
 		err = target_discover(t, c->api, e);
 	if (err != PL_OK)
@@ -149,7 +150,8 @@ static pl_err create_context(coordinator *c, target_info *t, pl_errmsg *e)
 	return PL_OK;
 }
 
-pl_err run_api_create(coordinator *c, const sim *s, pl_errmsg *e)
+pl_err run_api_create(coordinator *c, const sim *s, run_api_created_fn on_created,
+		      pl_errmsg *e)
 {
 	target_info t;
 	pl_err err;
@@ -157,7 +159,7 @@ pl_err run_api_create(coordinator *c, const sim *s, pl_errmsg *e)
 	err = target_from_profile(&t, c->prof, s, e);
 	if (err != PL_OK)
 		return err;
-	err = create_context(c, &t, e);
+	err = create_context(c, &t, on_created, e);
 	if (err == PL_OK)
 		set_mqtt_endpoint(c, &t);
 	target_clear(&t);

@@ -60,7 +60,7 @@ static void call_event(coordinator *c, const swap_job *j, const awsapi_call *cal
 
 static void push(coordinator *c, const swap_job *j, int kind, int64_t t_ns, int64_t t_change)
 {
-	coord_swap_note n = { j->device, kind, t_ns, t_change };
+	coord_swap_note n = { j->device, kind, t_ns, t_change, 0 };
 
 	coord_push_note(c, &n);
 }
@@ -193,21 +193,28 @@ static pl_err make_jobs(coordinator *c, swap_job **out, uint32_t *count, pl_errm
 	return PL_OK;
 }
 
-static void trigger_job(awsapi_client *client, void *arg)
-{
-	swap_job *j = arg;
-	pl_errmsg e = { "" };
+/* Hands one job over: to the API pool, or as a TRIGGER to the device's worker. */
+typedef pl_err (*submit_fn)(coordinator *c, swap_job *j, pl_errmsg *e);
 
-	if (client == NULL) {
-		pl_errmsg_set(&e, PL_ERR_INTERRUPTED, "the swap was cancelled");
-		fail(j->c, j, &e);
-		return;
-	}
-	swap_trigger_publish(j->c, j->device);
+static pl_err submit_attach_detach(coordinator *c, swap_job *j, pl_errmsg *e)
+{
+	return awsapi_pool_submit_fn(c->pool, attach_detach_job, j, e);
+}
+
+static pl_err submit_policy_version(coordinator *c, swap_job *j, pl_errmsg *e)
+{
+	return awsapi_pool_submit_fn(c->pool, policy_version_job, j, e);
+}
+
+static pl_err submit_trigger(coordinator *c, swap_job *j, pl_errmsg *e)
+{
+	(void)e;
+	swap_trigger_send(c, j->device);
+	return PL_OK;
 }
 
 /* Submits jobs at the pace the rate allows, pumping worker messages meanwhile. */
-static pl_err submit_paced(coordinator *c, swap_job *jobs, uint32_t n, awsapi_work_fn fn,
+static pl_err submit_paced(coordinator *c, swap_job *jobs, uint32_t n, submit_fn submit,
 			   pl_errmsg *e)
 {
 	const profile *p = c->prof;
@@ -224,7 +231,7 @@ static pl_err submit_paced(coordinator *c, swap_job *jobs, uint32_t n, awsapi_wo
 		if (c->interrupted)
 			return pl_errmsg_set(e, PL_ERR_INTERRUPTED, "swap interrupted after %u of %u",
 					     i, n);
-		pl_err err = awsapi_pool_submit_fn(c->pool, fn, &jobs[i], e);
+		pl_err err = submit(c, &jobs[i], e);
 
 		if (err != PL_OK)
 			return err;
@@ -254,12 +261,12 @@ pl_err swap_start(coordinator *c, pl_errmsg *e)
 	c->swap_job_array = jobs; /* pool threads use the jobs until the pool is freed */
 	COORD_LOG(c, PL_LOG_INFO, "%s swap: %u call sequences at %.1f calls/s",
 		profile_swap_kind_name(p->swap.kind), n, p->swap.rate);
-	if (p->swap.kind == PROFILE_SWAP_TRIGGER_TOPIC) {
-		swap_trigger_begin(c);
-		return submit_paced(c, jobs, n, trigger_job, e);
+	switch (p->swap.kind) {
+	case PROFILE_SWAP_TRIGGER_TOPIC:
+		return submit_paced(c, jobs, n, submit_trigger, e);
+	case PROFILE_SWAP_POLICY_VERSION:
+		return submit_paced(c, jobs, n, submit_policy_version, e);
+	default:
+		return submit_paced(c, jobs, n, submit_attach_detach, e);
 	}
-	return submit_paced(c, jobs, n,
-			    p->swap.kind == PROFILE_SWAP_POLICY_VERSION ? policy_version_job
-									: attach_detach_job,
-			    e);
 }

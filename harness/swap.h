@@ -9,16 +9,20 @@
  *   policy-version  CreatePolicyVersion of the "before" policy with the
  *                   "after" document, then SetDefaultPolicyVersion: one
  *                   global change, so t_swap_start and t_swap are global.
- *   trigger-topic   one trigger publish per certificate (harness/swap_trigger.h);
- *                   the rule that receives it swaps the certificate's
- *                   policies, so t_swap is unknown.
+ *   trigger-topic   one TRIGGER per device, sent from the coordinator thread at
+ *                   the same pace: the device publishes it on its own
+ *                   connection (harness/swap_trigger.h), and the rule that
+ *                   receives it swaps the certificate's policies, so t_swap
+ *                   is unknown.
  *
  * For each device, t_swap_start is when its first call was sent and t_swap
  * when its last call returned success (CLOCK_MONOTONIC). Calls that fail
  * after their retries mark the device's swap as failed; its row is then
  * censored with the reason "swap-failed". The pool threads
  * report both as swap notes; the coordinator thread forwards them to the
- * workers as SWAP STARTED and SWAP DONE.
+ * workers as SWAP STARTED and SWAP DONE. A trigger-topic device's
+ * t_swap_start is its trigger's publish time, which its worker reports in
+ * TRIGGERED after starting the detection itself, so nothing is forwarded.
  */
 #ifndef PL_SWAP_H
 #define PL_SWAP_H

@@ -1,14 +1,14 @@
 /*
  * Trigger publishes for trigger-topic swaps. In AWS the change is made by a
  * topic rule when a device publishes to the trigger topic; the rule swaps
- * the policies of the publishing certificate. Here the coordinator makes
- * that publish for each certificate: a short MQTT 3.1.1 connection with the
- * device's certificate and the client id "<device>-trigger" (a second client
- * id, so the device's own connection is not taken over), one QoS 1 PUBLISH,
- * and a disconnect.
+ * the policies of the publishing certificate. The coordinator sends each
+ * device's worker a TRIGGER, and the device publishes one QoS 1 PUBLISH on
+ * its own connection: at once when it is connected and subscribed, else
+ * right after the SUBACK of its next connection (workers/protocol.h).
  *
- * t_swap_start is the PUBLISH's send time; t_swap stays unknown, because
- * only the rule knows when the change was made.
+ * t_swap_start is the publish call's time, which the worker reports in
+ * TRIGGERED and uses itself to start the device's detection. t_swap stays
+ * unknown, because the rule does not report when it made the change.
  */
 #ifndef PL_SWAP_TRIGGER_H
 #define PL_SWAP_TRIGGER_H
@@ -16,19 +16,18 @@
 #include "harness/coordinator.h"
 
 /*
- * Publishes the trigger for one device (or for the shared certificate when
- * device is UINT32_MAX) and reports it as swap notes. Runs on a pool thread.
+ * Sends the TRIGGER of device (an index into c->devices) to its worker.
+ * A trigger that cannot be sent (topic too long, worker dead) ends the
+ * device's swap as failed. Coordinator thread only.
  */
-void swap_trigger_publish(coordinator *c, uint32_t device);
+void swap_trigger_send(coordinator *c, uint32_t device);
 
 /*
- * Keeps one paho handle alive for the whole swap, so that paho's global
- * state is never torn down between two trigger connections (paho.mqtt.c
- * frees it when its last client is destroyed, and re-creating it while other
- * threads create clients races). Call begin before the first trigger and
- * end after the pool has finished.
+ * Handles a worker's TRIGGERED: writes the swap_call event and the swap
+ * notes. A trigger that was sent starts the device's swap at its send time.
+ * One rejected or never sent fails the swap. One whose connection ended
+ * before the PUBACK counts as sent, because the rule may have run.
  */
-void swap_trigger_begin(coordinator *c);
-void swap_trigger_end(coordinator *c);
+void swap_trigger_on_reply(coordinator *c, const coord_worker *w, const wp_triggered *r);
 
 #endif

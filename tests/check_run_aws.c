@@ -6,6 +6,9 @@
  * harness/target.c, DescribeEndpoint when no MQTT endpoint is given, and
  * data-plane probes through the Publish API (probe.via http).
  *
+ * One case has no simulator: its control plane is a listener on 127.0.0.1
+ * that never responds, and the run gets Ctrl-C during DescribeEndpoint.
+ *
  * The aws target connects to port 8883 only, so the simulator listens
  * there. Each test runs in a network namespace of its own when the kernel
  * allows one, so that no other program on the machine can be listening on that port.
@@ -14,6 +17,8 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -166,17 +171,16 @@ static void start_simulator(tsim *t, const char *describe_endpoint)
 }
 
 /*
- * Writes an aws-target profile for the simulator t: DEVICES devices that
- * keep their connection, a grant by the swap kind swap_kind, and probes
- * published through the data plane. mqtt_endpoint NULL leaves the MQTT
- * endpoint to DescribeEndpoint.
+ * Writes an aws-target profile whose control and data endpoints are
+ * http://127.0.0.1:api_port: DEVICES devices that keep their connection, a
+ * grant by the swap kind swap_kind, and probes published through the data
+ * plane. mqtt_endpoint NULL leaves the MQTT endpoint to DescribeEndpoint.
  */
-static void aws_profile_text(char *buf, size_t len, const tsim *t, const char *mqtt_endpoint,
-			     const char *swap_kind)
+static void aws_profile_for(char *buf, size_t len, int api_port, const char *root_ca,
+			    const char *mqtt_endpoint, const char *swap_kind)
 {
 	const char *src = run_env("POLICYLAG_SOURCE_DIR");
 	char mqtt_line[128] = "";
-	int api_port = sim_api_port(t->sim);
 	int n;
 
 	if (mqtt_endpoint != NULL)
@@ -212,13 +216,20 @@ static void aws_profile_text(char *buf, size_t len, const tsim *t, const char *m
 		     "  settle: 1s\n"
 		     "  observe_timeout: 15s\n"
 		     "  drain: 1s\n",
-		     api_port, api_port, mqtt_line, sim_ca_path(t->sim), DEVICES, src, src,
-		     swap_kind);
+		     api_port, api_port, mqtt_line, root_ca, DEVICES, src, src, swap_kind);
 	ck_assert(n > 0 && (size_t)n < len);
 }
 
-/* Runs the case with its log written to <case dir>/stderr.txt and returns the exit status. */
-static int run_logged(run_case *rc)
+/* The profile of aws_profile_for with the simulator t as the target. */
+static void aws_profile_text(char *buf, size_t len, const tsim *t, const char *mqtt_endpoint,
+			     const char *swap_kind)
+{
+	aws_profile_for(buf, len, sim_api_port(t->sim), sim_ca_path(t->sim), mqtt_endpoint,
+			swap_kind);
+}
+
+/* Starts the case with its log written to <case dir>/stderr.txt. */
+static void start_logged(run_case *rc)
 {
 	char path[400];
 	int saved = dup(STDERR_FILENO);
@@ -233,6 +244,12 @@ static int run_logged(run_case *rc)
 	run_case_start(rc, NULL);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
+}
+
+/* Runs the case with its log written to <case dir>/stderr.txt and returns the exit status. */
+static int run_logged(run_case *rc)
+{
+	start_logged(rc);
 	return run_case_wait(rc, RUN_TIMEOUT_S);
 }
 
@@ -497,10 +514,89 @@ START_TEST(test_run_aws_existing_policy_kept)
 }
 END_TEST
 
+/* A TCP listener on 127.0.0.1 that never accepts, so a request to it never gets a response. */
+static int silent_listener(int *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(fd, 8), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Connections waiting in the listener's queue, taken without blocking. */
+static int take_connections(int listener)
+{
+	int n = 0;
+	int fd;
+
+	fcntl(listener, F_SETFL, O_NONBLOCK);
+	while ((fd = accept(listener, NULL, NULL)) >= 0) {
+		close(fd);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Ctrl-C while DescribeEndpoint waits for a control plane that never
+ * responds: the call is cancelled in flight, so the run stops as
+ * interrupted long before the call's 10 s timeout, without a retry.
+ * The credentials are placeholders, because the endpoint never responds.
+ */
+START_TEST(test_run_aws_sigint_during_describe_endpoint)
+{
+	char yaml[4096];
+	char creds[400];
+	run_case rc = { .pid = -1 };
+	struct pollfd p;
+	json_t *run;
+	int port = 0;
+	int listener = silent_listener(&port);
+	FILE *f;
+
+	aws_profile_for(yaml, sizeof(yaml), port, "/dev/null", NULL, "attach-detach");
+	run_case_init(&rc, yaml);
+	snprintf(creds, sizeof(creds), "%s/credentials", rc.dir);
+	f = fopen(creds, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("[policylag-sim]\naws_access_key_id = AKIDEXAMPLE\n"
+	      "aws_secret_access_key = placeholder-secret-never-sent\n", f);
+	fclose(f);
+	chmod(creds, 0600);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", creds, 1);
+	setenv("AWS_CONFIG_FILE", "/dev/null", 1);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_PROFILE");
+	start_logged(&rc);
+	p = (struct pollfd){ listener, POLLIN, 0 };
+	ck_assert_msg(poll(&p, 1, 60 * 1000) == 1, "the run never connected to the control plane");
+	ck_assert_int_eq(kill(rc.pid, SIGINT), 0);
+	/* The call's own timeout is 10 s: a run still waiting for it fails here. */
+	ck_assert_int_eq(run_case_wait(&rc, 8), 3);
+	ck_assert_int_eq(take_connections(listener), 1);
+	ck_assert(!log_contains(&rc, "timed out"));
+	run = run_read_json(&rc);
+	ck_assert_str_eq(json_string_value(json_object_get(run, "status")), "interrupted");
+	json_decref(run);
+	close(listener);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 static Suite *run_aws_suite(void)
 {
 	Suite *s = suite_create("run_aws");
 	TCase *tc = tcase_create("simulator");
+	TCase *interrupt = tcase_create("interrupt");
 
 	tcase_set_timeout(tc, 150);
 	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
@@ -509,6 +605,9 @@ static Suite *run_aws_suite(void)
 	tcase_add_test(tc, test_run_aws_existing_policy_restored);
 	tcase_add_test(tc, test_run_aws_existing_policy_kept);
 	suite_add_tcase(s, tc);
+	tcase_set_timeout(interrupt, 90);
+	tcase_add_test(interrupt, test_run_aws_sigint_during_describe_endpoint);
+	suite_add_tcase(s, interrupt);
 	return s;
 }
 

@@ -88,6 +88,67 @@ START_TEST(test_worker_protocol_rate_round_trip)
 }
 END_TEST
 
+START_TEST(test_worker_protocol_trigger_round_trip)
+{
+	wp_msg in = { .type = WP_MSG_TRIGGER };
+	wp_msg out;
+
+	in.u.trigger.device = 7;
+	in.u.trigger.swap_index = 2;
+	in.u.trigger.qos = 1;
+	snprintf(in.u.trigger.topic, sizeof(in.u.trigger.topic), "hoge/req/dev-7");
+	snprintf(in.u.trigger.payload, sizeof(in.u.trigger.payload), "{\"trigger\":true}");
+	out = round_trip(&in);
+	ck_assert_uint_eq(out.type, WP_MSG_TRIGGER);
+	ck_assert_uint_eq(out.u.trigger.device, 7);
+	ck_assert_uint_eq(out.u.trigger.swap_index, 2);
+	ck_assert_uint_eq(out.u.trigger.qos, 1);
+	ck_assert_str_eq(out.u.trigger.topic, "hoge/req/dev-7");
+	ck_assert_str_eq(out.u.trigger.payload, "{\"trigger\":true}");
+	ck_assert_str_eq(wp_type_name(WP_MSG_TRIGGER), "TRIGGER");
+}
+END_TEST
+
+START_TEST(test_worker_protocol_triggered_round_trip)
+{
+	wp_msg in = { .type = WP_MSG_TRIGGERED };
+	wp_msg out;
+
+	in.u.triggered.device = 7;
+	in.u.triggered.swap_index = 2;
+	in.u.triggered.outcome = WP_TRIGGER_REJECTED;
+	in.u.triggered.t_sent_ns = INT64_C(123456789012345);
+	in.u.triggered.t_done_ns = INT64_C(123456799012345);
+	in.u.triggered.attempt = 3;
+	in.u.triggered.code = 0x87;
+	snprintf(in.u.triggered.client_id, sizeof(in.u.triggered.client_id), "dev-7-a3");
+	snprintf(in.u.triggered.text, sizeof(in.u.triggered.text), "not authorized");
+	out = round_trip(&in);
+	ck_assert_uint_eq(out.type, WP_MSG_TRIGGERED);
+	ck_assert_uint_eq(out.u.triggered.device, 7);
+	ck_assert_uint_eq(out.u.triggered.swap_index, 2);
+	ck_assert_uint_eq(out.u.triggered.outcome, WP_TRIGGER_REJECTED);
+	ck_assert_int_eq(out.u.triggered.t_sent_ns, INT64_C(123456789012345));
+	ck_assert_int_eq(out.u.triggered.t_done_ns, INT64_C(123456799012345));
+	ck_assert_uint_eq(out.u.triggered.attempt, 3);
+	ck_assert_int_eq(out.u.triggered.code, 0x87);
+	ck_assert_str_eq(out.u.triggered.client_id, "dev-7-a3");
+	ck_assert_str_eq(out.u.triggered.text, "not authorized");
+	ck_assert_str_eq(wp_type_name(WP_MSG_TRIGGERED), "TRIGGERED");
+}
+END_TEST
+
+/* A topic one byte longer than AWS allows does not fit the TRIGGER's field. */
+START_TEST(test_worker_protocol_trigger_overlong_topic)
+{
+	wp_msg in = { .type = WP_MSG_TRIGGER };
+	size_t len = 0;
+
+	memset(in.u.trigger.topic, 'a', sizeof(in.u.trigger.topic));
+	ck_assert_int_eq(wp_encode(&in, frame, sizeof(frame), &len, NULL), PL_ERR_RANGE);
+}
+END_TEST
+
 START_TEST(test_worker_protocol_event_connect_ns)
 {
 	wp_msg in = { .type = WP_MSG_EVENT };
@@ -221,6 +282,9 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_worker_protocol_hello_round_trip);
 	tcase_add_test(tc, test_worker_protocol_record_round_trip);
 	tcase_add_test(tc, test_worker_protocol_rate_round_trip);
+	tcase_add_test(tc, test_worker_protocol_trigger_round_trip);
+	tcase_add_test(tc, test_worker_protocol_triggered_round_trip);
+	tcase_add_test(tc, test_worker_protocol_trigger_overlong_topic);
 	tcase_add_test(tc, test_worker_protocol_event_connect_ns);
 	tcase_add_test(tc, test_worker_protocol_negative_code);
 	tcase_add_test(tc, test_worker_protocol_truncated_rejected);

@@ -13,11 +13,18 @@
  * resume at the next swap. With fixed client ids, CONNECTs of one id are at
  * least 1 s apart (AWS allows one CONNECT per second per client id).
  *
+ * A trigger-topic swap's TRIGGER is published on the device's connection
+ * once it has a SUBACK: at once, or on the next connection. Its publish
+ * call starts the detection, and its TRIGGERED is sent at the PUBACK, at a
+ * rejection, when the connection ends first, or at the drain if it was never
+ * published.
+ *
  * Each connection gets a fresh paho handle, destroyed only here on the driver
  * thread after its last callback (CONNACK failure, connection lost or the
  * DISCONNECT completion) has been handled.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -35,6 +42,8 @@
 #define DISCONNECT_STUCK_NS (5 * PL_NS_PER_S)
 #define CONNECT_STUCK_EXTRA_NS (15 * PL_NS_PER_S)
 
+static void reschedule(worker *w, wk_device *d);
+
 static int is_keep(const wk_device *d)
 {
 	return d->group->strategy == WP_STRATEGY_KEEP;
@@ -51,10 +60,16 @@ static int probing(const worker *w, const wk_device *d)
 	return w->probing && !w->draining && !(d->swap_active && d->swap_done);
 }
 
+static int trigger_pending(const wk_device *d)
+{
+	return d->trigger != NULL && d->trigger->t_sent == 0;
+}
+
 /* Whether a reconnect-per-attempt device should start more attempts. */
 static int wants_attempts(const worker *w, const wk_device *d)
 {
-	return d->active && !w->draining && !(d->swap_active && d->swap_done);
+	return d->active && !w->draining &&
+	       (!(d->swap_active && d->swap_done) || trigger_pending(d));
 }
 
 static const char *probe_topic(const worker *w, const wk_device *d)
@@ -189,9 +204,90 @@ static void lost_attempt(const worker *w, wk_device *d, int64_t t)
 	detect_on_sent(&d->det, seq, t);
 }
 
+/* Trigger-topic swaps ---------------------------------------------------- */
+
+/* Sends the TRIGGERED of d's trigger and frees the trigger. */
+static void trigger_finish(worker *w, wk_device *d, wp_trigger_outcome outcome, int32_t code,
+			   const char *text)
+{
+	wk_trigger *t = d->trigger;
+	wp_triggered r = { .device = d->cfg.index, .swap_index = t->msg.swap_index,
+			   .outcome = (uint8_t)outcome, .t_sent_ns = t->t_sent,
+			   .t_done_ns = pl_mono_ns(), .attempt = t->attempt, .code = code };
+
+	snprintf(r.client_id, sizeof(r.client_id), "%s", t->client_id);
+	snprintf(r.text, sizeof(r.text), "%s", text);
+	d->trigger = NULL;
+	free(t);
+	wk_send_triggered(w, &r);
+}
+
+/*
+ * Publishes d's pending trigger on its connection, which has its SUBACK.
+ * The publish call's time is the device's t_swap_start, so the detection
+ * starts there, as a SWAP STARTED would start it.
+ */
+static void trigger_publish(worker *w, wk_device *d)
+{
+	wk_trigger *t = d->trigger;
+	wk_conn *c = &d->conn;
+	int64_t t_call = pl_mono_ns();
+	int rc = mq_publish_trigger(c->h, d->group->mqtt_version, t->msg.topic, t->msg.payload,
+				    (int)strlen(t->msg.payload), t->msg.qos, d->slot, c->gen);
+
+	if (rc == MQTTASYNC_DISCONNECTED)
+		return; /* the connection has just ended: the next one publishes */
+	t->attempt = d->total.attempts;
+	snprintf(t->client_id, sizeof(t->client_id), "%s", c->client_id);
+	if (rc != MQTTASYNC_SUCCESS) {
+		d->total.errors++;
+		trigger_finish(w, d, WP_TRIGGER_NOT_SENT, rc, "MQTTAsync_send failed");
+		return;
+	}
+	t->t_sent = t_call;
+	dev_swap_started(w, d, t->msg.swap_index, t_call);
+	if (t->msg.qos == 0)
+		trigger_finish(w, d, WP_TRIGGER_ACKED, 0, "");
+}
+
+/*
+ * Ends a trigger with a PUBACK rejection (code >= 0x80), or with a paho
+ * failure, which does not tell whether the broker got the trigger.
+ */
+static void trigger_failed(worker *w, wk_device *d, const mq_event *ev)
+{
+	if (d->trigger == NULL || d->trigger->t_sent == 0)
+		return;
+	if (is_throttle_code(ev->code))
+		d->total.throttled++;
+	trigger_finish(w, d, ev->code >= 0x80 ? WP_TRIGGER_REJECTED : WP_TRIGGER_UNCONFIRMED,
+		       ev->code, mq_code_text(ev->code));
+}
+
+void dev_trigger(worker *w, wk_device *d, const wp_trigger *t)
+{
+	d->trigger = calloc(1, sizeof(*d->trigger));
+	if (d->trigger == NULL) {
+		wp_triggered r = { .device = t->device, .swap_index = t->swap_index,
+				   .outcome = WP_TRIGGER_NOT_SENT, .t_done_ns = pl_mono_ns(),
+				   .code = -1 };
+
+		snprintf(r.text, sizeof(r.text), "out of memory");
+		wk_send_triggered(w, &r);
+		return;
+	}
+	d->trigger->msg = *t;
+	if (d->conn.state == CONN_READY)
+		trigger_publish(w, d);
+	reschedule(w, d);
+}
+
 /* Destroys the handle; the connection is then idle. */
 static void conn_close(worker *w, wk_device *d)
 {
+	if (d->trigger != NULL && d->trigger->t_sent != 0)
+		trigger_finish(w, d, WP_TRIGGER_UNCONFIRMED, -1,
+			       "the connection ended before the PUBACK");
 	if (d->conn.state == CONN_CONNECTING && w->connecting > 0)
 		w->connecting--;
 	send_timing(w, d);
@@ -462,6 +558,8 @@ static void on_suback(worker *w, wk_device *d, const mq_event *ev, int granted)
 	}
 	if (d->t_next_probe < now)
 		d->t_next_probe = now;
+	if (trigger_pending(d))
+		trigger_publish(w, d);
 }
 
 /* The connection ended without our DISCONNECT: backoff for keep, next attempt for reconnect. */
@@ -547,6 +645,11 @@ void dev_on_event(worker *w, wk_device *d, const mq_event *ev)
 		on_lost(w, d, ev);
 		break;
 	case MQ_DISCONNECTED: conn_close(w, d); break;
+	case MQ_TRIGGER_ACKED:
+		if (d->trigger != NULL && d->trigger->t_sent != 0)
+			trigger_finish(w, d, WP_TRIGGER_ACKED, 0, "");
+		break;
+	case MQ_TRIGGER_FAILED: trigger_failed(w, d, ev); break;
 	default: break;
 	}
 	poll_detection(w, d, ev->t_ns);
@@ -598,6 +701,9 @@ void dev_prober_sent(worker *w, wk_device *d, uint64_t seq, int64_t t_send)
 
 void dev_drain(worker *w, wk_device *d, int64_t now)
 {
+	if (trigger_pending(d))
+		trigger_finish(w, d, WP_TRIGGER_NOT_SENT, -1,
+			       "no connection got a SUBACK between the TRIGGER and the drain");
 	if (d->swap_active && !d->swap_done) {
 		detect_finish(&d->det, now);
 		finish_detection(w, d);
@@ -621,6 +727,8 @@ int dev_is_idle(const wk_device *d)
 
 void dev_free(wk_device *d)
 {
+	free(d->trigger);
+	d->trigger = NULL;
 	/* A handle with a pending connect is left to the process exit: destroying
 	 * one is where paho crashes. */
 	if (d->conn.h != NULL && d->conn.state != CONN_CONNECTING)

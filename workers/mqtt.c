@@ -240,6 +240,29 @@ static void on_pub_fail5(void *ctx, MQTTAsync_failureData5 *r)
 	push(ctx, MQ_PUBLISH_FAILED, failure5_code(r));
 }
 
+static void on_trigger_ok(void *ctx, MQTTAsync_successData *r)
+{
+	(void)r;
+	push(ctx, MQ_TRIGGER_ACKED, 0);
+}
+
+static void on_trigger_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+	int rc = r != NULL ? (int)r->reasonCode : 0;
+
+	push(ctx, rc >= 0x80 ? MQ_TRIGGER_FAILED : MQ_TRIGGER_ACKED, rc);
+}
+
+static void on_trigger_fail(void *ctx, MQTTAsync_failureData *r)
+{
+	push(ctx, MQ_TRIGGER_FAILED, r != NULL ? r->code : MQTTASYNC_FAILURE);
+}
+
+static void on_trigger_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+	push(ctx, MQ_TRIGGER_FAILED, failure5_code(r));
+}
+
 static void on_disc_ok(void *ctx, MQTTAsync_successData *r)
 {
 	(void)r;
@@ -403,6 +426,22 @@ int mq_publish_probe(MQTTAsync h, int mqtt_version, const char *topic, int qos,
 		r.onFailure = on_pub_fail;
 	}
 	return MQTTAsync_send(h, topic, n, payload, qos, 0, &r);
+}
+
+int mq_publish_trigger(MQTTAsync h, int mqtt_version, const char *topic, const void *payload,
+		       int len, int qos, uint32_t owner, uint32_t gen)
+{
+	MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+
+	r.context = ctx_make(owner, gen);
+	if (qos > 0 && mqtt_version == 5) {
+		r.onSuccess5 = on_trigger_ok5;
+		r.onFailure5 = on_trigger_fail5;
+	} else if (qos > 0) {
+		r.onSuccess = on_trigger_ok;
+		r.onFailure = on_trigger_fail;
+	}
+	return MQTTAsync_send(h, topic, len, payload, qos, 0, &r);
 }
 
 int mq_disconnect(MQTTAsync h, int mqtt_version, uint32_t owner, uint32_t gen)

@@ -33,6 +33,8 @@ typedef enum mq_kind {
 	MQ_CONNECTION_LOST,      /* socket closed without a DISCONNECT from the server */
 	MQ_SERVER_DISCONNECT,    /* MQTT 5 DISCONNECT from the server; code: reason */
 	MQ_DISCONNECTED,         /* our own DISCONNECT finished (or failed) */
+	MQ_TRIGGER_ACKED,        /* QoS 1 trigger acknowledged */
+	MQ_TRIGGER_FAILED,       /* code: PUBACK reason code, else paho rc */
 } mq_kind;
 
 typedef struct mq_event {
@@ -104,6 +106,14 @@ int mq_subscribe(MQTTAsync h, int mqtt_version, const char *topic, int qos, uint
 int mq_publish_probe(MQTTAsync h, int mqtt_version, const char *topic, int qos,
 		     uint32_t probe_device, uint64_t seq, int64_t t_send, uint32_t owner,
 		     uint32_t gen);
+
+/*
+ * Publishes a trigger-topic swap's trigger (payload of len bytes). A QoS 1
+ * outcome arrives as MQ_TRIGGER_ACKED or MQ_TRIGGER_FAILED, apart from the
+ * probes' PUBACK events.
+ */
+int mq_publish_trigger(MQTTAsync h, int mqtt_version, const char *topic, const void *payload,
+		       int len, int qos, uint32_t owner, uint32_t gen);
 
 int mq_disconnect(MQTTAsync h, int mqtt_version, uint32_t owner, uint32_t gen);
 

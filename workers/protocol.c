@@ -177,6 +177,15 @@ static void walk_rate(codec *c, wp_rate *m)
 	c_i64(c, &m->t_ns);
 }
 
+static void walk_trigger(codec *c, wp_trigger *m)
+{
+	c_u32(c, &m->device);
+	c_u32(c, &m->swap_index);
+	c_u8(c, &m->qos);
+	C_STR(c, m->topic);
+	C_STR(c, m->payload);
+}
+
 static void walk_ready(codec *c, wp_ready *m)
 {
 	c_u32(c, &m->worker_index);
@@ -257,6 +266,19 @@ static void walk_done(codec *c, wp_done *m)
 	c_u32(c, &m->records);
 }
 
+static void walk_triggered(codec *c, wp_triggered *m)
+{
+	c_u32(c, &m->device);
+	c_u32(c, &m->swap_index);
+	c_u8(c, &m->outcome);
+	c_i64(c, &m->t_sent_ns);
+	c_i64(c, &m->t_done_ns);
+	c_u32(c, &m->attempt);
+	c_i32(c, &m->code);
+	C_STR(c, m->client_id);
+	C_STR(c, m->text);
+}
+
 /* Walks the body of msg after its type. Returns 0 for an unknown type. */
 static int walk_body(codec *c, wp_msg *m)
 {
@@ -268,6 +290,7 @@ static int walk_body(codec *c, wp_msg *m)
 	case WP_MSG_SWAP: walk_swap(c, &m->u.swap); break;
 	case WP_MSG_PING: walk_ping(c, &m->u.ping); break;
 	case WP_MSG_RATE: walk_rate(c, &m->u.rate); break;
+	case WP_MSG_TRIGGER: walk_trigger(c, &m->u.trigger); break;
 	case WP_MSG_READY: walk_ready(c, &m->u.ready); break;
 	case WP_MSG_EVENT: walk_event(c, &m->u.event); break;
 	case WP_MSG_TIMING: walk_timing(c, &m->u.timing); break;
@@ -275,6 +298,7 @@ static int walk_body(codec *c, wp_msg *m)
 	case WP_MSG_RECORD: walk_record(c, &m->u.record); break;
 	case WP_MSG_HEARTBEAT: walk_heartbeat(c, &m->u.heartbeat); break;
 	case WP_MSG_DONE: walk_done(c, &m->u.done); break;
+	case WP_MSG_TRIGGERED: walk_triggered(c, &m->u.triggered); break;
 	default: return 0;
 	}
 	return 1;
@@ -290,6 +314,7 @@ const char *wp_type_name(uint16_t type)
 	case WP_MSG_SWAP: return "SWAP";
 	case WP_MSG_PING: return "PING";
 	case WP_MSG_RATE: return "RATE";
+	case WP_MSG_TRIGGER: return "TRIGGER";
 	case WP_MSG_READY: return "READY";
 	case WP_MSG_EVENT: return "EVENT";
 	case WP_MSG_TIMING: return "TIMING";
@@ -297,6 +322,7 @@ const char *wp_type_name(uint16_t type)
 	case WP_MSG_RECORD: return "RECORD";
 	case WP_MSG_HEARTBEAT: return "HEARTBEAT";
 	case WP_MSG_DONE: return "DONE";
+	case WP_MSG_TRIGGERED: return "TRIGGERED";
 	default: return "?";
 	}
 }

@@ -18,6 +18,8 @@
  *   PHASE probe                   -->
  *   SWAP started / SWAP done      -->
  *                                 <--   EFFECT (as each device sees it), EVENT, TIMING
+ *   TRIGGER (trigger-topic swaps) -->
+ *                                 <--   TRIGGERED (once the publish's outcome is known)
  *   RATE                          -->   (any time: a new connect-rate share)
  *   PING                          -->
  *                                 <--   HEARTBEAT (once a second, and in reply to PING)
@@ -31,7 +33,7 @@
  *
  * Flow control: both ends keep a bounded output buffer (wp_chan). When a
  * worker's buffer is full it drops EVENT, TIMING and HEARTBEAT messages and
- * counts them (HEARTBEAT events_dropped). READY, EFFECT, RECORD and DONE wait
+ * counts them (HEARTBEAT events_dropped). READY, TRIGGERED, EFFECT, RECORD and DONE wait
  * up to 10 s for room instead, so the coordinator must keep reading.
  *
  * Thread safety: a wp_chan is used by one thread at a time.
@@ -55,6 +57,7 @@
 #define WP_CERT_ID_MAX 65 /* lowercase hex SHA-256, plus the NUL */
 #define WP_TEXT_MAX 200
 #define WP_DEST_MAX 16 /* destination addresses one worker spreads connections over */
+#define WP_PAYLOAD_MAX 257 /* trigger payload, plus the NUL */
 
 typedef enum wp_type {
 	/* coordinator -> worker */
@@ -65,6 +68,7 @@ typedef enum wp_type {
 	WP_MSG_SWAP = 5,
 	WP_MSG_PING = 6,
 	WP_MSG_RATE = 7,
+	WP_MSG_TRIGGER = 8,
 	/* worker -> coordinator */
 	WP_MSG_READY = 100,
 	WP_MSG_EVENT = 101,
@@ -73,6 +77,7 @@ typedef enum wp_type {
 	WP_MSG_RECORD = 104,
 	WP_MSG_HEARTBEAT = 105,
 	WP_MSG_DONE = 106,
+	WP_MSG_TRIGGERED = 107,
 } wp_type;
 
 typedef enum wp_strategy {
@@ -200,6 +205,47 @@ typedef struct wp_rate {
 	int64_t t_ns;                /* coordinator's CLOCK_MONOTONIC when sent */
 } wp_rate;
 
+/*
+ * TRIGGER: the device publishes the trigger of a trigger-topic swap on its
+ * own connection, so that the rule gets the device's client id and
+ * certificate. A device connected and subscribed publishes at once. Any
+ * other device publishes right after its next SUBACK (a reconnect-per-attempt
+ * device between attempts, a device waiting to reconnect). The publish
+ * time is the device's t_swap_start: the worker starts the detection there
+ * itself, and the coordinator sends no SWAP for the device.
+ */
+typedef struct wp_trigger {
+	uint32_t device; /* fleet-wide device index */
+	uint32_t swap_index;
+	uint8_t qos;     /* 0 or 1 */
+	char topic[WP_TOPIC_MAX];
+	char payload[WP_PAYLOAD_MAX];
+} wp_trigger;
+
+typedef enum wp_trigger_outcome {
+	WP_TRIGGER_ACKED = 0,       /* QoS 1: PUBACK success; QoS 0: handed to paho */
+	WP_TRIGGER_UNCONFIRMED = 1, /* sent, but no PUBACK: connection ended or paho failed it */
+	WP_TRIGGER_REJECTED = 2,     /* sent and rejected: PUBACK reason code >= 0x80 */
+	WP_TRIGGER_NOT_SENT = 3,    /* never sent: send call failed, draining, or rejected */
+} wp_trigger_outcome;
+
+/*
+ * TRIGGERED: the outcome of one TRIGGER. t_sent_ns is the publish call
+ * (CLOCK_MONOTONIC), 0 when outcome is NOT_SENT; client_id and attempt name
+ * the connection it went out on.
+ */
+typedef struct wp_triggered {
+	uint32_t device;
+	uint32_t swap_index;
+	uint8_t outcome; /* wp_trigger_outcome */
+	int64_t t_sent_ns;
+	int64_t t_done_ns; /* when the outcome was known */
+	uint32_t attempt;
+	int32_t code;    /* paho rc or PUBACK reason code; 0 on success */
+	char client_id[WP_ID_MAX];
+	char text[WP_TEXT_MAX];
+} wp_triggered;
+
 /* READY: reply to HELLO once the worker can accept DEVICEs. */
 typedef struct wp_ready {
 	uint32_t worker_index;
@@ -309,6 +355,7 @@ typedef struct wp_msg {
 		wp_swap swap;
 		wp_ping ping;
 		wp_rate rate;
+		wp_trigger trigger;
 		wp_ready ready;
 		wp_event event;
 		wp_timing timing;
@@ -316,6 +363,7 @@ typedef struct wp_msg {
 		wp_record record;
 		wp_heartbeat heartbeat;
 		wp_done done;
+		wp_triggered triggered;
 	} u;
 } wp_msg;
 

@@ -91,6 +91,14 @@ void wk_send_must(worker *w, const wp_msg *m)
 	}
 }
 
+void wk_send_triggered(worker *w, const wp_triggered *r)
+{
+	wp_msg m = { .type = WP_MSG_TRIGGERED };
+
+	m.u.triggered = *r;
+	wk_send_must(w, &m);
+}
+
 static uint32_t rss_kb(void)
 {
 	FILE *f = fopen("/proc/self/statm", "r");
@@ -431,6 +439,41 @@ static void on_swap(worker *w, const wp_swap *s)
 	}
 }
 
+static wk_device *find_device(worker *w, uint32_t index)
+{
+	for (uint32_t i = 0; i < w->ndevices; i++)
+		if (w->devices[i].cfg.index == index)
+			return &w->devices[i];
+	return NULL;
+}
+
+/* Hands a TRIGGER to its device, or replies NOT_SENT when it cannot be published. */
+static void on_trigger(worker *w, const wp_trigger *t)
+{
+	wk_device *d = find_device(w, t->device);
+	const char *why = NULL;
+	wp_triggered r = { .device = t->device, .swap_index = t->swap_index,
+			   .outcome = WP_TRIGGER_NOT_SENT, .code = -1 };
+
+	if (d == NULL)
+		why = "the device is not assigned to this worker";
+	else if (!w->started || w->draining)
+		why = "TRIGGER sent outside the connect-to-drain phases";
+	else if (t->qos > 1)
+		why = "TRIGGER with a QoS other than 0 or 1";
+	else if (d->trigger != NULL)
+		why = "the device's previous TRIGGER is not finished";
+	if (why == NULL) {
+		dev_trigger(w, d, t);
+		return;
+	}
+	PL_WARN(COMPONENT, "worker %u: trigger for device %u rejected: %s", w->hello.worker_index,
+		t->device, why);
+	r.t_done_ns = pl_mono_ns();
+	snprintf(r.text, sizeof(r.text), "%s", why);
+	wk_send_triggered(w, &r);
+}
+
 /*
  * Takes a new connect-rate share. Slots reserved at the old spacing but not
  * yet reached are rescaled around now, so the devices keep their order and
@@ -481,6 +524,7 @@ static void handle_msg(worker *w, const wp_msg *m, int64_t now)
 		send_heartbeat(w, m->u.ping.seq);
 		break;
 	case WP_MSG_RATE: on_rate(w, &m->u.rate, now); break;
+	case WP_MSG_TRIGGER: on_trigger(w, &m->u.trigger); break;
 	default:
 		PL_WARN(COMPONENT, "unexpected %s message ignored", wp_type_name(m->type));
 	}

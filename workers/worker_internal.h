@@ -52,6 +52,14 @@ typedef struct wk_conn {
 	wp_timing timing;     /* the current attempt's timings */
 } wk_conn;
 
+/* A TRIGGER the device has not finished: waiting for a connection, or for its PUBACK. */
+typedef struct wk_trigger {
+	wp_trigger msg;
+	int64_t t_sent;   /* publish call, 0 = not sent yet */
+	uint32_t attempt; /* the attempt it was sent on */
+	char client_id[WP_ID_MAX]; /* the connection's client id */
+} wk_trigger;
+
 /*
  * A device's DEVICE message as the worker keeps it. The paths and the probe
  * topic point into the worker's string table, one copy each, so devices with
@@ -96,6 +104,7 @@ typedef struct wk_device {
 	uint64_t http_seq;       /* sequence of the last delivered probe, 0 = none yet */
 	int64_t http_t_send;     /* its send time, from the payload */
 	uint64_t http_fed;       /* the last sequence given to detection as sent */
+	wk_trigger *trigger;     /* allocated at TRIGGER, freed with its TRIGGERED; NULL = none */
 	int64_t t_timer;         /* the time of the pending timer entry, 0 = none */
 	uint32_t timer_tag;
 	detect det;
@@ -163,6 +172,8 @@ void wk_send_event(worker *w, const wk_device *d, wp_event_kind kind, int32_t co
 void wk_send_connect_event(worker *w, const wk_device *d, wp_event_kind kind, int32_t code,
 			   const char *text, int64_t connect_ns);
 void wk_send_must(worker *w, const wp_msg *m);
+/* Sends a TRIGGERED, which must not be dropped: the coordinator counts the swap's jobs. */
+void wk_send_triggered(worker *w, const wp_triggered *r);
 void wk_schedule(worker *w, wk_device *d, int64_t t);
 
 /* device.c */
@@ -171,6 +182,8 @@ void dev_on_timer(worker *w, wk_device *d, int64_t now);
 void dev_on_event(worker *w, wk_device *d, const mq_event *ev);
 void dev_swap_started(worker *w, wk_device *d, uint32_t swap_index, int64_t t);
 void dev_swap_done(worker *w, wk_device *d, uint32_t swap_index, int64_t t);
+/* Publishes t now when d is connected and subscribed, else after its next SUBACK. */
+void dev_trigger(worker *w, wk_device *d, const wp_trigger *t);
 void dev_drain(worker *w, wk_device *d, int64_t now);
 /* Moves d's reserved connect slot, if still ahead of now, to now + (slot - now) * scale. */
 void dev_rescale_slot(worker *w, wk_device *d, int64_t now, double scale);
