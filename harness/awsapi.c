@@ -674,8 +674,9 @@ static pl_err send_once(awsapi_client *c, const awsapi_http *req, attempt *a, pl
 	/*
 	 * The request left after the connection (and its TLS handshake) was
 	 * ready, so that moment is the latest time known to precede the send.
-	 * libcurl 7.88 records PRETRANSFER only after it has sent the request,
-	 * and a fast server can apply the change before that time.
+	 * libcurl records PRETRANSFER on entering its DID state, after the DO
+	 * phase has written the request (lib/multi.c, before_perform), and with
+	 * libcurl 7.88.1 the simulator was seen to apply a change before it.
 	 */
 	curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME_T, &connect_us);
 	curl_easy_getinfo(c->curl, CURLINFO_APPCONNECT_TIME_T, &tls_us);
