@@ -81,7 +81,21 @@ static const char *bound_verdict(const run_csv *csv, size_t r, long long error, 
 		       "that allows it)";
 	if (rtt > SLACK_NS)
 		return "the broker delivered probes late: the machine is too loaded for the bound";
-	return "probes were delivered in time and the ground truth or the detection is wrong";
+	return "the first probes arrived in time: check the ground truth and the detection, "
+	       "unless a high load average shows that probes were sent late";
+}
+
+/* Writes the 1-minute load average from /proc/loadavg, or "unknown", into buf. */
+static void read_load_average(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	snprintf(buf, len, "unknown");
+	if (f == NULL)
+		return;
+	if (fscanf(f, "%15s", buf) != 1)
+		snprintf(buf, len, "unknown");
+	fclose(f);
 }
 
 /* Asserts that every row has an effect and agrees with the ground truth. */
@@ -97,6 +111,7 @@ static void assert_rows_match_truth(const run_case *rc, const run_csv *csv,
 		long long rtt;
 		size_t attempts;
 		char rtt_text[32];
+		char load[16];
 
 		ck_assert_msg(strcmp(run_csv_get(csv, r, "censored"), "0") == 0,
 			      "device %s is censored", device);
@@ -111,12 +126,13 @@ static void assert_rows_match_truth(const run_case *rc, const run_csv *csv,
 			snprintf(rtt_text, sizeof(rtt_text), "%lld ms", rtt / 1000000);
 		else
 			snprintf(rtt_text, sizeof(rtt_text), "not recorded");
+		read_load_average(load, sizeof(load));
 		ck_abort_msg("device %s (%s): measured effect %lld ms %s the ground truth, bound "
-			     "%lld ms; the slowest first-probe round trip of its %zu attempts: %s, "
-			     "so %s",
+			     "%lld ms; the slowest first-probe round trip of its %zu attempts: %s; "
+			     "load average %s; so %s",
 			     device, run_csv_get(csv, r, "strategy"), llabs(error) / 1000000,
 			     error < 0 ? "before" : "after", bound / 1000000, attempts, rtt_text,
-			     bound_verdict(csv, r, error, rtt));
+			     load, bound_verdict(csv, r, error, rtt));
 	}
 }
 
@@ -285,6 +301,8 @@ END_TEST
  * simulator's rule attach seed-b (which adds iot:Receive on the device's
  * response topic) and detach seed-a for the publishing certificate, and a
  * prober connection publishes the probes.
+ * NOTE: under heavy load one reconnecting device received its first probe
+ * two intervals after its SUBACK, outside the bound, with a correct truth.
  */
 START_TEST(test_run_trigger_topic)
 {
