@@ -667,7 +667,8 @@ static pl_err send_once(awsapi_client *c, const awsapi_http *req, attempt *a, pl
 {
 	char url[AWSAPI_PATH_MAX + AWSAPI_QUERY_MAX + 256];
 	struct curl_slist *headers = NULL;
-	curl_off_t pretransfer_us = 0;
+	curl_off_t connect_us = 0;
+	curl_off_t tls_us = 0;
 	int64_t t_start;
 	pl_err err;
 
@@ -691,9 +692,16 @@ static pl_err send_once(awsapi_client *c, const awsapi_http *req, attempt *a, pl
 	a->code = curl_easy_perform(c->curl);
 	a->t_done_ns = pl_mono_ns();
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &a->status);
-	/* The request left when the connection was ready, not when perform began. */
-	curl_easy_getinfo(c->curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
-	a->t_sent_ns = t_start + (int64_t)pretransfer_us * PL_NS_PER_US;
+	/*
+	 * The request left after the connection (and its TLS handshake) was
+	 * ready, so that moment is the latest time known to precede the send.
+	 * libcurl records PRETRANSFER on entering its DID state, after the DO
+	 * phase has written the request (lib/multi.c, before_perform), and with
+	 * libcurl 7.88.1 the simulator was seen to apply a change before it.
+	 */
+	curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+	curl_easy_getinfo(c->curl, CURLINFO_APPCONNECT_TIME_T, &tls_us);
+	a->t_sent_ns = t_start + (int64_t)(tls_us > connect_us ? tls_us : connect_us) * PL_NS_PER_US;
 	curl_slist_free_all(headers);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	return PL_OK;

@@ -324,7 +324,7 @@ pl_err plugin_conn_snapshot(plugin *p, plugin_conn *c, const char *reason)
 	p->counters.snapshots++;
 	schedule_first(p, c, now);
 	cache_store(p, c);
-	plugin_log_snapshot(p, c, reason, 1, now, now);
+	plugin_log_snapshot(p, c, reason, 1, c->snapshot->taken_ns, c->snapshot->taken_ns);
 	return PL_OK;
 }
 
@@ -350,7 +350,10 @@ static void conn_refresh(plugin *p, plugin_conn *c, int64_t now)
 	if (!changed || conn_use_snapshot(c, snap) == 0) {
 		p->counters.refreshes++;
 		p->counters.refresh_changes += (uint64_t)changed;
-		plugin_log_snapshot(p, c, "refresh", changed, scheduled, now);
+		/* Dated when the store was read, not when the refresh began, because a
+		 * control-plane call may hold the store's lock in between. The ground
+		 * truth must not date that call's change before the call was sent. */
+		plugin_log_snapshot(p, c, "refresh", changed, scheduled, snap->taken_ns);
 	}
 	cache_store(p, c);
 	sim_snapshot_free(snap);
@@ -367,7 +370,7 @@ void plugin_conn_maybe_refresh(plugin *p, plugin_conn *c, int64_t now)
 		if (sim_state_snapshot_take(p->state, c->cert_id, c->client_id, &snap) != PL_OK)
 			return;
 		if (!sim_snapshot_same_policies(c->snapshot, snap) && conn_use_snapshot(c, snap) == 0)
-			plugin_log_snapshot(p, c, "refresh", 1, now, now);
+			plugin_log_snapshot(p, c, "refresh", 1, snap->taken_ns, snap->taken_ns);
 		sim_snapshot_free(snap);
 		return;
 	}

@@ -305,6 +305,9 @@ typedef struct sim_snapshot_entry {
 typedef struct sim_snapshot {
 	int refs;                     /* see sim_snapshot_ref; one owner thread */
 	uint64_t generation;
+	/* Time the store was read (CLOCK_MONOTONIC ns, under its lock), so every
+	 * change the snapshot contains was applied before it. */
+	int64_t taken_ns;
 	int cert_found;               /* 0 when the certificate is unknown */
 	sim_cert_status cert_status;
 	sim_snapshot_entry *entries;

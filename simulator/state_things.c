@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
+
 static int strings_has(char *const *list, size_t count, const char *value)
 {
 	for (size_t i = 0; i < count; i++)
@@ -334,6 +336,7 @@ static int snapshot_fill(sim_state *s, sim_snapshot *snap, const char *cert_id,
 	sim_thing *t;
 
 	snap->generation = s->generation;
+	snap->taken_ns = pl_mono_ns();
 	if (!c)
 		return 0;
 	snap->cert_found = 1;

@@ -10,6 +10,10 @@
  * refresh, and probes leave every interval; a revoke is dated by the send
  * time of the first probe lost, which is at most one interval after the
  * refresh. 100 ms covers loopback delivery and scheduling on a busy machine.
+ * NOTE: a probe published through the HTTP API waits in the simulator's
+ * queue until the broker's next tick, at most 100 ms later when idle. So
+ * those cases have little of the slack left: their first probes took 80 to
+ * 87 ms from send to receipt on a 2-core machine with other jobs running.
  */
 #include "tests/check_run_support.h"
 
@@ -34,23 +38,101 @@ static const char groups_keep[] =
 	"  - name: keep\n"
 	"    strategy: keep-connection\n";
 
+/*
+ * Returns the slowest probe round trip in the device's attempt events, or -1
+ * when none has one, and counts those events in *attempts. Each event has the
+ * round trip of its connection's first delivered probe, so a value above
+ * SLACK_NS shows that the broker delivered probes late during the run.
+ */
+static long long max_probe_rtt(const run_case *rc, const char *device, size_t *attempts)
+{
+	char path[400];
+	char line[8192];
+	long long max = -1;
+	FILE *f;
+
+	*attempts = 0;
+	run_case_path(rc, "events.jsonl", path, sizeof(path));
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		json_t *ev = json_loads(line, 0, NULL);
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *name = json_string_value(json_object_get(ev, "device"));
+		json_t *rtt = json_object_get(ev, "probe_rtt_ns");
+
+		if (type != NULL && strcmp(type, "attempt") == 0 && name != NULL &&
+		    strcmp(name, device) == 0) {
+			(*attempts)++;
+			if (json_is_integer(rtt) && json_integer_value(rtt) > max)
+				max = json_integer_value(rtt);
+		}
+		json_decref(ev);
+	}
+	fclose(f);
+	return max;
+}
+
+/* Names the failure that a measurement outside the bound shows, from its sign and the round trips. */
+static const char *bound_verdict(const run_csv *csv, size_t r, long long error, long long rtt)
+{
+	if (error < 0 && strcmp(run_csv_get(csv, r, "direction"), "grant") == 0)
+		return "the ground truth is wrong (a probe cannot be received before the refresh "
+		       "that allows it)";
+	if (rtt > SLACK_NS)
+		return "the broker delivered probes late: the machine is too loaded for the bound";
+	return "the first probes arrived in time: check the ground truth and the detection, "
+	       "unless a high load average shows that probes were sent late";
+}
+
+/* Writes the 1-minute load average from /proc/loadavg, or "unknown", into buf. */
+static void read_load_average(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	snprintf(buf, len, "unknown");
+	if (f == NULL)
+		return;
+	if (fscanf(f, "%15s", buf) != 1)
+		snprintf(buf, len, "unknown");
+	fclose(f);
+}
+
 /* Asserts that every row has an effect and agrees with the ground truth. */
-static void assert_rows_match_truth(const run_csv *csv, size_t expected_rows)
+static void assert_rows_match_truth(const run_case *rc, const run_csv *csv,
+				    size_t expected_rows)
 {
 	ck_assert_uint_eq(csv->nrows, expected_rows);
 	for (size_t r = 0; r < csv->nrows; r++) {
+		const char *device = run_csv_get(csv, r, "device");
 		long long truth = run_csv_int(csv, r, "truth_effect_ns");
 		long long error = run_csv_int(csv, r, "truth_error_ns");
 		long long bound = PROBE_INTERVAL_NS + SLACK_NS;
+		long long rtt;
+		size_t attempts;
+		char rtt_text[32];
+		char load[16];
 
 		ck_assert_msg(strcmp(run_csv_get(csv, r, "censored"), "0") == 0,
-			      "device %s is censored", run_csv_get(csv, r, "device"));
-		ck_assert_msg(truth != (long long)INT64_MIN, "device %s has no ground truth",
-			      run_csv_get(csv, r, "device"));
-		ck_assert_msg(error >= -bound && error <= bound,
-			      "device %s (%s): measured effect %lld ns from the truth, bound %lld",
-			      run_csv_get(csv, r, "device"), run_csv_get(csv, r, "strategy"), error,
-			      bound);
+			      "device %s is censored", device);
+		ck_assert_msg(truth != (long long)INT64_MIN,
+			      "device %s (%s) has no ground truth: no snapshot of its connections "
+			      "with the new policies was recorded after the change",
+			      device, run_csv_get(csv, r, "strategy"));
+		if (error >= -bound && error <= bound)
+			continue;
+		rtt = max_probe_rtt(rc, device, &attempts);
+		if (rtt >= 0)
+			snprintf(rtt_text, sizeof(rtt_text), "%lld ms", rtt / 1000000);
+		else
+			snprintf(rtt_text, sizeof(rtt_text), "not recorded");
+		read_load_average(load, sizeof(load));
+		ck_abort_msg("device %s (%s): measured effect %lld ms %s the ground truth, bound "
+			     "%lld ms; the slowest first-probe round trip of its %zu attempts: %s; "
+			     "load average %s; so %s",
+			     device, run_csv_get(csv, r, "strategy"), llabs(error) / 1000000,
+			     error < 0 ? "before" : "after", bound / 1000000, attempts, rtt_text,
+			     load, bound_verdict(csv, r, error, rtt));
 	}
 }
 
@@ -105,7 +187,7 @@ START_TEST(test_run_grant_both_strategies)
 	run_and_check("grant-both", groups_both, "per-device", "probe-no-receive.json",
 		      "probe-full.json", "  kind: attach-detach\n  direction: grant\n", 12, &csv,
 		      &rc);
-	assert_rows_match_truth(csv, 12);
+	assert_rows_match_truth(&rc, csv, 12);
 	assert_row_counts(csv);
 	ck_assert_uint_eq(count_strategy(csv, "keep-connection"), 6);
 	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 6);
@@ -123,7 +205,7 @@ START_TEST(test_run_revoke_both_strategies)
 	run_and_check("revoke-both", groups_both, "per-device", "probe-full.json",
 		      "probe-no-receive.json", "  kind: attach-detach\n  direction: revoke\n", 12,
 		      &csv, &rc);
-	assert_rows_match_truth(csv, 12);
+	assert_rows_match_truth(&rc, csv, 12);
 	assert_row_counts(csv);
 	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 6);
 	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "revoke");
@@ -140,7 +222,7 @@ START_TEST(test_run_shared_certificate)
 	run_and_check("shared-cert", groups_keep, "shared", "probe-no-receive.json",
 		      "probe-full.json", "  kind: attach-detach\n  direction: grant\n", 10, &csv,
 		      &rc);
-	assert_rows_match_truth(csv, 10);
+	assert_rows_match_truth(&rc, csv, 10);
 	for (size_t r = 1; r < csv->nrows; r++) {
 		ck_assert_str_eq(run_csv_get(csv, r, "cert_id"), run_csv_get(csv, 0, "cert_id"));
 		ck_assert_str_eq(run_csv_get(csv, r, "t_swap_ns"), run_csv_get(csv, 0, "t_swap_ns"));
@@ -158,7 +240,7 @@ START_TEST(test_run_policy_version)
 	run_and_check("policy-version", groups_keep, "per-device", "probe-no-receive.json",
 		      "probe-full.json", "  kind: policy-version\n  direction: grant\n", 10, &csv,
 		      &rc);
-	assert_rows_match_truth(csv, 10);
+	assert_rows_match_truth(&rc, csv, 10);
 	for (size_t r = 1; r < csv->nrows; r++) {
 		ck_assert_str_eq(run_csv_get(csv, r, "t_swap_start_ns"),
 				 run_csv_get(csv, 0, "t_swap_start_ns"));
@@ -184,7 +266,7 @@ START_TEST(test_run_prober_via_http)
 	run_case_init(&rc, yaml);
 	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
 	csv = run_read_samples(&rc);
-	assert_rows_match_truth(csv, 10);
+	assert_rows_match_truth(&rc, csv, 10);
 	free(csv);
 	run_case_cleanup(&rc);
 }
@@ -207,7 +289,7 @@ START_TEST(test_run_prober_via_http_revoke)
 	run_case_init(&rc, yaml);
 	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
 	csv = run_read_samples(&rc);
-	assert_rows_match_truth(csv, 10);
+	assert_rows_match_truth(&rc, csv, 10);
 	ck_assert_str_eq(run_csv_get(csv, 0, "direction"), "revoke");
 	free(csv);
 	run_case_cleanup(&rc);
@@ -219,6 +301,8 @@ END_TEST
  * simulator's rule attach seed-b (which adds iot:Receive on the device's
  * response topic) and detach seed-a for the publishing certificate, and a
  * prober connection publishes the probes.
+ * NOTE: under heavy load one reconnecting device received its first probe
+ * two intervals after its SUBACK, outside the bound, with a correct truth.
  */
 START_TEST(test_run_trigger_topic)
 {
@@ -235,7 +319,7 @@ START_TEST(test_run_trigger_topic)
 	run_case_init(&rc, yaml);
 	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
 	csv = run_read_samples(&rc);
-	assert_rows_match_truth(csv, 10);
+	assert_rows_match_truth(&rc, csv, 10);
 	/* Only the rule knows when it changed the policies. */
 	ck_assert_str_eq(run_csv_get(csv, 0, "t_swap_ns"), "");
 	ck_assert_uint_eq(count_strategy(csv, "reconnect-per-attempt"), 5);
@@ -317,11 +401,11 @@ START_TEST(test_run_reuses_fleet_inventory)
 	ck_assert_int_eq(run_case_command(&rc, "fleet", "create"), 0);
 	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
 	first = run_read_samples(&rc);
+	assert_rows_match_truth(&rc, first, 4);
 	snprintf(rc.out, sizeof(rc.out), "%s/run2", rc.dir);
 	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
 	second = run_read_samples(&rc);
-	assert_rows_match_truth(first, 4);
-	assert_rows_match_truth(second, 4);
+	assert_rows_match_truth(&rc, second, 4);
 	for (size_t r = 0; r < 4; r++) {
 		const char *device = run_csv_get(first, r, "device");
 		size_t r2 = 0;

@@ -7,18 +7,21 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "common/clock.h"
 #include "simulator/certs.h"
 #include "simulator/state.h"
 
@@ -308,6 +311,53 @@ START_TEST(test_sim_state_snapshot_sees_new_default)
 	ck_assert_str_eq(after->entries[0].version_id, "2");
 	sim_snapshot_free(before);
 	sim_snapshot_free(after);
+	sim_state_free(s);
+}
+END_TEST
+
+typedef struct snapshot_job {
+	sim_state *state;
+	const char *cert_id;
+	sim_snapshot *snap;
+	pl_err err;
+} snapshot_job;
+
+static void *take_snapshot(void *arg)
+{
+	snapshot_job *job = arg;
+
+	job->err = sim_state_snapshot_take(job->state, job->cert_id, "x", &job->snap);
+	return NULL;
+}
+
+/*
+ * The broker thread can wait for the store's lock while a control-plane call
+ * changes a policy. The snapshot it then takes contains that change, so its
+ * time must not be earlier than the change, or the ground truth would date
+ * the change before the call that made it.
+ */
+START_TEST(test_sim_state_snapshot_dated_after_change)
+{
+	char cert_id[SIM_CERT_ID_LEN + 1];
+	sim_state *s = group_fixture(cert_id);
+	snapshot_job job = { s, cert_id, NULL, PL_OK };
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+	pthread_t thread;
+	int64_t t_changed;
+	pl_errmsg e;
+
+	sim_state_lock(s);
+	ck_assert_int_eq(pthread_create(&thread, NULL, take_snapshot, &job), 0);
+	/* Gives the thread time to block on the lock; the assertions hold either way. */
+	nanosleep(&pause, NULL);
+	ck_assert_int_eq(sim_state_policy_version_create(s, "A", doc_b, 1, NULL, &e), PL_OK);
+	t_changed = pl_mono_ns();
+	sim_state_unlock(s);
+	ck_assert_int_eq(pthread_join(thread, NULL), 0);
+	ck_assert_int_eq(job.err, PL_OK);
+	ck_assert_str_eq(job.snap->entries[0].version_id, "2");
+	ck_assert_int_ge(job.snap->taken_ns, t_changed);
+	sim_snapshot_free(job.snap);
 	sim_state_free(s);
 }
 END_TEST
@@ -941,6 +991,7 @@ static Suite *sim_state_suite(void)
 	tcase_add_test(tc, test_sim_state_group_policy_for_thing_client);
 	tcase_add_test(tc, test_sim_state_group_policy_not_for_other_client);
 	tcase_add_test(tc, test_sim_state_snapshot_sees_new_default);
+	tcase_add_test(tc, test_sim_state_snapshot_dated_after_change);
 	tcase_add_test(tc, test_sim_state_unknown_cert_snapshot);
 	tcase_add_test(tc, test_sim_state_deletes_keep_lookups);
 	tcase_add_test(tc, test_sim_state_journal_replays_saves);
