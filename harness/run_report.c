@@ -55,6 +55,17 @@ static void fill_row(const coordinator *c, int g, progress_row *row, int64_t *la
 	}
 }
 
+/* Lifecycle events sent while the observer was disconnected are lost, so exclusions may be missing. */
+static void print_observer_gap(const coordinator *c)
+{
+	if (!c->observer_gap_after_swap)
+		return;
+	printf("warning: the lifecycle observer was disconnected after the swap (%" PRIu64
+	       " outage%s, %.1f s in all); excluded counts may be incomplete\n",
+	       c->observer_outages, c->observer_outages == 1 ? "" : "s",
+	       (double)c->observer_outage_ns / (double)PL_NS_PER_S);
+}
+
 static void print_table(const coordinator *c)
 {
 	size_t ngroups = c->prof->group_count;
@@ -75,6 +86,7 @@ static void print_table(const coordinator *c)
 		fill_row(c, -1, &rows[ngroups], latencies + c->ndevices);
 	printf("\n");
 	progress_print_table(stdout, rows, nrows);
+	print_observer_gap(c);
 free_memory:
 	free(rows);
 	free(latencies);

@@ -107,6 +107,9 @@ typedef struct run_info {
 	char *start_wall, *end_wall, *status, *reason;
 	int64_t shard_index, shard_count; /* "I/N", 1-based */
 	int64_t anchor_mono_ns, anchor_wall_ns;
+	/* from the optional "observer" object; 0 when absent */
+	int64_t observer_outages, observer_outage_ns;
+	int observer_outage_after_swap;
 	char **expectations;              /* optional "expectations" array */
 	size_t nexpectations;
 	void *json;                       /* the whole document (json_t *), for merge */
