@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "harness/cli.h"
+#include "results/run.h"
 #include "results/summary.h"
 
 #define COMPONENT "run"
@@ -58,12 +59,13 @@ static void fill_row(const coordinator *c, int g, progress_row *row, int64_t *la
 /* Lifecycle events sent while the observer was disconnected are lost, so exclusions may be missing. */
 static void print_observer_gap(const coordinator *c)
 {
+	char text[256];
+
 	if (!c->observer_gap_after_swap)
 		return;
-	printf("warning: the lifecycle observer was disconnected after the swap (%" PRIu64
-	       " outage%s, %.1f s in all); excluded counts may be incomplete\n",
-	       c->observer_outages, c->observer_outages == 1 ? "" : "s",
-	       (double)c->observer_outage_ns / (double)PL_NS_PER_S);
+	run_observer_gap_text(text, sizeof(text), (int64_t)c->observer_outages,
+			      c->observer_outage_ns);
+	printf("warning: %s\n", text);
 }
 
 static void print_table(const coordinator *c)

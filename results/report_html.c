@@ -131,14 +131,13 @@ static void write_activity_row(FILE *f, const summary_group *g)
 /* Lifecycle events published while the observer was disconnected are lost. */
 static void write_observer_gap(FILE *f, const summary *s)
 {
+	char text[256];
+
 	if (s->run == NULL || !s->run->observer_outage_after_swap)
 		return;
-	fprintf(f,
-		"<p class=\"note\"><strong>Warning:</strong> the lifecycle observer was "
-		"disconnected after the swap (%" PRId64 " outage%s, %.1f s in all), so the "
-		"excluded counts may be incomplete.</p>\n",
-		s->run->observer_outages, s->run->observer_outages == 1 ? "" : "s",
-		(double)s->run->observer_outage_ns / (double)PL_NS_PER_S);
+	run_observer_gap_text(text, sizeof(text), s->run->observer_outages,
+			      s->run->observer_outage_ns);
+	fprintf(f, "<p class=\"note\"><strong>Warning:</strong> %s.</p>\n", text);
 }
 
 static void write_groups(FILE *f, const summary *s)

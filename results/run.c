@@ -836,6 +836,14 @@ static pl_err info_integer(json_t *root, const char *key, int64_t *out, const ch
 	return PL_OK;
 }
 
+void run_observer_gap_text(char *buf, size_t len, int64_t outages, int64_t outage_ns)
+{
+	snprintf(buf, len,
+		 "the lifecycle observer was disconnected after the swap (%" PRId64
+		 " outage%s, %.1f s in all), so excluded counts may be incomplete",
+		 outages, outages == 1 ? "" : "s", (double)outage_ns / 1e9);
+}
+
 /* The observer's outages, which make the excluded counts possibly incomplete. */
 static pl_err info_observer(run_info *ri, const char *name, pl_errmsg *e)
 {

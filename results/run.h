@@ -115,6 +115,12 @@ typedef struct run_info {
 	void *json;                       /* the whole document (json_t *), for merge */
 } run_info;
 
+/*
+ * Formats the warning, without a "warning:" prefix or final period, that a
+ * lifecycle-observer outage after the swap may have lost exclusions.
+ */
+void run_observer_gap_text(char *buf, size_t len, int64_t outages, int64_t outage_ns);
+
 pl_err run_info_read(run_info **out, const char *path, pl_errmsg *e);
 void run_info_free(run_info *ri);
 /* Writes json (a json_t *) to path with 2-space indentation. */

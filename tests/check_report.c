@@ -612,9 +612,13 @@ START_TEST(test_report_warns_observer_outage)
 	char *html = report_with_observer("{\"status\": \"ready\", \"outages\": 2, "
 					  "\"outage_ns\": 3500000000, \"outage_after_swap\": true}");
 
-	ck_assert_msg(strstr(html, "disconnected after the swap (2 outages, 3.5 s in all), so the "
+	ck_assert_msg(strstr(html, "disconnected after the swap (2 outages, 3.5 s in all), so "
 				   "excluded counts may be incomplete") != NULL,
 		      "no observer warning in report.html");
+	free(html);
+	html = output();
+	ck_assert_msg(strstr(html, "warning: the lifecycle observer was disconnected") != NULL,
+		      "no observer warning in the output:\n%s", html);
 	free(html);
 }
 END_TEST
@@ -625,6 +629,9 @@ START_TEST(test_report_no_outage_no_warning)
 	char *html = report_with_observer("{\"status\": \"ready\", \"outages\": 1, "
 					  "\"outage_ns\": 1000000000, \"outage_after_swap\": false}");
 
+	ck_assert_ptr_null(strstr(html, "excluded counts may be incomplete"));
+	free(html);
+	html = output();
 	ck_assert_ptr_null(strstr(html, "excluded counts may be incomplete"));
 	free(html);
 }
