@@ -108,7 +108,12 @@ void coord_observer_outage_end(coordinator *c, int64_t now_ns)
 	c->observer_lost_ns = 0;
 }
 
-/* Starts an outage; a second loss before a reconnect belongs to the same outage. */
+/*
+ * Starts an outage. A second loss before a reconnect belongs to the same outage.
+ * NOTE: now_ns is when the observer noticed the loss, which after a silent
+ * network failure is when the MQTT keep-alive check (30 s interval) fails,
+ * well after events began to be lost.
+ */
 static void outage_start(coordinator *c, int64_t now_ns)
 {
 	if (c->observer_lost_ns != 0)
