@@ -23,13 +23,19 @@
 
 #define MERGE_SHARDS_MAX 256
 
-enum { OPT_OUT = 1 };
+enum { OPT_OUT = 1, OPT_QUIET };
 
 static const cli_option merge_options[] = {
 	{ OPT_OUT, "out", 'o', "DIR", "Write the merged run to DIR, which is created and must not contain a run.",
 	  NULL },
+	{ OPT_QUIET, "quiet", 'q', NULL, "Print nothing but errors and warnings.", NULL },
 	CLI_OPTIONS_END
 };
+
+typedef struct merge_args {
+	const char *out_dir;
+	int quiet;
+} merge_args;
 
 typedef struct shard {
 	const char *dir;
@@ -40,9 +46,17 @@ typedef struct shard {
 
 static pl_err on_merge_option(void *ctx, int id, const char *value, pl_errmsg *e)
 {
-	(void)id;
-	(void)e;
-	*(const char **)ctx = value;
+	merge_args *args = ctx;
+
+	if (id == OPT_QUIET) {
+		args->quiet = 1;
+		return PL_OK;
+	}
+	if (args->out_dir != NULL)
+		return pl_errmsg_set(e, PL_ERR_INVALID,
+				     "--out given twice ('%s' and '%s'); give one output directory",
+				     args->out_dir, value);
+	args->out_dir = value;
 	return PL_OK;
 }
 
@@ -83,6 +97,32 @@ static pl_err shards_check(const shard *sh, size_t n, pl_errmsg *e)
 						     sh[i].dir, sh[i].info->shard_index);
 	}
 	return PL_OK;
+}
+
+/*
+ * Warns on stderr about shard indexes that no RUN_DIR has. A partial merge is
+ * allowed, for looking at the shards that finished, but its statistics cover
+ * only part of the fleet.
+ */
+static void shards_warn_missing(const shard *sh, size_t n)
+{
+	int64_t count = sh[0].info->shard_count;
+	size_t missing = 0;
+
+	for (int64_t k = 1; k <= count; k++) {
+		size_t i = 0;
+
+		while (i < n && sh[i].info->shard_index != k)
+			i++;
+		if (i < n)
+			continue;
+		if (missing++ == 0)
+			fprintf(stderr, "policylag merge: warning: shards missing of %" PRId64 ":",
+				count);
+		fprintf(stderr, " %" PRId64, k);
+	}
+	if (missing > 0)
+		fprintf(stderr, "; the merged run covers %zu of %" PRId64 " shards\n", n, count);
 }
 
 typedef struct device_ref {
@@ -499,6 +539,7 @@ static pl_err merge_shards(shard *sh, size_t n, const char *out_dir, pl_errmsg *
 		err = anchors_check(sh, n, e);
 	if (err != PL_OK)
 		return err;
+	shards_warn_missing(sh, n);
 	/* Shard order, so that the output does not depend on the argument order. */
 	qsort(sh, n, sizeof(*sh), shard_index_order);
 	for (size_t i = 1; i < n; i++)
@@ -520,18 +561,18 @@ static int run_merge(const cli_command *self, int argc, char **argv)
 {
 	char *dirs[MERGE_SHARDS_MAX];
 	shard sh[MERGE_SHARDS_MAX];
-	const char *out_dir = NULL;
+	merge_args args = { NULL, 0 };
 	size_t n = 0, failed = 0;
 	int help = 0, status = PL_EXIT_OK;
 	pl_errmsg e = { "" };
 	pl_err err = PL_OK;
 
-	if (results_cli_parse(self, argc, argv, on_merge_option, &out_dir, dirs, MERGE_SHARDS_MAX,
+	if (results_cli_parse(self, argc, argv, on_merge_option, &args, dirs, MERGE_SHARDS_MAX,
 			      &n, &help, &e) != PL_OK)
 		return cli_usage_error(self, e.msg);
 	if (help)
 		return PL_EXIT_OK;
-	if (n == 0 || out_dir == NULL)
+	if (n == 0 || args.out_dir == NULL)
 		return cli_usage_error(self, "expected one or more run directories and --out DIR");
 	memset(sh, 0, sizeof(sh));
 	for (size_t i = 0; i < n && err == PL_OK; i++) {
@@ -539,14 +580,15 @@ static int run_merge(const cli_command *self, int argc, char **argv)
 		err = shard_load(&sh[i], &e);
 	}
 	if (err == PL_OK)
-		err = merge_shards(sh, n, out_dir, &e);
+		err = merge_shards(sh, n, args.out_dir, &e);
 	if (err == PL_OK)
-		err = summary_finish_run(out_dir, NULL, 0, &failed, &e);
+		err = summary_finish_run(args.out_dir, NULL, 0, &failed, &e);
 	if (err != PL_OK) {
 		fprintf(stderr, "policylag merge: %s\n", e.msg);
 		status = err == PL_ERR_INVALID ? PL_EXIT_USAGE : PL_EXIT_RUNTIME;
 	} else {
-		printf("merged %zu shards into %s\n", n, out_dir);
+		if (!args.quiet)
+			printf("merged %zu shards into %s\n", n, args.out_dir);
 		status = failed > 0 ? PL_EXIT_EXPECTATION : PL_EXIT_OK;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -558,14 +600,15 @@ static int run_merge(const cli_command *self, int argc, char **argv)
 
 const cli_command cmd_merge = {
 	.name = "merge",
-	.synopsis = "merge RUN_DIR... --out DIR",
+	.synopsis = "merge RUN_DIR... --out DIR [-q]",
 	.summary = "Combine the shards of one profile run into one run directory.",
 	.description =
 		"Checks that every RUN_DIR is a shard of the same profile (profile_hash), that no "
 		"shard index repeats and that no device appears in two shards, then writes the "
 		"combined run.json, samples.csv and events.jsonl (sorted by time) into DIR, moves all "
 		"times onto the earliest shard's clock anchor using the wall-clock anchors, and writes "
-		"summary.json, report.html and junit.xml. Exit status 1 when an expectation "
+		"summary.json, report.html and junit.xml. A shard index that no RUN_DIR has gets a "
+		"warning on stderr, and the merge goes on with the shards given. Exit status 1 when an expectation "
 		"fails, 2 when the shards cannot be merged, 3 on a file error.",
 	.options = merge_options,
 	.examples = "policylag merge host1/run host2/run host3/run --out runs/merged",

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -246,6 +247,13 @@ static int run_sim(const cli_command *self, int argc, char **argv)
 	if (c.no_api)
 		c.opts.api_port = -1;
 	if (plugin_options_check(&c.opts, &e) != PL_OK) {
+		status = cli_usage_error(self, e.msg);
+		goto out;
+	}
+	/* Checked here because the simulator creates its CA and state directory first. */
+	if (c.opts.plugin_path != NULL && access(c.opts.plugin_path, R_OK) != 0) {
+		pl_errmsg_set(&e, PL_ERR_NOT_FOUND, "--plugin %s: %s", c.opts.plugin_path,
+			      strerror(errno));
 		status = cli_usage_error(self, e.msg);
 		goto out;
 	}

@@ -152,6 +152,10 @@ typedef struct coordinator {
 	const char *observer_status; /* "off", "ready", "not ready" */
 	uint64_t observer_events;   /* disconnected events received */
 	uint64_t observer_dropped;  /* events lost to a full queue */
+	uint64_t observer_outages;  /* times its connection was lost */
+	int64_t observer_outage_ns; /* total time without a connection, open outage included */
+	int64_t observer_lost_ns;   /* start of the open outage, or 0 while connected */
+	int observer_gap_after_swap; /* an outage overlapped the time after the first swap */
 	uint64_t excluded;          /* rows written with an exclusion */
 
 	/* probe.via http: probes published through the data-plane Publish API */
@@ -300,6 +304,9 @@ pl_err coord_observer_start(coordinator *c, pl_errmsg *e);
 
 /* Handles the observer's queued events: writes them and keeps the confounding disconnects. */
 void coord_observer_poll(coordinator *c);
+
+/* Ends an open observer outage at now_ns, e.g. when the run stops. */
+void coord_observer_outage_end(coordinator *c, int64_t now_ns);
 
 /* Disconnects and frees the observer. A no-op when it is not running. */
 void coord_observer_stop(coordinator *c);

@@ -98,6 +98,30 @@ static void handle_disconnected(coordinator *c, const observer_event *ev)
 	coord_event(c, t_ns, "lifecycle_disconnect", d != NULL ? d->name : NULL, fields);
 }
 
+void coord_observer_outage_end(coordinator *c, int64_t now_ns)
+{
+	if (c->observer_lost_ns == 0)
+		return;
+	c->observer_outage_ns += now_ns - c->observer_lost_ns;
+	if (c->t_swap_first_ns != 0 && now_ns >= c->t_swap_first_ns)
+		c->observer_gap_after_swap = 1;
+	c->observer_lost_ns = 0;
+}
+
+/*
+ * Starts an outage. A second loss before a reconnect belongs to the same outage.
+ * NOTE: now_ns is when the observer noticed the loss, which after a silent
+ * network failure is when the MQTT keep-alive check (30 s interval) fails,
+ * well after events began to be lost.
+ */
+static void outage_start(coordinator *c, int64_t now_ns)
+{
+	if (c->observer_lost_ns != 0)
+		return;
+	c->observer_outages++;
+	c->observer_lost_ns = now_ns;
+}
+
 static void handle_event(coordinator *c, const observer_event *ev)
 {
 	char text_json[sizeof(ev->text) * 2 + 2];
@@ -109,11 +133,13 @@ static void handle_event(coordinator *c, const observer_event *ev)
 		break;
 	case OBSERVER_EV_READY:
 		c->observer_status = "ready";
+		coord_observer_outage_end(c, ev->t_received_ns);
 		COORD_LOG(c, PL_LOG_INFO, "subscribed to %s", OBSERVER_TOPIC_FILTER);
 		coord_event(c, ev->t_received_ns, "observer_ready", NULL, NULL);
 		break;
 	case OBSERVER_EV_LOST:
 		c->observer_status = "not ready";
+		outage_start(c, ev->t_received_ns);
 		COORD_LOG(c, PL_LOG_WARN, "%s; lifecycle events are lost until it reconnects",
 			  ev->text);
 		rundir_json_string(text_json, sizeof(text_json), ev->text);
@@ -207,6 +233,7 @@ void coord_observer_stop(coordinator *c)
 	if (c->observer == NULL)
 		return;
 	coord_observer_poll(c);
+	coord_observer_outage_end(c, pl_mono_ns());
 	observer_free(c->observer);
 	c->observer = NULL;
 }

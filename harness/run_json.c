@@ -116,13 +116,24 @@ static json_t *connect_rate_json(const coordinator *c)
 	return o;
 }
 
-/* The lifecycle-event observer: its state, the events it received and the rows they excluded. */
+/*
+ * The lifecycle-event observer: its state, the events it received, the rows
+ * they excluded and its own outages. An open outage counts up to now.
+ */
 static json_t *observer_json(const coordinator *c)
 {
-	return json_pack("{s:s, s:I, s:I, s:I}", "status",
+	int64_t outage_ns = c->observer_outage_ns;
+
+	if (c->observer_lost_ns != 0)
+		outage_ns += pl_mono_ns() - c->observer_lost_ns;
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "status",
 			 c->observer_status != NULL ? c->observer_status : "off", "events",
 			 (json_int_t)c->observer_events, "dropped", (json_int_t)c->observer_dropped,
-			 "excluded", (json_int_t)c->excluded);
+			 "excluded", (json_int_t)c->excluded, "outages",
+			 (json_int_t)c->observer_outages, "outage_ns", (json_int_t)outage_ns,
+			 "outage_after_swap",
+			 c->observer_gap_after_swap ||
+				 (c->observer_lost_ns != 0 && c->t_swap_first_ns != 0));
 }
 
 static json_t *build_run_json(const coordinator *c, const char *status, int exit_code)

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "harness/cli.h"
+#include "results/run.h"
 #include "results/summary.h"
 
 #define COMPONENT "run"
@@ -55,6 +56,18 @@ static void fill_row(const coordinator *c, int g, progress_row *row, int64_t *la
 	}
 }
 
+/* Lifecycle events sent while the observer was disconnected are lost, so exclusions may be missing. */
+static void print_observer_gap(const coordinator *c)
+{
+	char text[256];
+
+	if (!c->observer_gap_after_swap)
+		return;
+	run_observer_gap_text(text, sizeof(text), (int64_t)c->observer_outages,
+			      c->observer_outage_ns);
+	printf("warning: %s\n", text);
+}
+
 static void print_table(const coordinator *c)
 {
 	size_t ngroups = c->prof->group_count;
@@ -75,6 +88,7 @@ static void print_table(const coordinator *c)
 		fill_row(c, -1, &rows[ngroups], latencies + c->ndevices);
 	printf("\n");
 	progress_print_table(stdout, rows, nrows);
+	print_observer_gap(c);
 free_memory:
 	free(rows);
 	free(latencies);

@@ -398,8 +398,9 @@ static pl_err parse_rate(const char *text, int allow_off, double *out, pl_errmsg
 			continue;
 		rc = pl_parse_double(number, 0.0, RATE_MAX * units[i].seconds, &v, e);
 		if (rc != PL_OK)
-			return pl_errmsg_set(e, rc, "invalid rate '%s': expected 0 to %g per second",
-					     text, RATE_MAX);
+			return pl_errmsg_set(e, rc, "invalid rate '%s': expected %s %g per second",
+					     text, allow_off ? "0 (off) to" : "above 0 and at most",
+					     RATE_MAX);
 		if (v == 0.0 && !allow_off)
 			return pl_errmsg_set(e, PL_ERR_RANGE, "invalid rate '%s': must be above zero",
 					     text);

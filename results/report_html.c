@@ -128,6 +128,18 @@ static void write_activity_row(FILE *f, const summary_group *g)
 	fputs("</td></tr>\n", f);
 }
 
+/* Lifecycle events published while the observer was disconnected are lost. */
+static void write_observer_gap(FILE *f, const summary *s)
+{
+	char text[256];
+
+	if (s->run == NULL || !s->run->observer_outage_after_swap)
+		return;
+	run_observer_gap_text(text, sizeof(text), s->run->observer_outages,
+			      s->run->observer_outage_ns);
+	fprintf(f, "<p class=\"note\"><strong>Warning:</strong> %s.</p>\n", text);
+}
+
 static void write_groups(FILE *f, const summary *s)
 {
 	fprintf(f, "<h2>Groups</h2>\n<p class=\"note\">Time from the policy swap to its effect. "
@@ -158,6 +170,7 @@ static void write_groups(FILE *f, const summary *s)
 	for (size_t i = 0; i < s->ngroups; i++)
 		write_activity_row(f, &s->groups[i]);
 	fputs("</table>\n", f);
+	write_observer_gap(f, s);
 }
 
 static void write_pairs(FILE *f, const summary *s)

@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 
+#include "results/run.h"
+
 pl_err results_cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn on_option,
 			 void *ctx, char **operands, size_t max, size_t *noperands,
 			 int *help_shown, pl_errmsg *e)
@@ -47,6 +49,13 @@ void results_cli_print_summary(const summary *s)
 		summary_format_seconds(p99, sizeof(p99), g->stats.quantile[3].value);
 		printf("%-28s %9zu %9zu %9zu %12s %12s\n", g->name, g->stats.n, g->stats.n_effect,
 		       g->stats.n_censored, p50, p99);
+	}
+	if (s->run != NULL && s->run->observer_outage_after_swap) {
+		char text[256];
+
+		run_observer_gap_text(text, sizeof(text), s->run->observer_outages,
+				      s->run->observer_outage_ns);
+		printf("warning: %s\n", text);
 	}
 	if (s->nchecks > 0)
 		printf("\nexpectations: %zu of %zu passed\n", s->nchecks - s->nchecks_failed,

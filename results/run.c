@@ -303,6 +303,20 @@ typedef struct column_map {
 	size_t nheader; /* fields in the header row; every record has as many */
 } column_map;
 
+#define UTF8_BOM "\xEF\xBB\xBF"
+
+/* A repeated column name would make one of the two columns unread. */
+static pl_err check_header_unique(const csv_reader *r, pl_errmsg *e)
+{
+	for (size_t f = 0; f < r->nfields; f++)
+		for (size_t g = 0; g < f; g++)
+			if (strcmp(r->fields[f], r->fields[g]) == 0)
+				return pl_errmsg_set(e, PL_ERR_PARSE,
+						     "%s:%ld: header repeats column '%s' (fields %zu and %zu)",
+						     r->name, r->line_no, r->fields[f], g + 1, f + 1);
+	return PL_OK;
+}
+
 static pl_err read_header(csv_reader *r, column_map *map, pl_errmsg *e)
 {
 	int eof;
@@ -312,6 +326,12 @@ static pl_err read_header(csv_reader *r, column_map *map, pl_errmsg *e)
 		return err;
 	if (eof)
 		return pl_errmsg_set(e, PL_ERR_PARSE, "%s: empty file, expected a header row", r->name);
+	/* Spreadsheet programs write a UTF-8 byte order mark before the first column name. */
+	if (r->nfields > 0 && strncmp(r->fields[0], UTF8_BOM, strlen(UTF8_BOM)) == 0)
+		r->fields[0] += strlen(UTF8_BOM);
+	err = check_header_unique(r, e);
+	if (err != PL_OK)
+		return err;
 	map->nheader = r->nfields;
 	for (size_t c = 0; c < NCOLUMNS; c++) {
 		map->index[c] = SIZE_MAX;
@@ -339,6 +359,15 @@ static pl_err field_int(csv_reader *r, const column_map *map, size_t col, int64_
 	if (err != PL_OK)
 		pl_errmsg_prefix(e, "%s:%ld: field %s", r->name, r->line_no, run_samples_columns[col]);
 	return err;
+}
+
+/* Accepts an empty field or an AWS disconnectReason token such as CONNECTION_LOST. */
+static int reason_token_valid(const char *text)
+{
+	for (const char *p = text; *p != '\0'; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return 0;
+	return 1;
 }
 
 static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, pl_errmsg *e)
@@ -383,6 +412,12 @@ static pl_err parse_row(csv_reader *r, const column_map *map, run_sample *row, p
 	row->cert_id = r->fields[map->index[COL_CERT_ID]];
 	row->excluded = map->index[COL_EXCLUDED] != SIZE_MAX ? r->fields[map->index[COL_EXCLUDED]]
 							      : "";
+	if (!reason_token_valid(row->excluded))
+		return pl_errmsg_set(e, PL_ERR_PARSE,
+				     "%s:%ld: field excluded: invalid value '%s', expected empty or a "
+				     "disconnect reason such as SERVER_INITIATED_DISCONNECT (A-Z, 0-9 "
+				     "and _)",
+				     r->name, r->line_no, row->excluded);
 	return PL_OK;
 }
 
@@ -783,6 +818,56 @@ static pl_err info_string(json_t *root, const char *key, int required, char **ou
 	return PL_OK;
 }
 
+/* Reads an optional integer key; an absent key or null reads as 0. */
+static pl_err info_integer(json_t *root, const char *key, int64_t *out, const char *name,
+			   pl_errmsg *e)
+{
+	json_t *v = json_object_get(root, key);
+
+	*out = 0;
+	if (v == NULL || json_is_null(v))
+		return PL_OK;
+	if (!json_is_integer(v))
+		return pl_errmsg_set(e, PL_ERR_PARSE,
+				     "%s: \"%s\" is not an integer, expected nanoseconds as a "
+				     "whole number",
+				     name, key);
+	*out = json_integer_value(v);
+	return PL_OK;
+}
+
+void run_observer_gap_text(char *buf, size_t len, int64_t outages, int64_t outage_ns)
+{
+	snprintf(buf, len,
+		 "the lifecycle observer was disconnected after the swap (%" PRId64
+		 " outage%s, %.1f s in all), so excluded counts may be incomplete",
+		 outages, outages == 1 ? "" : "s", (double)outage_ns / 1e9);
+}
+
+/* The observer's outages, which make the excluded counts possibly incomplete. */
+static pl_err info_observer(run_info *ri, const char *name, pl_errmsg *e)
+{
+	json_t *obs = json_object_get(ri->json, "observer");
+	json_t *after;
+	pl_err err;
+
+	if (obs == NULL || json_is_null(obs))
+		return PL_OK;
+	if (!json_is_object(obs))
+		return pl_errmsg_set(e, PL_ERR_PARSE, "%s: \"observer\" is not an object", name);
+	err = info_integer(obs, "outages", &ri->observer_outages, name, e);
+	if (err == PL_OK)
+		err = info_integer(obs, "outage_ns", &ri->observer_outage_ns, name, e);
+	if (err != PL_OK)
+		return err;
+	after = json_object_get(obs, "outage_after_swap");
+	if (after != NULL && !json_is_boolean(after))
+		return pl_errmsg_set(e, PL_ERR_PARSE,
+				     "%s: \"observer.outage_after_swap\" is not true or false", name);
+	ri->observer_outage_after_swap = json_is_true(after);
+	return PL_OK;
+}
+
 static pl_err info_shard(run_info *ri, const char *name, pl_errmsg *e)
 {
 	const char *shard = json_string_value(json_object_get(ri->json, "shard"));
@@ -841,9 +926,13 @@ static pl_err info_fields(run_info *ri, const char *name, pl_errmsg *e)
 		err = info_string(ri->json, "reason", 0, &ri->reason, name, e);
 	if (err != PL_OK)
 		return err;
-	ri->anchor_mono_ns = json_integer_value(json_object_get(ri->json, "anchor_mono_ns"));
-	ri->anchor_wall_ns = json_integer_value(json_object_get(ri->json, "anchor_wall_ns"));
-	err = info_shard(ri, name, e);
+	err = info_integer(ri->json, "anchor_mono_ns", &ri->anchor_mono_ns, name, e);
+	if (err == PL_OK)
+		err = info_integer(ri->json, "anchor_wall_ns", &ri->anchor_wall_ns, name, e);
+	if (err == PL_OK)
+		err = info_observer(ri, name, e);
+	if (err == PL_OK)
+		err = info_shard(ri, name, e);
 	if (err == PL_OK)
 		err = info_expectations(ri, name, e);
 	return err;

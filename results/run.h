@@ -107,10 +107,19 @@ typedef struct run_info {
 	char *start_wall, *end_wall, *status, *reason;
 	int64_t shard_index, shard_count; /* "I/N", 1-based */
 	int64_t anchor_mono_ns, anchor_wall_ns;
+	/* from the optional "observer" object; 0 when absent */
+	int64_t observer_outages, observer_outage_ns;
+	int observer_outage_after_swap;
 	char **expectations;              /* optional "expectations" array */
 	size_t nexpectations;
 	void *json;                       /* the whole document (json_t *), for merge */
 } run_info;
+
+/*
+ * Formats the warning, without a "warning:" prefix or final period, that a
+ * lifecycle-observer outage after the swap may have lost exclusions.
+ */
+void run_observer_gap_text(char *buf, size_t len, int64_t outages, int64_t outage_ns);
 
 pl_err run_info_read(run_info **out, const char *path, pl_errmsg *e);
 void run_info_free(run_info *ri);

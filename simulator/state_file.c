@@ -364,7 +364,7 @@ pl_err sim_state_snapshot_read(sim_state *s, pl_errmsg *e)
 				     "state file %s: line %d column %d: %s (the file is corrupt "
 				     "or truncated; restore it, or remove it and its journal to start "
 				     "empty)",
-				     s->path, jerr.line, jerr.column, jerr.text);
+				     s->path, jerr.line, jerr.column > 0 ? jerr.column : 1, jerr.text);
 	rc = load_root(s, root, e);
 	json_decref(root);
 	s->snapshot_bytes = (size_t)st.st_size;

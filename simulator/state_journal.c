@@ -457,7 +457,7 @@ static pl_err journal_replay(sim_state *s, int have_snapshot, pl_errmsg *e)
 		if (!root)
 			rc = pl_errmsg_set(e, PL_ERR_PARSE, "%s: column %d: %s (the journal is "
 					   "corrupt; restore it or remove it to lose its changes)",
-					   where, jerr.column, jerr.text);
+					   where, jerr.column > 0 ? jerr.column : 1, jerr.text);
 		else
 			rc = apply_line(s, root, snapshot_generation, &applied, where, e);
 		json_decref(root);

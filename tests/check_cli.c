@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "common/parse.h"
@@ -257,6 +258,25 @@ START_TEST(test_cli_sim_invalid_propagation_exit_2)
 }
 END_TEST
 
+/* A missing plugin is reported before the simulator writes its CA into the state directory. */
+START_TEST(test_cli_sim_missing_plugin_first)
+{
+	char out[4096];
+	char dir[512], state[600];
+	char args[1024];
+	struct stat st;
+
+	sim_state_dir(dir, sizeof(dir));
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(args, sizeof(args), "sim --state-dir '%s' --plugin /nonexistent.so", state);
+	ck_assert_int_eq(run_policylag(args, out, sizeof(out)), 2);
+	ck_assert_msg(strstr(out, "--plugin /nonexistent.so: No such file or directory") != NULL,
+		      "%s", out);
+	ck_assert_int_ne(stat(state, &st), 0);
+	remove_dir(dir);
+}
+END_TEST
+
 START_TEST(test_cli_sim_unknown_option_exit_2)
 {
 	char out[4096];
@@ -363,6 +383,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(program, test_cli_usage_errors_exit_2);
 	tcase_add_test(program, test_cli_every_command_has_help);
 	tcase_add_test(program, test_cli_sim_invalid_propagation_exit_2);
+	tcase_add_test(program, test_cli_sim_missing_plugin_first);
 	tcase_add_test(program, test_cli_sim_unknown_option_exit_2);
 	tcase_add_test(program, test_cli_sim_invalid_module_options_exit_2);
 	tcase_add_test(program, test_cli_sim_valid_options_reach_start);

@@ -452,6 +452,21 @@ START_TEST(test_profile_bad_group_no_cascade)
 }
 END_TEST
 
+/* fleet.connect_rate rejects 0 as well as negative rates, so the message must not offer 0. */
+START_TEST(test_profile_negative_rate_range)
+{
+	load_result r;
+	const char *sets[] = { "fleet.connect_rate=-1/s" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_uint_eq(r.issues.errors, 1);
+	ck_assert_msg(strstr(r.e.msg, "invalid rate '-1/s': expected above 0 and at most 1e+06 "
+				      "per second") != NULL,
+		      "%s", r.e.msg);
+	done(&r);
+}
+END_TEST
+
 START_TEST(test_profile_unset_env_var)
 {
 	load_result r;
@@ -1368,6 +1383,7 @@ static Suite *profile_suite(void)
 	TCase *output = tcase_create("output");
 
 	tcase_add_test(errors, test_profile_base_loads);
+	tcase_add_test(errors, test_profile_negative_rate_range);
 	tcase_add_test(errors, test_profile_syntax_error_position);
 	tcase_add_test(errors, test_profile_deep_nesting_rejected);
 	tcase_add_test(errors, test_profile_unknown_key_suggests);

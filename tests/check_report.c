@@ -489,6 +489,154 @@ START_TEST(test_report_reads_excluded_column)
 }
 END_TEST
 
+/* Writes samples.csv with a header of every column, prefix before it, and rows. */
+static void write_samples(const char *path, const char *prefix, const char *rows)
+{
+	char csv[4096];
+	size_t used = (size_t)snprintf(csv, sizeof(csv), "%s", prefix);
+
+	for (size_t c = 0; run_samples_columns[c] != NULL; c++)
+		used += (size_t)snprintf(csv + used, sizeof(csv) - used, "%s%s", c ? "," : "",
+					 run_samples_columns[c]);
+	snprintf(csv + used, sizeof(csv) - used, "\n%s", rows);
+	write_text(path, csv);
+}
+
+START_TEST(test_report_rejects_bad_excluded)
+{
+	static const char *const bad[] = { " ", "FOO,\"bar", "server_initiated", "AUTH-ERROR" };
+	char path[512], rows[512];
+	run_samples *rs = NULL;
+	pl_errmsg e = { "" };
+
+	path_in(path, sizeof(path), "samples.csv");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* Quoted, so that commas and quotes stay in the one field. */
+		snprintf(rows, sizeof(rows),
+			 "d1,c1,g,keep-connection,grant,0,,0,0,0,5,5,0,1,1,0,0,0,,,\"%s\"\n",
+			 strcmp(bad[i], "FOO,\"bar") == 0 ? "FOO,\"\"bar" : bad[i]);
+		write_samples(path, "", rows);
+		ck_assert_int_eq(run_samples_read(&rs, path, &e), PL_ERR_PARSE);
+		ck_assert_ptr_null(rs);
+		ck_assert_msg(strstr(e.msg, "samples.csv:2: field excluded") != NULL, "%s", e.msg);
+	}
+}
+END_TEST
+
+START_TEST(test_report_rejects_repeated_column)
+{
+	char path[512];
+	run_samples *rs = NULL;
+	pl_errmsg e = { "" };
+
+	path_in(path, sizeof(path), "samples.csv");
+	write_samples(path, "device,", "");
+	ck_assert_int_eq(run_samples_read(&rs, path, &e), PL_ERR_PARSE);
+	ck_assert_msg(strstr(e.msg, "samples.csv:1: header repeats column 'device'") != NULL,
+		      "%s", e.msg);
+}
+END_TEST
+
+/* Spreadsheet programs start a UTF-8 file with a byte order mark, which is skipped. */
+START_TEST(test_report_skips_byte_order_mark)
+{
+	char path[512];
+	run_samples *rs = NULL;
+	pl_errmsg e = { "" };
+
+	path_in(path, sizeof(path), "samples.csv");
+	write_samples(path, "\xEF\xBB\xBF",
+		      "d1,c1,g,keep-connection,grant,0,,0,0,0,5,5,0,1,1,0,0,0,,,CONNECTION_LOST\n");
+	ck_assert_msg(run_samples_read(&rs, path, &e) == PL_OK, "%s", e.msg);
+	ck_assert_uint_eq(rs->nrows, 1);
+	ck_assert_str_eq(rs->rows[0].device, "d1");
+	ck_assert_str_eq(rs->rows[0].excluded, "CONNECTION_LOST");
+	run_samples_free(rs);
+}
+END_TEST
+
+/* Replaces the first occurrence of from in the text file at path with to. */
+static void replace_in_file(const char *path, const char *from, const char *to)
+{
+	char *text = read_text(path);
+	char *at = strstr(text, from);
+	char *edited;
+	size_t len;
+
+	ck_assert_msg(at != NULL, "%s has no '%s'", path, from);
+	len = strlen(text) - strlen(from) + strlen(to) + 1;
+	edited = malloc(len);
+	ck_assert_ptr_nonnull(edited);
+	snprintf(edited, len, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	write_text(path, edited);
+	free(edited);
+	free(text);
+}
+
+START_TEST(test_report_rejects_real_anchor)
+{
+	char dir[512], path[600];
+	run_info *ri = NULL;
+	pl_errmsg e = { "" };
+
+	make_run("run", "h1", "1/1", 1000, "d", 2, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/run.json", dir);
+	replace_in_file(path, "\"anchor_wall_ns\": 1000,", "\"anchor_wall_ns\": 1e30,");
+
+	ck_assert_int_eq(run_info_read(&ri, path, &e), PL_ERR_PARSE);
+	ck_assert_msg(strstr(e.msg, "run.json") != NULL, "%s", e.msg);
+	ck_assert_msg(strstr(e.msg, "anchor_wall_ns") != NULL, "%s", e.msg);
+	ck_assert_int_eq(policylag("report", dir), 3);
+}
+END_TEST
+
+/* Writes a run whose run.json has the given "observer" object, reports it and returns report.html. */
+static char *report_with_observer(const char *observer)
+{
+	char dir[512], path[600], with[512];
+
+	make_run("run", "h1", "1/1", 1000, "d", 2, 1.0, "[]");
+	path_in(dir, sizeof(dir), "run");
+	snprintf(path, sizeof(path), "%s/run.json", dir);
+	snprintf(with, sizeof(with), "\"reason\": \"\", \"observer\": %s,", observer);
+	replace_in_file(path, "\"reason\": \"\",", with);
+
+	ck_assert_int_eq(policylag("report", dir), 0);
+	snprintf(path, sizeof(path), "%s/report.html", dir);
+	return read_text(path);
+}
+
+START_TEST(test_report_warns_observer_outage)
+{
+	char *html = report_with_observer("{\"status\": \"ready\", \"outages\": 2, "
+					  "\"outage_ns\": 3500000000, \"outage_after_swap\": true}");
+
+	ck_assert_msg(strstr(html, "disconnected after the swap (2 outages, 3.5 s in all), so "
+				   "excluded counts may be incomplete") != NULL,
+		      "no observer warning in report.html");
+	free(html);
+	html = output();
+	ck_assert_msg(strstr(html, "warning: the lifecycle observer was disconnected") != NULL,
+		      "no observer warning in the output:\n%s", html);
+	free(html);
+}
+END_TEST
+
+/* An outage that ended before the swap lost no event that could exclude a device. */
+START_TEST(test_report_no_outage_no_warning)
+{
+	char *html = report_with_observer("{\"status\": \"ready\", \"outages\": 1, "
+					  "\"outage_ns\": 1000000000, \"outage_after_swap\": false}");
+
+	ck_assert_ptr_null(strstr(html, "excluded counts may be incomplete"));
+	free(html);
+	html = output();
+	ck_assert_ptr_null(strstr(html, "excluded counts may be incomplete"));
+	free(html);
+}
+END_TEST
+
 START_TEST(test_report_counts_excluded_rows)
 {
 	/* An excluded device is counted per group and left out of n and the quantiles. */
@@ -696,6 +844,63 @@ START_TEST(test_report_merge_shards)
 	json_decref(root);
 	/* A second merge into the same directory would overwrite a run. */
 	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 3);
+}
+END_TEST
+
+START_TEST(test_report_merge_warns_missing_shard)
+{
+	char s1[512], s3[512], out[512];
+	char *text;
+
+	make_run("s1", "h1", "1/3", 1000, "x", 3, 1.0, "[]");
+	make_run("s3", "h1", "3/3", 1000, "z", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s3, sizeof(s3), "s3");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s1, s3, "--out", out, "-q"), 0);
+	text = output();
+	ck_assert_msg(strstr(text, "warning: shards missing of 3: 2;") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "covers 2 of 3 shards") != NULL, "%s", text);
+	/* -q leaves only the warning. */
+	ck_assert_msg(strstr(text, "merged 2 shards") == NULL, "%s", text);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_report_merge_complete_no_warning)
+{
+	char s1[512], s2[512], out[512];
+	char *text;
+
+	make_run("s1", "h1", "1/2", 1000, "x", 3, 1.0, "[]");
+	make_run("s2", "h1", "2/2", 1000, "y", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(s2, sizeof(s2), "s2");
+	path_in(out, sizeof(out), "merged");
+
+	ck_assert_int_eq(policylag("merge", s1, s2, "--out", out), 0);
+	text = output();
+	ck_assert_msg(strstr(text, "warning") == NULL, "%s", text);
+	ck_assert_msg(strstr(text, "merged 2 shards") != NULL, "%s", text);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_report_merge_rejects_two_outs)
+{
+	char s1[512], out[512], other[512];
+	char *text;
+
+	make_run("s1", "h1", "1/1", 1000, "x", 3, 1.0, "[]");
+	path_in(s1, sizeof(s1), "s1");
+	path_in(out, sizeof(out), "merged");
+	path_in(other, sizeof(other), "other");
+
+	ck_assert_int_eq(policylag("merge", s1, "--out", out, "--out", other), 2);
+	text = output();
+	ck_assert_msg(strstr(text, "--out given twice") != NULL, "%s", text);
+	free(text);
 }
 END_TEST
 
@@ -964,6 +1169,12 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_rejects_reserved_group);
 	tcase_add_test(tc, test_report_reads_file_without_excluded);
 	tcase_add_test(tc, test_report_reads_excluded_column);
+	tcase_add_test(tc, test_report_rejects_bad_excluded);
+	tcase_add_test(tc, test_report_rejects_repeated_column);
+	tcase_add_test(tc, test_report_skips_byte_order_mark);
+	tcase_add_test(tc, test_report_rejects_real_anchor);
+	tcase_add_test(tc, test_report_warns_observer_outage);
+	tcase_add_test(tc, test_report_no_outage_no_warning);
 	tcase_add_test(tc, test_report_counts_excluded_rows);
 	tcase_add_test(tc, test_report_excluded_reasons_overflow);
 	tcase_add_test(tc, test_report_missing_run_json);
@@ -972,6 +1183,9 @@ static Suite *report_suite(void)
 	tcase_add_test(tc, test_report_compare_threshold);
 	tcase_add_test(tc, test_report_compare_missing_groups_cross);
 	tcase_add_test(tc, test_report_merge_shards);
+	tcase_add_test(tc, test_report_merge_warns_missing_shard);
+	tcase_add_test(tc, test_report_merge_complete_no_warning);
+	tcase_add_test(tc, test_report_merge_rejects_two_outs);
 	tcase_add_test(tc, test_report_merge_events_time_order);
 	tcase_add_test(tc, test_report_merge_rejects_profiles);
 	tcase_add_test(tc, test_report_merge_orders_by_shard);

@@ -211,6 +211,7 @@ START_TEST(test_run_observer_excludes_server_disconnect)
 	ck_assert(verdict_contains(&rc, "(1 more excluded)"));
 	out = run_read_stdout(&rc);
 	ck_assert_msg(strstr(out, "excluded") != NULL, "no excluded column in:\n%s", out);
+	ck_assert_msg(strstr(out, "may be incomplete") == NULL, "outage warning in:\n%s", out);
 	free(out);
 	free(csv);
 	run_case_cleanup(&rc);
@@ -302,6 +303,48 @@ START_TEST(test_run_observer_off_keeps_every_device)
 }
 END_TEST
 
+/*
+ * Closing the observer's own connection after the swap loses the lifecycle
+ * events of its reconnect backoff (1 s at least), so run.json counts the
+ * outage and the result table warns that exclusions may be incomplete.
+ */
+START_TEST(test_run_observer_outage_reported)
+{
+	run_case rc = { .pid = -1 };
+	json_t *run, *obs;
+	char *out;
+	char path[400];
+	static char page[1 << 20];
+	FILE *html;
+	size_t n;
+
+	start_run(&rc, "true");
+	ck_assert_int_eq(sim_disconnect(&rc, "pl-observer-1", "SERVER_INITIATED_DISCONNECT"), 200);
+	ck_assert_int_eq(run_case_wait(&rc, RUN_TIMEOUT_S), 0);
+
+	run = run_read_json(&rc);
+	obs = json_object_get(run, "observer");
+	ck_assert_ptr_nonnull(obs);
+	ck_assert_int_ge(json_integer_value(json_object_get(obs, "outages")), 1);
+	ck_assert_int_gt(json_integer_value(json_object_get(obs, "outage_ns")), 0);
+	ck_assert(json_is_true(json_object_get(obs, "outage_after_swap")));
+	json_decref(run);
+	out = run_read_stdout(&rc);
+	ck_assert_msg(strstr(out, "excluded counts may be incomplete") != NULL,
+		      "no observer outage warning in:\n%s", out);
+	free(out);
+	run_case_path(&rc, "report.html", path, sizeof(path));
+	html = fopen(path, "r");
+	ck_assert_ptr_nonnull(html);
+	n = fread(page, 1, sizeof(page) - 1, html);
+	page[n] = '\0';
+	fclose(html);
+	ck_assert_msg(strstr(page, "excluded counts may be incomplete") != NULL,
+		      "no observer outage warning in report.html");
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 static Suite *run_observer_suite(void)
 {
 	Suite *s = suite_create("run_observer");
@@ -311,6 +354,7 @@ static Suite *run_observer_suite(void)
 	tcase_add_test(tc, test_run_observer_excludes_server_disconnect);
 	tcase_add_test(tc, test_run_observer_keeps_auth_error);
 	tcase_add_test(tc, test_run_observer_off_keeps_every_device);
+	tcase_add_test(tc, test_run_observer_outage_reported);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -123,6 +123,21 @@ START_TEST(test_sim_state_truncated_file_fails)
 }
 END_TEST
 
+/* jansson reports column 0 for an empty document; columns count from 1. */
+START_TEST(test_sim_state_empty_file_column_1)
+{
+	sim_state *s = new_state();
+	pl_errmsg e;
+
+	write_text(state_path, "\n");
+	ck_assert_int_eq(sim_state_load(s, &e), PL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(e.msg, state_path));
+	ck_assert_msg(strstr(e.msg, "column 0") == NULL, "%s", e.msg);
+	ck_assert_msg(strstr(e.msg, "column 1") != NULL, "%s", e.msg);
+	close_state(s);
+}
+END_TEST
+
 START_TEST(test_sim_state_foreign_file_fails)
 {
 	sim_state *s = new_state();
@@ -781,6 +796,22 @@ START_TEST(test_sim_state_journal_bad_record_fails)
 }
 END_TEST
 
+START_TEST(test_sim_state_journal_empty_line_column_1)
+{
+	sim_state *s;
+	pl_errmsg e;
+
+	run_and_crash(step_populate, 0);
+	append_text(journal_path, "\n");
+	s = new_state();
+	ck_assert_int_eq(sim_state_load(s, &e), PL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(e.msg, "line 6"));
+	ck_assert_msg(strstr(e.msg, "column 0") == NULL, "%s", e.msg);
+	ck_assert_msg(strstr(e.msg, "column 1") != NULL, "%s", e.msg);
+	close_state(s);
+}
+END_TEST
+
 START_TEST(test_sim_state_journal_corrupt_last_line_fails)
 {
 	sim_state *s;
@@ -980,6 +1011,7 @@ static Suite *sim_state_suite(void)
 	tcase_add_checked_fixture(tc, reset_state, NULL);
 	tcase_add_test(tc, test_sim_state_missing_file_is_empty);
 	tcase_add_test(tc, test_sim_state_truncated_file_fails);
+	tcase_add_test(tc, test_sim_state_empty_file_column_1);
 	tcase_add_test(tc, test_sim_state_foreign_file_fails);
 	tcase_add_test(tc, test_sim_state_round_trip);
 	tcase_add_test(tc, test_sim_state_save_is_private);
@@ -1001,6 +1033,7 @@ static Suite *sim_state_suite(void)
 	tcase_add_test(tc, test_sim_state_journal_without_state_fails);
 	tcase_add_test(tc, test_sim_state_journal_corrupt_middle_fails);
 	tcase_add_test(tc, test_sim_state_journal_bad_record_fails);
+	tcase_add_test(tc, test_sim_state_journal_empty_line_column_1);
 	tcase_add_test(tc, test_sim_state_compaction_keeps_state);
 	tcase_add_test(tc, test_sim_state_compaction_then_restart);
 	tcase_add_test(tc, test_sim_state_journal_skips_compacted_lines);
