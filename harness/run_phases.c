@@ -83,28 +83,31 @@ static int64_t connect_phase_length(const coordinator *c)
 	return pacing + p->timing.connect_timeout_ns + CONNECT_GRACE_NS;
 }
 
-/* Keep-connection devices of live workers still to connect and subscribe. */
-static uint64_t devices_waiting(const coordinator *c)
+/* Keep-connection devices of live workers, only those still to connect and subscribe if waiting. */
+static uint64_t count_keep_devices(const coordinator *c, int waiting)
 {
-	uint64_t waiting = 0;
+	uint64_t n = 0;
 
-	for (uint32_t i = 0; i < c->ndevices; i++)
-		waiting += c->prof->groups[c->devices[i].group].strategy ==
-				   PROFILE_STRATEGY_KEEP_CONNECTION &&
-			   !c->devices[i].subscribed && !c->workers[c->devices[i].worker].dead;
-	return waiting;
+	for (uint32_t i = 0; i < c->ndevices; i++) {
+		const coord_device *d = &c->devices[i];
+
+		if (c->prof->groups[d->group].strategy != PROFILE_STRATEGY_KEEP_CONNECTION ||
+		    c->workers[d->worker].dead)
+			continue;
+		if (!waiting || !d->subscribed)
+			n++;
+	}
+	return n;
 }
 
-/* Keep-connection devices of live workers. */
+static uint64_t devices_waiting(const coordinator *c)
+{
+	return count_keep_devices(c, 1);
+}
+
 static uint64_t keep_devices(const coordinator *c)
 {
-	uint64_t keep = 0;
-
-	for (uint32_t i = 0; i < c->ndevices; i++)
-		keep += c->prof->groups[c->devices[i].group].strategy ==
-				PROFILE_STRATEGY_KEEP_CONNECTION &&
-			!c->workers[c->devices[i].worker].dead;
-	return keep;
+	return count_keep_devices(c, 0);
 }
 
 /*
