@@ -141,24 +141,64 @@ static const char *decrease_reason(const connrate *r, const connrate_change *c)
 	return NULL;
 }
 
-/* The rate the round's counts call for. Sets c->reason when it differs. */
-static double decide(const connrate *r, connrate_change *c)
+/*
+ * The rate after a decrease: half the rate, or, when connects were
+ * throttled, failed or timed out, the connects the target accepted in the
+ * round if fewer. Those are what a quota or an overloaded broker let
+ * through in one second, so the rate lands at the limit in one step
+ * instead of several halvings. A round with fewer than
+ * CONNRATE_LATENCY_MIN_SAMPLES accepted connects measures too little for
+ * this, and no round cuts the rate below CONNRATE_DECREASE_MAX of it.
+ */
+static double lowered_rate(const connrate *r, const connrate_change *c)
+{
+	double lower = r->rate * CONNRATE_DECREASE;
+	double accepted = (double)c->connected / ((double)CONNRATE_ROUND_NS / PL_NS_PER_S);
+	int loss = c->connected >= CONNRATE_LATENCY_MIN_SAMPLES &&
+		   c->throttled + c->timed_out + c->failed > 0 &&
+		   strcmp(c->reason, "latency") != 0 && strcmp(c->reason, "backlog") != 0;
+
+	if (loss && accepted < lower)
+		lower = accepted;
+	if (lower < r->rate * CONNRATE_DECREASE_MAX)
+		lower = r->rate * CONNRATE_DECREASE_MAX;
+	return lower;
+}
+
+/* Whether the round calls for no change because a high latency or backlog no longer grows. */
+static int holding(const connrate_change *c)
+{
+	return latency_high(c) || c->pending > c->pending_limit;
+}
+
+/*
+ * The rate the round's counts call for. Sets c->reason when it differs.
+ * Counts clean rounds: a round with a reason to hold resets the series, an
+ * idle round (no accepted connect) leaves it as it is.
+ */
+static double decide(connrate *r, connrate_change *c)
 {
 	double step = r->ceiling / CONNRATE_STEP_SHARE;
 
 	c->reason = decrease_reason(r, c);
 	if (c->reason != NULL) {
-		double lower = r->rate * CONNRATE_DECREASE;
+		double lower = lowered_rate(r, c);
 
+		r->clean_rounds = 0;
 		return lower < r->floor ? r->floor : lower;
 	}
-	/* A high latency or backlog that no longer grows keeps the rate where it is. */
-	if (c->connected == 0 || r->rate >= r->ceiling || latency_high(c) ||
-	    c->pending > c->pending_limit)
+	if (holding(c)) {
+		r->clean_rounds = 0;
 		return r->rate;
+	}
+	if (c->connected == 0 || r->rate >= r->ceiling)
+		return r->rate;
+	if (++r->clean_rounds < CONNRATE_CLEAN_ROUNDS)
+		return r->rate;
+	r->clean_rounds = 0;
 	c->reason = "recovery";
-	if (step < 1.0)
-		step = 1.0;
+	if (step > r->rate / CONNRATE_STEP_RATE_SHARE)
+		step = r->rate / CONNRATE_STEP_RATE_SHARE;
 	return r->rate + step > r->ceiling ? r->ceiling : r->rate + step;
 }
 

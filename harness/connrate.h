@@ -13,9 +13,17 @@
  *     rate, never below the floor;
  *   - otherwise a round with at least one accepted connect, a latency
  *     within the limit and no more connects in flight than the rate times
- *     the latency limit raises the rate
- *     by the step (a twentieth of the ceiling, at least 1/s), never above
- *     the ceiling, which is the configured fleet.connect_rate.
+ *     the latency limit is clean. CONNRATE_CLEAN_ROUNDS clean rounds in a
+ *     row raise the rate by the step: a twentieth of the ceiling, but at
+ *     most a tenth of the rate, never above the ceiling, which is the
+ *     configured fleet.connect_rate.
+ * A quota that throttled at some rate lies anywhere below it, so the rate
+ * climbs back slowly: while throttles come at least every
+ * CONNRATE_CLEAN_ROUNDS rounds, the rate never rises above the one the
+ * last decrease set, and each halving brings it closer to the quota. Once
+ * it is at or below the quota, it overshoots by at most a tenth, once per
+ * CONNRATE_CLEAN_ROUNDS rounds, before the next throttle halves it again.
+ * A round without outcomes neither counts as clean nor breaks the series.
  * Outcomes of connects called before the last decrease are ignored: they
  * were paced at the old rate, and counting them would halve the rate again
  * for a load that is already gone.
@@ -34,7 +42,10 @@
 #define CONNRATE_ROUND_NS PL_NS_PER_S
 #define CONNRATE_FAILURE_SHARE 20 /* failures >= 1/20 of a round's outcomes */
 #define CONNRATE_DECREASE 0.5
+#define CONNRATE_DECREASE_MAX 0.25 /* no round cuts the rate below a quarter of it */
 #define CONNRATE_STEP_SHARE 20 /* the increase step is the ceiling / 20 */
+#define CONNRATE_STEP_RATE_SHARE 10 /* and at most the rate / 10 */
+#define CONNRATE_CLEAN_ROUNDS 3     /* clean rounds in a row before each increase */
 #define CONNRATE_LATENCY_FACTOR 10
 #define CONNRATE_LATENCY_RISE_NS PL_NS_PER_S
 #define CONNRATE_BASELINE_SAMPLES 16
@@ -71,6 +82,7 @@ typedef struct connrate {
 	double rate;
 	double lowest;  /* the lowest rate set so far */
 	uint32_t changes;
+	uint32_t clean_rounds; /* clean rounds in a row since the last change */
 	int64_t t_decrease; /* outcomes of connects called before this are ignored */
 	int64_t t_round;
 	uint32_t connected, throttled, timed_out, failed;

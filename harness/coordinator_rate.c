@@ -64,6 +64,8 @@ void coord_rate_on_event(coordinator *c, const coord_device *d, const wp_event *
 	if (ev->kind == WP_EV_CONNECTED)
 		outcome = CONNRATE_CONNECTED;
 	else if (ev->kind == WP_EV_CONNECT_FAILED)
+		/* NOTE: after the swap started, a close without CONNACK may be a
+		 * throttle as well as the measured denial; it is ignored either way. */
 		outcome = connrate_classify_failure(ev->code, ev->connect_ns,
 						    worker_connect_timeout(c), d->swap_started);
 	else

@@ -83,16 +83,31 @@ static int64_t connect_phase_length(const coordinator *c)
 	return pacing + p->timing.connect_timeout_ns + CONNECT_GRACE_NS;
 }
 
-/* Keep-connection devices of live workers still to connect and subscribe. */
+/* Keep-connection devices of live workers, only those still to connect and subscribe if waiting. */
+static uint64_t count_keep_devices(const coordinator *c, int waiting)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < c->ndevices; i++) {
+		const coord_device *d = &c->devices[i];
+
+		if (c->prof->groups[d->group].strategy != PROFILE_STRATEGY_KEEP_CONNECTION ||
+		    c->workers[d->worker].dead)
+			continue;
+		if (!waiting || !d->subscribed)
+			n++;
+	}
+	return n;
+}
+
 static uint64_t devices_waiting(const coordinator *c)
 {
-	uint64_t waiting = 0;
+	return count_keep_devices(c, 1);
+}
 
-	for (uint32_t i = 0; i < c->ndevices; i++)
-		waiting += c->prof->groups[c->devices[i].group].strategy ==
-				   PROFILE_STRATEGY_KEEP_CONNECTION &&
-			   !c->devices[i].subscribed && !c->workers[c->devices[i].worker].dead;
-	return waiting;
+static uint64_t keep_devices(const coordinator *c)
+{
+	return count_keep_devices(c, 0);
 }
 
 /*
@@ -121,6 +136,7 @@ static int phase_connect(coordinator *c)
 {
 	int64_t deadline;
 	uint64_t waiting, subscribed_before = 0;
+	double waited_s;
 
 	coord_set_phase(c, COORD_PHASE_CONNECT);
 	coord_rate_start(c);
@@ -141,13 +157,19 @@ static int phase_connect(coordinator *c)
 		deadline = later;
 	}
 	waiting = devices_waiting(c);
+	waited_s = (double)(pl_mono_ns() - c->t_phase_ns) / (double)PL_NS_PER_S;
 	if (waiting > 0)
-		COORD_LOG(c, PL_LOG_WARN, "%llu devices are not connected and subscribed after the connect "
-			"phase; they stay in the run and are probably censored",
-			(unsigned long long)waiting);
-	COORD_LOG(c, PL_LOG_INFO, "connected %llu of %u devices in %.1f s",
-		(unsigned long long)c->counts.connected, c->ndevices,
-		(double)(pl_mono_ns() - c->t_phase_ns) / (double)PL_NS_PER_S);
+		COORD_LOG(c, PL_LOG_WARN, "%llu of %llu keep-connection devices are not connected "
+			  "and subscribed after waiting %.1f s in the connect phase (connect rate "
+			  "now %.1f/s, %llu connect failures so far); they stay in the run and are "
+			  "probably censored", (unsigned long long)waiting,
+			  (unsigned long long)keep_devices(c), waited_s, coord_rate_current(c),
+			  (unsigned long long)c->counts.connect_failures);
+	COORD_LOG(c, PL_LOG_INFO, "connected and subscribed %llu of %llu keep-connection "
+		  "devices in %.1f s; %llu of %u devices connected in all (reconnect-per-attempt "
+		  "devices connect per attempt)",
+		  (unsigned long long)(keep_devices(c) - waiting), (unsigned long long)keep_devices(c),
+		  waited_s, (unsigned long long)c->counts.connected, c->ndevices);
 	if (c->rate_on)
 		COORD_LOG(c, PL_LOG_INFO, "connect rate: configured %.1f/s, now %.1f/s, lowest "
 			  "%.1f/s after %u changes", c->rate.ceiling, c->rate.rate, c->rate.lowest,

@@ -30,6 +30,17 @@ static const char *const sets_off[] = {
 	NULL,
 };
 
+/* A quota a twentieth of the configured 100/s, so a step of a twentieth
+ * of the configured rate alone would reach it. */
+#define LOW_QUOTA 5.0
+#define LOW_QUOTA_DEVICES 40
+
+static const char *const sets_low[] = {
+	"target.simulator.quotas.connect_rate_per_account=5/s",
+	"fleet.connect_rate_floor=1/s",
+	NULL,
+};
+
 static void start_case(run_case *rc, const char *name, int devices)
 {
 	char yaml[4096];
@@ -138,6 +149,43 @@ START_TEST(test_run_rate_off_is_throttled)
 }
 END_TEST
 
+/*
+ * With a quota far below the configured rate, the rate must come down to
+ * the quota and stay there while devices are still connecting. So the
+ * lowest rate is at most the quota, and every device is connected. The
+ * rate at the end of the run (no connects after the connect phase) is at
+ * most one increase, a tenth of the rate, above the quota.
+ */
+START_TEST(test_run_rate_settles_below_low_quota)
+{
+	run_case rc = { .pid = -1 };
+	size_t changes;
+	double lowest, current;
+	json_t *run, *rate;
+
+	start_case(&rc, "rate-low-quota", LOW_QUOTA_DEVICES);
+	ck_assert_int_eq(run_case_run(&rc, sets_low, RUN_TIMEOUT_S), 0);
+	lowest = lowest_event_rate(&rc, &changes);
+	ck_assert_uint_ge(changes, 1);
+	ck_assert_msg(lowest > 0 && lowest <= LOW_QUOTA,
+		      "lowest connect rate %.3f/s, expected at most the quota %.0f/s", lowest,
+		      LOW_QUOTA);
+	run = run_read_json(&rc);
+	ck_assert_str_eq(json_string_value(json_object_get(run, "status")), "completed");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(run, "counts"),
+							    "subscribed")),
+			 LOW_QUOTA_DEVICES);
+	rate = json_object_get(run, "connect_rate");
+	current = json_number_value(json_object_get(rate, "current"));
+	ck_assert_msg(current > 0 && current <= LOW_QUOTA * 1.1,
+		      "connect rate %.3f/s at the end, expected at most a tenth above the quota "
+		      "%.0f/s", current, LOW_QUOTA);
+	json_decref(run);
+	ck_assert_uint_eq(connected_rows(&rc), LOW_QUOTA_DEVICES);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 static Suite *run_rate_suite(void)
 {
 	Suite *s = suite_create("run_rate");
@@ -146,6 +194,7 @@ static Suite *run_rate_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_run_rate_lowers_to_quota);
 	tcase_add_test(tc, test_run_rate_off_is_throttled);
+	tcase_add_test(tc, test_run_rate_settles_below_low_quota);
 	suite_add_tcase(s, tc);
 	return s;
 }
