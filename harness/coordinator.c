@@ -257,9 +257,7 @@ static void fill_probe_topic(const coordinator *c, const coord_device *d, wp_dev
 	    profile_expand_topic(p->probe.topic, d->name, "${client_id}", out->probe_topic,
 				 sizeof(out->probe_topic)) == PL_OK)
 		return;
-	/* Not reached for a validated profile: its topics fit AWS's limit when
-	 * expanded with a client id longer than "${client_id}". */
-	fill_probe_topic(c, d, out);
+	snprintf(out->probe_topic, sizeof(out->probe_topic), "%s", d->probe_topic);
 }
 
 static void fill_device(const coordinator *c, const coord_device *d, wp_device *out)
