@@ -238,7 +238,29 @@ static void fill_group(const coordinator *c, size_t i, wp_group *g)
 	g->confirm_ns = profile_revoke_confirm_ns(p);
 }
 
-static void fill_device(const coord_device *d, wp_device *out)
+/*
+ * Writes the probe topic of d's DEVICE message. Echo devices of
+ * fresh-per-attempt groups get the template with ${device} expanded and
+ * ${client_id} kept, so that each attempt subscribes and probes on the topic
+ * of its own client id, as policies written with ${iot:ClientId} require.
+ * Every other device gets d->probe_topic, whose ${client_id} is the device
+ * name (validation rejects a prober with per-attempt topics).
+ */
+static void fill_probe_topic(const coordinator *c, const coord_device *d, wp_device *out)
+{
+	const profile *p = c->prof;
+	const profile_group *pg = &p->groups[d->group];
+
+	if (pg->strategy == PROFILE_STRATEGY_RECONNECT_PER_ATTEMPT &&
+	    pg->client_id_scheme == PROFILE_CLIENT_ID_FRESH_PER_ATTEMPT &&
+	    p->probe.kind == PROFILE_PROBE_ECHO &&
+	    profile_expand_topic(p->probe.topic, d->name, "${client_id}", out->probe_topic,
+				 sizeof(out->probe_topic)) == PL_OK)
+		return;
+	snprintf(out->probe_topic, sizeof(out->probe_topic), "%s", d->probe_topic);
+}
+
+static void fill_device(const coordinator *c, const coord_device *d, wp_device *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->index = d->index;
@@ -247,7 +269,7 @@ static void fill_device(const coord_device *d, wp_device *out)
 	snprintf(out->cert_path, sizeof(out->cert_path), "%s", d->identity->cert_path);
 	snprintf(out->key_path, sizeof(out->key_path), "%s", d->identity->key_path);
 	snprintf(out->cert_id, sizeof(out->cert_id), "%s", d->identity->cert_id);
-	snprintf(out->probe_topic, sizeof(out->probe_topic), "%s", d->probe_topic);
+	fill_probe_topic(c, d, out);
 }
 
 /* Sends HELLO, GROUPs and DEVICEs, then waits for READY. */
@@ -267,7 +289,7 @@ static pl_err greet_worker(coordinator *c, coord_worker *w, pl_errmsg *e)
 	}
 	for (uint32_t i = 0; err == PL_OK && i < w->count; i++) {
 		m.type = WP_MSG_DEVICE;
-		fill_device(&c->devices[w->first + i], &m.u.device);
+		fill_device(c, &c->devices[w->first + i], &m.u.device);
 		err = wp_chan_send_wait(w->chan, &m, SEND_TIMEOUT_NS, e);
 	}
 	if (err != PL_OK) {

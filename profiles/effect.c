@@ -140,11 +140,13 @@ static void prepare_group(effect_ctx *c, const profile_group *g)
 	c->group = g;
 	profile_device_name(p, g->first_device, c->device, sizeof(c->device));
 	/* Attempts after the swap are never the first, so check a second
-	 * attempt's client id. The topics keep the device name in
-	 * ${client_id}, as the coordinator expands them once per device. */
+	 * attempt's client id. Echo devices subscribe and probe on the topic
+	 * of each attempt's client id. The prober publishes to the topic of the
+	 * device name, and the trigger topic is checked with the device name. */
 	profile_client_id(p, g->first_device, 2, c->client_id, sizeof(c->client_id));
-	profile_expand_topic(p->probe.topic, c->device, c->device, c->probe_topic,
-			     sizeof(c->probe_topic));
+	profile_expand_topic(p->probe.topic, c->device,
+			     p->probe.kind == PROFILE_PROBE_ECHO ? c->client_id : c->device,
+			     c->probe_topic, sizeof(c->probe_topic));
 	profile_expand_topic(p->swap.trigger_topic, c->device, c->device, c->trigger_topic,
 			     sizeof(c->trigger_topic));
 	c->auth.client_id = c->client_id;

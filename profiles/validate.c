@@ -200,6 +200,30 @@ static int check_probe_topic(loader *l, const ptree *root)
 }
 
 /*
+ * Rejects a prober with per-attempt probe topics: the prober publishes to
+ * each device's topic built once from the device name, so it cannot follow
+ * the client id of every attempt of a fresh-per-attempt group.
+ */
+static void check_prober_client_ids(loader *l, const ptree *root)
+{
+	const profile *p = &l->impl->pub;
+
+	if (p->probe.kind != PROFILE_PROBE_PROBER || strstr(p->probe.topic, "${client_id}") == NULL)
+		return;
+	for (size_t i = 0; i < p->group_count; i++) {
+		const profile_group *g = &p->groups[i];
+
+		if (g->strategy != PROFILE_STRATEGY_RECONNECT_PER_ATTEMPT ||
+		    g->client_id_scheme != PROFILE_CLIENT_ID_FRESH_PER_ATTEMPT)
+			continue;
+		loader_error(l, at(root, "probe.topic"),
+			     "probe.topic: '%s' uses ${client_id}, but group %s has fresh-per-attempt client ids and the prober publishes to one topic per device; write ${device} instead (with policies that allow it for every attempt's client id), or use probe.kind echo or client_id_scheme: fixed",
+			     p->probe.topic, g->name);
+		return;
+	}
+}
+
+/*
  * Checks the trigger-topic swap's keys; returns whether swap.trigger_topic
  * is valid or unused. The comparison with probe.topic runs only when
  * probe.topic is valid.
@@ -499,6 +523,7 @@ void profile_validate(loader *l, const ptree *root)
 	check_groups(l, root);
 	probe_topic_valid = check_probe_topic(l, root);
 	trigger_topic_valid = check_swap_topics(l, root, probe_topic_valid);
+	check_prober_client_ids(l, root);
 	check_probe_rate(l, root);
 	check_revoke_window(l, root);
 	check_account_rates(l, root);

@@ -1136,19 +1136,62 @@ END_TEST
 
 /*
  * A fresh-per-attempt device connects as "<device>-a<attempt>" after its
- * first attempt but subscribes to the probe topic made with its device name,
- * which the prober publishes to. Policies that allow only the topic of
- * ${iot:ClientId} deny that subscription.
+ * first attempt, and an echo device subscribes and probes on the topic of
+ * that client id, which policies written with ${iot:ClientId} allow.
  */
-START_TEST(test_profile_fresh_ids_need_device_topic)
+START_TEST(test_profile_fresh_ids_echo_valid)
 {
 	load_result r;
 	const char *sets[] = { "groups.re.client_id_scheme=fresh-per-attempt" };
 
 	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_OK);
+	ck_assert_ptr_null(find_issue(&r, "iot:Subscribe"));
+	ck_assert_ptr_null(find_issue(&r, "iot:Connect"));
+	done(&r);
+}
+END_TEST
+
+/* The prober publishes to one topic per device, so it cannot follow per-attempt ids. */
+START_TEST(test_profile_fresh_ids_prober_rejected)
+{
+	load_result r;
+	const char *sets[] = { "groups.re.client_id_scheme=fresh-per-attempt",
+			       "probe.kind=prober" };
+
+	load_with(&r, base_profile, sets, 2);
 	ck_assert_int_eq(r.rc, PL_ERR_INVALID);
+	ck_assert_ptr_nonnull(find_issue(&r, "probe.topic: 'pl/probe/${client_id}' uses ${client_id}, "
+					     "but group re has fresh-per-attempt client ids"));
+	ck_assert_ptr_nonnull(find_issue(&r, "write ${device} instead"));
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_fresh_ids_prober_device_topic)
+{
+	load_result r;
+	const char *sets[] = { "groups.re.client_id_scheme=fresh-per-attempt",
+			       "probe.kind=prober", "probe.topic=pl/probe/${device}" };
+
+	load_with(&r, base_profile, sets, 3);
+	ck_assert_ptr_null(find_issue(&r, "fresh-per-attempt client ids and the prober"));
+	/* The policies allow only the topic of ${iot:ClientId}, which differs
+	 * from the device's topic from the second attempt on. */
 	ck_assert_ptr_nonnull(find_issue(&r, "do not allow iot:Subscribe to 'pl/probe/pl-000005' "
 					     "(group re, client id 'pl-000005-a2')"));
+	done(&r);
+}
+END_TEST
+
+START_TEST(test_profile_fresh_ids_fixed_prober_valid)
+{
+	load_result r;
+	const char *sets[] = { "probe.kind=prober" };
+
+	load_with(&r, base_profile, sets, 1);
+	ck_assert_int_eq(r.rc, PL_OK);
+	ck_assert_ptr_null(find_issue(&r, "fresh-per-attempt client ids and the prober"));
 	done(&r);
 }
 END_TEST
@@ -1457,7 +1500,10 @@ static Suite *profile_suite(void)
 	tcase_add_test(output, test_profile_hash_ignores_layout);
 	tcase_add_test(output, test_profile_write_file);
 	tcase_add_test(output, test_profile_client_ids_and_topics);
-	tcase_add_test(output, test_profile_fresh_ids_need_device_topic);
+	tcase_add_test(output, test_profile_fresh_ids_echo_valid);
+	tcase_add_test(output, test_profile_fresh_ids_prober_rejected);
+	tcase_add_test(output, test_profile_fresh_ids_prober_device_topic);
+	tcase_add_test(output, test_profile_fresh_ids_fixed_prober_valid);
 	tcase_add_test(output, test_profile_simulator_options);
 	tcase_add_test(checks, test_profile_simulator_account_checked);
 	tcase_add_test(output, test_profile_shipped_profiles_validate);

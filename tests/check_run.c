@@ -214,6 +214,74 @@ START_TEST(test_run_revoke_both_strategies)
 }
 END_TEST
 
+/*
+ * Counts events.jsonl's lifecycle disconnects: *auth_errors of reason
+ * AUTH_ERROR (the broker closed a connection it did not authorize) and
+ * *fresh_ids of client ids "<device>-a<attempt>".
+ */
+static void count_lifecycle(const run_case *rc, size_t *auth_errors, size_t *fresh_ids)
+{
+	char path[400];
+	char line[8192];
+	FILE *f;
+
+	*auth_errors = 0;
+	*fresh_ids = 0;
+	run_case_path(rc, "events.jsonl", path, sizeof(path));
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		json_t *ev = json_loads(line, 0, NULL);
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *client_id = json_string_value(json_object_get(ev, "client_id"));
+		const char *reason = json_string_value(json_object_get(ev, "reason"));
+
+		if (type != NULL && strcmp(type, "lifecycle_disconnect") == 0) {
+			*auth_errors += reason != NULL && strcmp(reason, "AUTH_ERROR") == 0;
+			*fresh_ids += client_id != NULL && strstr(client_id, "-a") != NULL;
+		}
+		json_decref(ev);
+	}
+	fclose(f);
+}
+
+/*
+ * Fresh-per-attempt client ids with policies that allow only the topic of
+ * ${iot:ClientId}: each attempt subscribes and probes on the topic of its
+ * own client id, so no attempt is denied and the grant is measured.
+ */
+START_TEST(test_run_fresh_client_id_topics)
+{
+	static const char groups_fresh[] =
+		"  - name: fresh\n"
+		"    strategy: reconnect-per-attempt\n"
+		"    attempt_interval: 2s\n"
+		"    attempt_window: 1500ms\n"
+		"    client_id_scheme: fresh-per-attempt\n";
+	run_case rc = { .pid = -1 };
+	char yaml[4096];
+	run_csv *csv;
+	size_t auth_errors;
+	size_t fresh_ids;
+
+	run_profile_text(yaml, sizeof(yaml), "fresh-ids", 4, "ttl:2s", "per-device", groups_fresh,
+			 "probe-no-receive.json", "probe-full.json",
+			 "  kind: attach-detach\n  direction: grant\n", PROBE_INTERVAL, "15s");
+	/* 5 s before the swap: every device makes two or three attempts, all
+	 * but the first with a fresh client id. */
+	run_replace(yaml, sizeof(yaml), "settle: 1s", "settle: 5s");
+	run_case_init(&rc, yaml);
+	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
+	csv = run_read_samples(&rc);
+	assert_rows_match_truth(csv, 4);
+	count_lifecycle(&rc, &auth_errors, &fresh_ids);
+	ck_assert_uint_eq(auth_errors, 0);
+	ck_assert_uint_ge(fresh_ids, 8);
+	free(csv);
+	run_case_cleanup(&rc);
+}
+END_TEST
+
 START_TEST(test_run_shared_certificate)
 {
 	run_case rc = { .pid = -1 };
@@ -438,6 +506,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_run_grant_both_strategies);
 	tcase_add_test(tc, test_run_revoke_both_strategies);
 	tcase_add_test(tc, test_run_shared_certificate);
+	tcase_add_test(tc, test_run_fresh_client_id_topics);
 	tcase_add_test(tc, test_run_policy_version);
 	tcase_add_test(tc, test_run_prober_via_http);
 	tcase_add_test(tc, test_run_prober_via_http_revoke);

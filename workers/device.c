@@ -72,11 +72,48 @@ static int wants_attempts(const worker *w, const wk_device *d)
 	       (!(d->swap_active && d->swap_done) || trigger_pending(d));
 }
 
-static const char *probe_topic(const worker *w, const wk_device *d)
+/*
+ * Writes template_text with each ${client_id} replaced by client_id to buf
+ * (WP_TOPIC_MAX bytes). Returns whether the result fits.
+ */
+static int expand_client_id(const char *template_text, const char *client_id, char *buf)
+{
+	static const char placeholder[] = "${client_id}";
+	size_t used = 0;
+
+	for (const char *s = template_text; *s != '\0';) {
+		const char *piece = s;
+		size_t n = 1;
+
+		if (strncmp(s, placeholder, sizeof(placeholder) - 1) == 0) {
+			piece = client_id;
+			n = strlen(client_id);
+			s += sizeof(placeholder) - 1;
+		} else {
+			s++;
+		}
+		if (used + n >= WP_TOPIC_MAX)
+			return 0;
+		memcpy(buf + used, piece, n);
+		used += n;
+	}
+	buf[used] = '\0';
+	return 1;
+}
+
+/*
+ * The topic d's connection subscribes to and echo-probes on, or NULL when
+ * too long. A ${client_id} that the coordinator kept in the device's topic
+ * (echo groups with fresh-per-attempt ids) becomes this connection's
+ * client id, so each attempt uses the topic that ${iot:ClientId} allows.
+ */
+static const char *probe_topic(const worker *w, const wk_device *d, char buf[WP_TOPIC_MAX])
 {
 	if (d->group->probe_mode == WP_PROBE_PROBER && w->hello.prober_topic[0] != '\0')
 		return w->hello.prober_topic;
-	return d->cfg.probe_topic;
+	if (strstr(d->cfg.probe_topic, "${client_id}") == NULL)
+		return d->cfg.probe_topic;
+	return expand_client_id(d->cfg.probe_topic, d->conn.client_id, buf) ? buf : NULL;
 }
 
 static int is_throttle_code(int32_t code)
@@ -370,14 +407,27 @@ static void start_connect(worker *w, wk_device *d, int64_t now)
 	waker_kick(w, now);
 }
 
+static void topic_too_long(worker *w, wk_device *d)
+{
+	d->total.errors++;
+	wk_send_event(w, d, WP_EV_ERROR, -1,
+		      "probe topic with this attempt's client id is longer than 256 bytes");
+}
+
 static void start_subscribe(worker *w, wk_device *d)
 {
 	wk_conn *c = &d->conn;
+	char buf[WP_TOPIC_MAX];
+	const char *topic = probe_topic(w, d, buf);
 	int rc;
 
 	c->t_subscribe_call = pl_mono_ns();
-	rc = mq_subscribe(c->h, d->group->mqtt_version, probe_topic(w, d), d->group->qos,
-			  d->slot, c->gen);
+	if (topic == NULL) {
+		topic_too_long(w, d);
+		c->state = CONN_READY;
+		return;
+	}
+	rc = mq_subscribe(c->h, d->group->mqtt_version, topic, d->group->qos, d->slot, c->gen);
 	if (rc != MQTTASYNC_SUCCESS) {
 		d->total.errors++;
 		wk_send_event(w, d, WP_EV_ERROR, rc, "MQTTAsync_subscribe failed");
@@ -432,6 +482,8 @@ static void send_probe(worker *w, wk_device *d, int64_t now)
 {
 	wk_conn *c = &d->conn;
 	int64_t interval = d->group->probe_interval_ns;
+	char buf[WP_TOPIC_MAX];
+	const char *topic;
 	int rc;
 
 	if (now > d->t_next_probe + interval / 2) {
@@ -445,8 +497,13 @@ static void send_probe(worker *w, wk_device *d, int64_t now)
 	}
 	if (d->group->probe_mode != WP_PROBE_ECHO)
 		return;
-	rc = mq_publish_probe(c->h, d->group->mqtt_version, probe_topic(w, d), d->group->qos,
-			      d->cfg.index, d->seq, now, d->slot, c->gen);
+	topic = probe_topic(w, d, buf);
+	if (topic == NULL) {
+		topic_too_long(w, d);
+		return;
+	}
+	rc = mq_publish_probe(c->h, d->group->mqtt_version, topic, d->group->qos, d->cfg.index,
+			      d->seq, now, d->slot, c->gen);
 	if (rc != MQTTASYNC_SUCCESS) {
 		d->total.errors++;
 		wk_send_event(w, d, WP_EV_PUBLISH_FAILED, rc, "MQTTAsync_send failed");

@@ -154,7 +154,7 @@ typedef struct wp_device {
 	char cert_path[WP_PATH_MAX];
 	char key_path[WP_PATH_MAX];
 	char cert_id[WP_CERT_ID_MAX]; /* "" = the worker hashes the certificate */
-	char probe_topic[WP_TOPIC_MAX];
+	char probe_topic[WP_TOPIC_MAX]; /* a ${client_id} left in it is each connection's id */
 } wp_device;
 
 typedef enum wp_phase {
