@@ -273,7 +273,7 @@ START_TEST(test_run_fresh_client_id_topics)
 	run_case_init(&rc, yaml);
 	ck_assert_int_eq(run_case_run(&rc, NULL, RUN_TIMEOUT_S), 0);
 	csv = run_read_samples(&rc);
-	assert_rows_match_truth(csv, 4);
+	assert_rows_match_truth(&rc, csv, 4);
 	count_lifecycle(&rc, &auth_errors, &fresh_ids);
 	ck_assert_uint_eq(auth_errors, 0);
 	ck_assert_uint_ge(fresh_ids, 8);
