@@ -140,10 +140,16 @@ void prober_on_timer(worker *w, int64_t now)
 		prober_connect(w, g, now);
 	if (w->prober.state != CONN_READY || !w->probing || now < w->prober_next)
 		return;
-	if (now > w->prober_next + period)
+	/* After a stall of more than one interval, restart the schedule instead of
+	 * sending a burst. */
+	if (now - w->prober_next > g->probe_interval_ns)
 		w->prober_next = now;
-	w->prober_next += period;
-	prober_publish(w, g, now);
+	/* The driver wakes once per tick, which can be longer than the period, so
+	 * every probe due by now goes out in this pass. */
+	while (now >= w->prober_next) {
+		w->prober_next += period;
+		prober_publish(w, g, now);
+	}
 }
 
 int64_t prober_next_time(const worker *w)
