@@ -72,7 +72,7 @@ static presence_entry *find(const sim_presence *pr, const char *client_id)
 	return e;
 }
 
-/* Doubles the table when it holds more entries than buckets; a failed grow keeps the old table. */
+/* Doubles the table when it has more entries than buckets. A failed grow keeps the old table. */
 static void maybe_grow(sim_presence *pr)
 {
 	size_t count = pr->bucket_count * 2;

@@ -1,7 +1,7 @@
 /*
  * Which MQTT client ids are connected, and each client id's lifecycle
  * versionNumber. The plugin records connects and disconnects on the broker
- * thread; the HTTP API thread asks whether a client id is connected
+ * thread, and the HTTP API thread checks whether a client id is connected
  * (DeleteConnection, /_sim/disconnect). Every call is thread-safe.
  *
  * An entry stays after its client id disconnects, so that the next

@@ -972,7 +972,7 @@ START_TEST(test_sim_state_close_writes_snapshot)
 		ck_assert_int_eq(sim_state_save(s, &e), PL_OK);
 	}
 	close_state(s);
-	/* After a clean stop the state file alone holds everything. */
+	/* After a clean stop the state file alone contains every record. */
 	ck_assert_int_eq(file_size(journal_path), 0);
 	snapshot = read_text(state_path);
 	ck_assert_ptr_nonnull(strstr(snapshot, "\"t8\""));

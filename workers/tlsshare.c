@@ -17,7 +17,7 @@
  *
  * The SSL is then made from the equal shared context, its certificates are
  * cleared, and the connection's own certificate, chain and key are set on
- * it, so it holds exactly what SSL_new would have copied from ctx. The
+ * it, so it contains exactly what SSL_new would have copied from ctx. The
  * unused ctx is freed at once and its address is "retired": paho's later
  * SSL_CTX_free of that address does nothing. A new context that malloc
  * places at a retired address is held back until the retirement ends, so a
